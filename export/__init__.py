@@ -1,0 +1,1 @@
+"""Training, calibration and ONNX export for aestream models. Needs the `[train]` extra (TensorFlow)."""

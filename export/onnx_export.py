@@ -1,0 +1,109 @@
+"""Keras -> ONNX with a parity check, aestream metadata and a model card."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer import modelmeta
+
+OPSET = 17  # tf2onnx 1.17 refuses opset >= 19 for these models; 17 is verified here
+PARITY_ATOL = 1e-5
+
+
+def sha256_of_arrays(*arrays: np.ndarray) -> str:
+    """Hash of training data, so a model card names exactly what it was fitted on."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def convert(model: Any, input_name: str = "input", opset: int = OPSET) -> Any:
+    """Keras model -> ONNX ModelProto with a named input and a free batch dimension."""
+    import tensorflow as tf
+    import tf2onnx
+
+    shape = (None, *model.input_shape[1:])
+    signature = (tf.TensorSpec(shape, tf.float32, name=input_name),)
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    return proto
+
+
+def io_shapes(proto: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            out.append({"name": v.name, "shape": dims})
+        return out
+
+    init = {i.name for i in proto.graph.initializer}
+    return describe([i for i in proto.graph.input if i.name not in init]), describe(proto.graph.output)
+
+
+def parity(proto: Any, model: Any, inputs: np.ndarray) -> float:
+    """Max abs difference between onnxruntime and Keras on the same held-out inputs."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    ref = np.asarray(model(inputs.astype(np.float32), training=False))
+    got = sess.run(None, {sess.get_inputs()[0].name: inputs.astype(np.float32)})[0]
+    return float(np.max(np.abs(ref - got)))
+
+
+def export_keras(model: Any, path: str | Path, meta: dict[str, Any], parity_inputs: np.ndarray,
+                 atol: float = PARITY_ATOL) -> dict[str, Any]:
+    """Convert, parity-check (raises if worse than `atol`), embed metadata, save. Returns the full metadata."""
+    import onnx
+
+    proto = convert(model)
+    diff = parity(proto, model, parity_inputs)
+    if not diff <= atol:
+        raise RuntimeError(f"ONNX parity check failed: max abs difference {diff:.3g} > {atol:g}")
+    inputs, outputs = io_shapes(proto)
+    full = {
+        "aestream_format": modelmeta.FORMAT_VERSION,
+        "created": utc_now(),
+        "inputs": inputs,
+        "outputs": outputs,
+        **meta,
+    }
+    full["parity"] = {"max_abs_diff": diff, "atol": atol, "n_inputs": int(len(parity_inputs)),
+                      "opset": OPSET}
+    missing = modelmeta.missing_keys(full)
+    if missing:
+        raise ValueError(f"model metadata lacks {missing}")
+    del proto.metadata_props[:]
+    for key, value in modelmeta.encode(full).items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "aestream"
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(path))
+    return full
+
+
+def write_card(meta: dict[str, Any], path: str | Path) -> Path:
+    """Model card next to the model: the metadata as readable Markdown plus the raw JSON."""
+    path = Path(path)
+    lines = [f"# Model card: {meta.get('name')}", "",
+             f"- task: `{meta.get('task')}`", f"- version: {meta.get('version')}",
+             f"- created: {meta.get('created')}", ""]
+    for key in ("training_data", "metrics", "threshold", "parity"):
+        if key in meta:
+            lines += [f"## {key.replace('_', ' ')}", "", "```json", json.dumps(meta[key], indent=2), "```", ""]
+    lines += ["## all metadata", "", "```json", json.dumps(meta, indent=2, sort_keys=True), "```", ""]
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,133 @@
+"""The `streamer` command line. User errors end as one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from streamer.errors import MissingExtraError, StreamerError
+
+EXIT_INTERRUPTED = 130
+F = TypeVar("F", bound=Callable[..., Any])
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def one_line_errors(func: F) -> F:
+    """Turn StreamerError (and a broken pipe) into one line on stderr and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except StreamerError as exc:
+            click.echo(f"streamer: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("streamer: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def default_model(filename: str) -> Path:
+    """The shipped model: ./samples/models/ first, then the one next to this package (source checkout)."""
+    for base in (Path("samples"), SAMPLES):
+        if (base / "models" / filename).is_file():
+            return base / "models" / filename
+    raise StreamerError(f"no model given and no samples/models/{filename} found: pass --model PATH")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aestream")
+def main() -> None:
+    """aestream: real-time stream processing with autoencoders on onnxruntime."""
+
+
+@main.command()
+@click.argument("source")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="ONNX model (default: samples/models/ecg.onnx).")
+@click.option("--lead", help="Channel name or index (default: the first).")
+@click.option("--fs", type=float, help="Sampling rate in Hz, for CSV without a time column and for stdin.")
+@click.option("--speed", default="1", show_default=True, help="Replay speed: 1 = real time, N = N times, max.")
+@click.option("--threshold", type=float, help="Anomaly threshold (default: the model's).")
+@click.option("--calibrate", type=float, default=0.0, metavar="SECONDS",
+              help="Set the threshold from the first SECONDS of this patient (model's threshold method).")
+@click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per beat here.")
+@click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here.")
+@click.option("--no-dashboard", is_flag=True, help="Print only the final summary.")
+@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
+@one_line_errors
+def ecg(source: str, model_path: Path | None, lead: str | None, fs: float | None, speed: str,
+        threshold: float | None, calibrate: float, events: Path | None, summary: Path | None,
+        no_dashboard: bool, threads: int) -> None:
+    """Replay an ECG record (WFDB, CSV, EDF) or read stdin (`-`) as a live stream; score each beat.
+
+    SOURCE is a WFDB record (`106`, `106.hea`), a .csv/.edf file, or `-` for one sample per line.
+    """
+    from streamer.run_ecg import run_ecg
+
+    code = run_ecg(source, model_path or default_model("ecg.onnx"), lead=lead, fs=fs, speed=speed,
+                   threshold=threshold, calibrate_s=calibrate, events=events, summary_path=summary,
+                   dashboard=not no_dashboard, threads=threads)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("model_path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+@one_line_errors
+def inspect(model_path: Path, as_json: bool) -> None:
+    """Print everything a model carries: task, I/O, framing, normalisation, threshold, data, metrics."""
+    from streamer.describe import describe_model
+
+    describe_model(model_path, as_json)
+
+
+@main.group()
+def train() -> None:
+    """Train a model and export it to ONNX (needs the [train] extra: TensorFlow)."""
+
+
+def _need_training_extra() -> None:
+    try:
+        import tensorflow  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("training needs TensorFlow and tf2onnx: pip install 'aestream[train]' "
+                                "(see README, 'Training')") from None
+
+
+@train.command("ecg")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
+@click.option("--preset", type=click.Choice(["default", "lecture"]), default="default", show_default=True)
+@click.option("--records", multiple=True, type=click.Path(path_type=Path),
+              help="Train on the normal beats of these WFDB records (folders or record paths) instead of ECG5000.")
+@click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
+@click.option("--name", help="Model file name (without .onnx).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@one_line_errors
+def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | None, name: str | None,
+              seed: int) -> None:
+    """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card."""
+    _need_training_extra()
+    if records:
+        from export.train_records import train_records
+        from streamer.ecg.readers import find_records
+
+        paths = find_records(records)
+        meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg")
+    else:
+        from export.train_ecg import train_ecg5000
+
+        meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)
+    click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
+               ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
+
+
+if __name__ == "__main__":
+    main()

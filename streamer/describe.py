@@ -1,0 +1,32 @@
+"""`streamer inspect`: everything a model file carries, readable or as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from streamer.model import OnnxModel
+
+ORDER = ("name", "task", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
+         "beat", "features", "normalisation", "score", "threshold", "training_data", "metrics", "parity")
+
+
+def describe_model(path: Path, as_json: bool = False, console: Console | None = None) -> None:
+    model = OnnxModel(path)
+    console = console or Console()
+    meta = model.meta
+    if as_json:
+        console.print_json(json.dumps(meta))
+        return
+    table = Table(title=f"{path} ({path.stat().st_size / 1024:.1f} KiB)", show_header=False,
+                  title_justify="left", show_lines=True)
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    keys = [k for k in ORDER if k in meta] + sorted(k for k in meta if k not in ORDER)
+    for key in keys:
+        value = meta[key]
+        table.add_row(key, value if isinstance(value, str) else json.dumps(value, indent=1))
+    console.print(table)

@@ -1,0 +1,111 @@
+"""The engine: Source -> Framer -> Model -> Task logic -> Sinks, with Metrics and a Dashboard.
+
+Each stream supplies a `Task` (framing + task logic); sources, the model wrapper, metrics, sinks and the
+dashboard are shared. All model inputs that become ready in one block run as one batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from streamer.errors import StreamerError
+from streamer.metrics import Metrics
+from streamer.model import OnnxModel
+from streamer.pacing import Pacer
+from streamer.sinks import JsonlSink
+from streamer.sources import Block
+
+
+class Source(Protocol):
+    fs: float
+    name: str
+    live: bool
+
+    def blocks(self) -> Iterator[Block]: ...
+
+
+class Task(Protocol):
+    """What differs between streams: framing (`feed`/`flush`) and what to do with model outputs."""
+
+    def feed(self, block: Block) -> Sequence[Any]: ...
+    def flush(self) -> Sequence[Any]: ...
+    def inputs(self, items: Sequence[Any]) -> np.ndarray: ...
+    def handle(self, items: Sequence[Any], outputs: np.ndarray) -> list[dict[str, Any]]: ...
+    def drops(self) -> dict[str, int]: ...
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]: ...
+    def view(self) -> dict[str, Any]: ...
+
+
+class Engine:
+    def __init__(self, source: Source, task: Task, model: OnnxModel, pacer: Pacer,
+                 events: JsonlSink | None = None, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.source = source
+        self.task = task
+        self.model = model
+        self.pacer = pacer
+        self.events = events
+        self.clock = clock
+        self.metrics = metrics or Metrics(clock)
+        self.interrupted = False
+        self.error: StreamerError | None = None
+
+    def run(self) -> dict[str, Any]:
+        """Runs to the end of the source, Ctrl-C or a source error; always returns the summary.
+
+        A source error (e.g. stdin stopping mid-line) is kept in `self.error` after everything before it
+        was processed, so the caller can still write outputs and then report it.
+        """
+        try:
+            for block in self.source.blocks():
+                self.pacer.wait_until((block.start + len(block.samples)) / self.source.fs)
+                self._step(block)
+            self._process(self.task.flush(), self.clock())
+        except KeyboardInterrupt:
+            self.interrupted = True
+        except StreamerError as exc:
+            self.error = exc
+            self._process(self.task.flush(), self.clock())
+        finally:
+            if self.events is not None:
+                self.events.close()
+        return self.summary()
+
+    def _step(self, block: Block) -> None:
+        arrival = self.clock()  # the block's last sample is here: latency counts from now
+        self._process(self.task.feed(block), arrival)
+        self.metrics.consumed(len(block.samples) / self.source.fs, self.clock() - arrival)
+
+    def _process(self, items: Sequence[Any], arrival: float) -> None:
+        if not items:
+            return
+        batch = self.task.inputs(items)
+        t0 = self.clock()
+        outputs = self.model.run(batch)
+        self.metrics.batch(len(items), self.clock() - t0)
+        events = self.task.handle(items, outputs)
+        if self.events is not None:
+            self.events.write(events)
+        done = self.clock()
+        self.metrics.done([done - arrival] * len(items))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Metrics snapshot with the framer's drops merged in (what the dashboard shows)."""
+        snap = self.metrics.snapshot()
+        drops = {**snap["drops"], **self.task.drops()}
+        snap.update(drops=drops, dropped=sum(drops.values()))
+        return snap
+
+    def summary(self) -> dict[str, Any]:
+        snap = self.snapshot()
+        out = {"source": self.source.name, "model": self.model.name, "model_path": str(self.model.path),
+               "interrupted": self.interrupted, "error": str(self.error) if self.error else None,
+               "duration_s": round(snap["stream_s"], 3), "realtime_factor": snap["realtime_factor"],
+               "latency_ms": snap["latency_ms"], "model_ms": snap["model_ms"],
+               "dropped": snap["dropped"], "drops": snap["drops"], "batches": snap["batches"]}
+        out.update(self.task.summary(snap))
+        return out
