@@ -62,7 +62,8 @@ class Engine:
         """
         try:
             for block in self.source.blocks():
-                self.pacer.wait_until((block.start + len(block.samples)) / self.source.fs)
+                if not self.source.live:  # a live source is paced by its writer
+                    self.pacer.wait_until((block.start + len(block.samples)) / self.source.fs)
                 self._step(block)
             self._process(self.task.flush(), self.clock())
         except KeyboardInterrupt:

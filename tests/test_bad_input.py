@@ -1,0 +1,206 @@
+"""Bad input: one line on stderr naming the file and the problem, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streamer.cli import main
+
+from .conftest import mitdb_record, write_slice
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code: int, stderr: str, *needles: str) -> None:
+    assert code != 0
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture()
+def record_copy(tmp_path: Path) -> Path:
+    """A 60 s real record (from 106) that each test may damage."""
+    return write_slice(mitdb_record("106"), tmp_path, "r", 0.0, 60.0)
+
+
+def test_missing_dat(record_copy: Path, ecg_model: Path) -> None:
+    record_copy.with_suffix(".dat").unlink()
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "r.dat", "missing")
+
+
+def test_truncated_dat(record_copy: Path, ecg_model: Path) -> None:
+    dat = record_copy.with_suffix(".dat")
+    dat.write_bytes(dat.read_bytes()[:5001])
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "r.dat", "truncated")
+
+
+def test_header_disagrees_with_data(record_copy: Path, ecg_model: Path) -> None:
+    hea = record_copy.with_suffix(".hea")
+    lines = hea.read_text().splitlines()
+    fields = lines[1].split()
+    fields[6] = str((int(fields[6]) + 7) % 65536)  # checksum of a different signal
+    hea.write_text("\n".join([lines[0], " ".join(fields), *lines[2:]]) + "\n")
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "r.dat", "header disagrees with data")
+
+
+def test_header_length_disagrees(record_copy: Path, ecg_model: Path) -> None:
+    hea = record_copy.with_suffix(".hea")
+    first, *rest = hea.read_text().splitlines()
+    name, nsig, fs, n = first.split()[:4]
+    hea.write_text("\n".join([f"{name} {nsig} {fs} {int(n) // 2}", *rest]) + "\n")
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "r.dat", "header disagrees with data")
+
+
+def _csv_from_record(tmp_path: Path, n: int = 3600) -> tuple[Path, list[str]]:
+    from streamer.ecg.readers import read_recording
+
+    x = read_recording(mitdb_record("106")).signal[:n]
+    lines = ["time,mlii"] + [f"{i / 360:.6f},{v:.4f}" for i, v in enumerate(x)]
+    return tmp_path / "ecg.csv", lines
+
+
+@pytest.mark.parametrize("bad", ["abc", "nan", ""])
+def test_csv_with_text_or_nan(tmp_path: Path, ecg_model: Path, bad: str) -> None:
+    path, lines = _csv_from_record(tmp_path)
+    lines[100] = f"{99 / 360:.6f},{bad}"
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "ecg.csv", "line 101")
+
+
+def test_empty_file(tmp_path: Path, ecg_model: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "360")
+    assert_one_line_error(code, err, "empty.csv", "empty")
+
+
+def test_flat_line(tmp_path: Path, ecg_model: Path) -> None:
+    path = tmp_path / "flat.csv"
+    path.write_text("\n".join(["0.25"] * 5000) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "360")
+    assert_one_line_error(code, err, "flat.csv", "flat-line")
+
+
+def test_rate_absent(tmp_path: Path, ecg_model: Path) -> None:
+    from streamer.ecg.readers import read_recording
+
+    x = read_recording(mitdb_record("106")).signal[:3600]
+    path = tmp_path / "norate.csv"
+    path.write_text("\n".join(f"{v:.4f}" for v in x) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model))
+    assert_one_line_error(code, err, "norate.csv", "--fs")
+
+
+def test_rate_too_low(tmp_path: Path, ecg_model: Path) -> None:
+    path, lines = _csv_from_record(tmp_path)
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "50")
+    # --fs is ignored when a time column gives the rate; give a slow time column instead
+    lines = ["time,mlii"] + [f"{i / 50:.6f},{ln.split(',')[1]}" for i, ln in enumerate(lines[1:])]
+    path.write_text("\n".join(lines) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model))
+    assert_one_line_error(code, err, "ecg.csv", "below 100 Hz")
+
+
+def test_stdin_stops_mid_stream(tmp_path: Path, ecg_model: Path) -> None:
+    """A writer killed mid-line: the beats before are scored, the summary is written, exit is non-zero."""
+    from streamer.ecg.readers import read_recording
+
+    x = read_recording(mitdb_record("106")).signal[: 360 * 30]
+    text = "\n".join(f"{v:.3f}" for v in x) + "\n-0.1"  # last line cut short, no newline
+    summary = tmp_path / "s.json"
+    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "ecg", "-", "--fs", "360", "--model",
+                           str(ecg_model), "--summary", str(summary)], input=text.encode(),
+                          capture_output=True, timeout=120)
+    err = proc.stderr.decode()
+    assert_one_line_error(proc.returncode, err, "-", "stopped mid-line")
+    data = json.loads(summary.read_text())
+    assert data["beats"] > 20  # ~30 s of a ~70 bpm record were scored before the cut
+    assert data["error"] and "mid-line" in data["error"]
+
+
+def test_model_not_onnx(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_text("this is not a model\n")
+    code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(fake), "--speed", "max")
+    assert_one_line_error(code, err, "model.onnx", "not a readable ONNX model")
+
+
+def test_model_of_wrong_task(tmp_path: Path, ecg_model: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(ecg_model))
+    for prop in proto.metadata_props:
+        if prop.key == "task":
+            prop.value = json.dumps("audio-codec")
+    wrong = tmp_path / "audio.onnx"
+    onnx.save(proto, str(wrong))
+    code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(wrong), "--speed", "max")
+    assert_one_line_error(code, err, "audio.onnx", "audio-codec")
+
+
+def test_model_of_wrong_shape(tmp_path: Path, ecg_model: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(ecg_model))
+    for prop in proto.metadata_props:
+        if prop.key == "beat":
+            beat = json.loads(prop.value)
+            beat["length"] = 100
+            prop.value = json.dumps(beat)
+    wrong = tmp_path / "short.onnx"
+    onnx.save(proto, str(wrong))
+    code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(wrong), "--speed", "max")
+    assert_one_line_error(code, err, "short.onnx", "values per item")
+
+
+def test_missing_record(tmp_path: Path, ecg_model: Path) -> None:
+    code, _, err = run_cli("ecg", str(tmp_path / "nothere"), "--model", str(ecg_model))
+    assert_one_line_error(code, err, "nothere.hea", "no such")
+
+
+def test_training_without_extra_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
+    code, _, err = run_cli("train", "ecg", "--out", "unused")
+    assert_one_line_error(code, err, "aestream[train]")
+
+
+def test_edf_roundtrip_and_bad_edf(tmp_path: Path, ecg_model: Path) -> None:
+    """A real record written to EDF reads back (in mV); a damaged EDF is one clear line."""
+    import pyedflib
+
+    from streamer.ecg.readers import read_recording
+
+    x = read_recording(mitdb_record("106")).signal[: 360 * 20]
+    path = tmp_path / "ecg.edf"
+    with pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS) as w:
+        w.setSignalHeaders([{"label": "MLII", "dimension": "uV", "sample_frequency": 360,
+                             "physical_max": 10000, "physical_min": -10000,
+                             "digital_max": 32767, "digital_min": -32768}])
+        w.writeSamples([x * 1000.0])
+    rec = read_recording(path)
+    assert rec.fs == 360 and rec.lead == "MLII"
+    assert np.max(np.abs(rec.signal - x)) < 0.01  # back in mV, within EDF's 16-bit resolution
+    shutil.copy(path, tmp_path / "bad.edf")
+    (tmp_path / "bad.edf").write_bytes(path.read_bytes()[:300])
+    code, _, err = run_cli("ecg", str(tmp_path / "bad.edf"), "--model", str(ecg_model))
+    assert_one_line_error(code, err, "bad.edf")

@@ -1,0 +1,164 @@
+"""Engine pieces: metrics, pacing, streaming == offline, summaries checked against annotations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streamer.cli import main
+from streamer.ecg.readers import read_recording
+from streamer.ecg.task import EcgTask
+from streamer.engine import Engine
+from streamer.metrics import BINS_PER_DECADE, LatencyHistogram, Metrics
+from streamer.model import OnnxModel
+from streamer.pacing import Pacer, parse_speed
+from streamer.sinks import JsonlSink
+from streamer.sources import ArraySource, Block
+
+from .conftest import mitdb_record, write_slice
+
+
+def test_latency_histogram_matches_numpy_percentiles() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.lognormal(mean=-6, sigma=1.0, size=20000)  # ~2.5 ms median, long tail
+    hist = LatencyHistogram()
+    for v in values:
+        hist.add(float(v))
+    tolerance = 10 ** (1 / BINS_PER_DECADE)  # one bin
+    for q in (50, 95, 99):
+        ratio = hist.percentile(q) / np.percentile(values, q)
+        assert 1 / tolerance**2 < ratio < tolerance**2, (q, ratio)
+    assert np.isnan(LatencyHistogram().percentile(50))
+
+
+def test_pacer_waits_for_stream_time_with_injected_clock() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    pacer = Pacer(speed=2.0, clock=lambda: now[0], sleep=sleep)
+    pacer.wait_until(0.0)
+    pacer.wait_until(1.0)  # 1 s of signal at 2x is due 0.5 s after the start
+    assert slept == [pytest.approx(0.5)]
+    now[0] += 3.0  # processing fell behind: no sleep, no catch-up burst
+    assert pacer.wait_until(2.0) == 0.0
+    assert Pacer(parse_speed("max")).wait_until(1e9) == 0.0
+    with pytest.raises(ValueError):
+        parse_speed("0")
+
+
+def _run(record: Path, model: Path, block_s: float, events: Path | None = None,
+         calibrate_s: float = 0.0) -> tuple[dict, EcgTask]:
+    rec = read_recording(record)
+    onnx_model = OnnxModel(model)
+    task = EcgTask(onnx_model, rec.fs, reference=rec, calibrate_s=calibrate_s)
+    engine = Engine(ArraySource(rec.signal, rec.fs, str(record), block_s), task, onnx_model,
+                    Pacer(float("inf")), events=JsonlSink(events) if events else None)
+    return engine.run(), task
+
+
+def test_streaming_equals_offline_scores(slice106: Path, ecg_model: Path) -> None:
+    """Block size changes batching, never the beats or their scores."""
+    _, whole = _run(slice106, ecg_model, block_s=1e6)
+    for block_s in (0.05, 0.37, 3.0):
+        _, streamed = _run(slice106, ecg_model, block_s=block_s)
+        assert streamed.r_samples == whole.r_samples
+        np.testing.assert_allclose(streamed.scores, whole.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_summary_against_hand_countable_slice(tmp_path: Path, ecg_model: Path) -> None:
+    """20 s of record 106: the annotation counts are small enough to check one by one."""
+    import wfdb
+
+    record = write_slice(mitdb_record("106"), tmp_path, "h106", 120.0, 20.0)
+    ann = wfdb.rdann(str(record), "atr")
+    symbols = list(ann.symbol)
+    events = tmp_path / "beats.jsonl"
+    summary, task = _run(record, ecg_model, block_s=0.1, events=events)
+    lines = [json.loads(ln) for ln in events.read_text().splitlines()]
+    lookahead = int(0.3 * 360)
+    counted = [s for s, p in zip(symbols, ann.sample) if p < 20 * 360 - lookahead]
+    assert summary["rpeaks"]["tp"] + summary["rpeaks"]["fn"] == len(counted)
+    assert summary["anomaly"]["pvc_annotated"] == counted.count("V")
+    assert summary["beats"] == len(lines) == len(task.scores)
+    assert summary["anomalies"] == sum(e["anomaly"] for e in lines)
+    tp = summary["rpeaks"]["tp"]
+    assert summary["rpeaks"]["sensitivity"] == pytest.approx(100.0 * tp / len(counted))
+    assert summary["rpeaks"]["ppv"] == pytest.approx(100.0 * tp / summary["peaks_detected"])
+    # events are in time order and carry what a reader needs
+    assert [e["r_sample"] for e in lines] == sorted(e["r_sample"] for e in lines)
+    assert {"t", "r_sample", "score", "threshold", "anomaly"} <= set(lines[0])
+
+
+def test_calibration_sets_patient_threshold(slice106: Path, ecg_model: Path) -> None:
+    summary, task = _run(slice106, ecg_model, block_s=0.5, calibrate_s=30.0)
+    assert "calibrated" in summary["threshold"]["source"]
+    calib = np.asarray(task.calibration_scores)
+    assert len(calib) > 10
+    assert calib.min() <= task.threshold <= calib.max() * 1.5
+    assert not any(f for f, j in zip(task.flags, task.judged) if not j)  # nothing flagged while calibrating
+
+
+class _InterruptingSource(ArraySource):
+    def blocks(self):  # type: ignore[override]
+        for i, block in enumerate(super().blocks()):
+            if i == 40:
+                raise KeyboardInterrupt
+            yield block
+
+
+def test_ctrl_c_keeps_events_and_summary(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:
+    rec = read_recording(slice106)
+    model = OnnxModel(ecg_model)
+    task = EcgTask(model, rec.fs)
+    events = tmp_path / "ev.jsonl"
+    engine = Engine(_InterruptingSource(rec.signal, rec.fs, "s", 1.0), task, model, Pacer(float("inf")),
+                    events=JsonlSink(events))
+    summary = engine.run()
+    assert summary["interrupted"] is True
+    assert 30 < summary["duration_s"] <= 40.0
+    assert summary["beats"] == len(events.read_text().splitlines()) > 20
+
+
+def test_stdin_equals_file(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:
+    """The same samples through stdin (live text) and from the file give the same beats."""
+    rec = read_recording(slice106)
+    text = "\n".join(repr(float(v)) for v in rec.signal) + "\n"
+    out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
+    runner = CliRunner()
+    r1 = runner.invoke(main, ["ecg", "-", "--fs", "360", "--model", str(ecg_model), "--summary", str(out_a)],
+                       input=text)
+    r2 = runner.invoke(main, ["ecg", str(slice106), "--model", str(ecg_model), "--speed", "max",
+                              "--summary", str(out_b)])
+    assert r1.exit_code == 0, r1.stderr
+    assert r2.exit_code == 0, r2.stderr
+    a, b = json.loads(out_a.read_text()), json.loads(out_b.read_text())
+    assert a["beats"] == b["beats"] and a["anomalies"] == b["anomalies"]
+
+
+def test_metrics_snapshot_counts() -> None:
+    m = Metrics()
+    m.batch(4, 0.004)
+    m.done([0.01] * 4)
+    m.drop("queue full", 2)
+    m.consumed(10.0, 0.5)
+    snap = m.snapshot()
+    assert snap["items_in"] == snap["items_out"] == 4
+    assert snap["dropped"] == 2 and snap["drops"] == {"queue full": 2}
+    assert snap["realtime_factor"] == pytest.approx(0.05)
+    assert snap["model_ms"]["p50"] == pytest.approx(1.0, rel=0.03)
+
+
+def test_block_positions_cover_the_signal() -> None:
+    x = np.arange(1000.0)
+    blocks = list(ArraySource(x, 100.0, "x", 0.37).blocks())
+    assert np.array_equal(np.concatenate([b.samples for b in blocks]), x)
+    assert [b.start for b in blocks] == list(range(0, 1000, 37))
+    assert isinstance(blocks[0], Block)
