@@ -50,7 +50,8 @@ def main() -> None:
 
 @main.command()
 @click.argument("source")
-@click.option("--model", "model_path", type=click.Path(path_type=Path), help="ONNX model (default: samples/models/ecg.onnx).")
+@click.option("--model", "model_path", type=click.Path(path_type=Path),
+              help="ONNX model (default: samples/models/ecg.onnx).")
 @click.option("--lead", help="Channel name or index (default: the first).")
 @click.option("--fs", type=float, help="Sampling rate in Hz, for CSV without a time column and for stdin.")
 @click.option("--speed", default="1", show_default=True, help="Replay speed: 1 = real time, N = N times, max.")
@@ -117,6 +118,7 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | N
     _need_training_extra()
     if records:
         from export.train_records import train_records
+
         from streamer.ecg.readers import find_records
 
         paths = find_records(records)

@@ -72,8 +72,9 @@ class TextLineSource:
                 yield Block(values, start)
                 start += len(values)
         if pending.strip():
-            raise InputError(self.name, f"stream stopped mid-line (line {self.line + 1} incomplete: "
-                                        f"{pending[:20].decode(errors='replace')!r}); the samples before it were processed")
+            tail = pending[:20].decode(errors="replace")
+            raise InputError(self.name, f"stream stopped mid-line (line {self.line + 1} incomplete: {tail!r}); "
+                                        "the samples before it were processed")
         if start == 0:
             raise InputError(self.name, "no samples")
 

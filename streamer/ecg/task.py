@@ -157,7 +157,8 @@ class EcgTask:
         keep = ref.ref_samples < seen - int(OnlineRPeakDetector.LOOKAHEAD_S * self.fs)
         ref_samples, ref_symbols = ref.ref_samples[keep], ref.ref_symbols[keep]
         rpeaks = rpeak_scores(np.asarray(self.peaks), ref_samples, self.fs)
-        out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")}}
+        keys = ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")
+        out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in keys}}
         judged = np.asarray(self.judged, dtype=bool)
         r = np.asarray(self.r_samples)[judged]
         if len(r) == 0:
