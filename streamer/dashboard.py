@@ -18,9 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 REFRESH_HZ = 4
-TRACE_WIDTH = 72  # characters
+TRACE_WIDTH = 96  # characters
 SPARK = "▁▂▃▄▅▆▇█"
-BRAILLE_ROWS = 4  # text rows of the signal trace
+TRACE_ROWS = 5  # text rows of the signal trace
 
 
 def sparkline(values: Sequence[float], lo: float | None = None, hi: float | None = None) -> str:
@@ -35,7 +35,7 @@ def sparkline(values: Sequence[float], lo: float | None = None, hi: float | None
     return "".join(SPARK[i] for i in idx)
 
 
-def trace_rows(signal: np.ndarray, width: int = TRACE_WIDTH, rows: int = BRAILLE_ROWS) -> list[str]:
+def trace_rows(signal: np.ndarray, width: int = TRACE_WIDTH, rows: int = TRACE_ROWS) -> list[str]:
     """Signal drawn as a min/max envelope per column with block characters, `rows` lines high."""
     if len(signal) < 2:
         return [" " * width] * rows
@@ -57,7 +57,7 @@ def trace_rows(signal: np.ndarray, width: int = TRACE_WIDTH, rows: int = BRAILLE
 
 
 def _fmt_ms(d: dict[str, float]) -> str:
-    def one(v: float) -> str:
+    def one(v: float | None) -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}"
     return f"p50 {one(d.get('p50'))}  p95 {one(d.get('p95'))}  p99 {one(d.get('p99'))} ms"
 

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class Metrics:
         """Processing time per second of signal: < 1 keeps up with real time."""
         return self.busy_s / self.stream_s if self.stream_s > 0 else float("nan")
 
-    def snapshot(self) -> dict[str, object]:
+    def snapshot(self) -> dict[str, Any]:
         with self.lock:
             return {
                 "items_in": self.items_in, "items_out": self.items_out, "batches": self.batches,

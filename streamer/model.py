@@ -45,6 +45,13 @@ class OnnxModel:
         self.input_name: str = inp.name
         self.input_shape: list[Any] = list(inp.shape)
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One call at start-up, so the first real item does not pay for onnxruntime's lazy set-up."""
+        width = self.input_shape[-1]
+        if isinstance(width, int):
+            self.run(np.zeros((1, width), dtype=np.float32))
 
     @property
     def name(self) -> str:
