@@ -21,7 +21,18 @@ def match_peaks(detected: np.ndarray, reference: np.ndarray, tolerance: int) -> 
     used = np.zeros(len(detected), dtype=bool)
     if len(detected) == 0:
         return match
-    for i, r in enumerate(reference):
+    # fast path: each reference's nearest detection; keep it where no two references want the same one
+    right = np.clip(np.searchsorted(detected, reference), 1, len(detected) - 1) if len(detected) > 1 else \
+        np.zeros(len(reference), dtype=np.int64)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(detected[left] - reference) <= np.abs(detected[right] - reference), left, right)
+    ok = np.abs(detected[nearest] - reference) <= tolerance
+    counts = np.bincount(nearest[ok], minlength=len(detected))
+    unique = ok & (counts[nearest] == 1)
+    match[unique] = nearest[unique]
+    used[nearest[unique]] = True
+    for i in np.flatnonzero(ok & ~unique):  # contested detections: greedy in time order
+        r = reference[i]
         lo = np.searchsorted(detected, r - tolerance, side="left")
         hi = np.searchsorted(detected, r + tolerance, side="right")
         best, best_dist = -1, tolerance + 1
