@@ -205,10 +205,20 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
         if times is not None:
             times[k] = _parse_float(path, row[time_col], line, names[time_col])  # type: ignore[index]
     if fs is None and times is not None and len(times) > 1:
-        step = float(np.median(np.diff(times)))
-        fs = 1.0 / step if step > 0 else None
+        fs = _rate_from_times(path, times, [line for line, _ in data])
     check_signal(path, values, fs)
     return Recording(path.stem, values, float(fs), names[col])  # type: ignore[arg-type]
+
+
+def _rate_from_times(path: Path, times: np.ndarray, lines: list[int]) -> float:
+    """Sampling rate from a time column, which must be increasing and evenly spaced (within 50%)."""
+    steps = np.diff(times)
+    mean_step = (times[-1] - times[0]) / (len(times) - 1)
+    bad = np.flatnonzero((steps <= 0) | (np.abs(steps - mean_step) > 0.5 * mean_step))
+    if len(bad) or mean_step <= 0:
+        line = lines[bad[0] + 1] if len(bad) else lines[-1]
+        raise InputError(path, "time column is not increasing at an even step (a gap or jump)", f"line {line}")
+    return 1.0 / mean_step
 
 
 # --- EDF ------------------------------------------------------------------------------------------
