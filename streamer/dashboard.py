@@ -73,13 +73,13 @@ def render(snapshot: dict[str, Any], view: dict[str, Any], title: str) -> Panel:
     stats.add_column(style="bold cyan", justify="right")
     stats.add_column()
     for key, value in view.get("fields", {}).items():
-        stats.add_row(key, value)
+        stats.add_row(key, Text(value))
     stats.add_row("latency", _fmt_ms(snapshot.get("latency_ms", {})))
     stats.add_row("model time", _fmt_ms(snapshot.get("model_ms", {})))
     rtf = snapshot.get("realtime_factor", float("nan"))
     stats.add_row("real-time factor", "-" if rtf != rtf else f"{rtf:.2g}")
     drops = snapshot.get("drops", {})
-    stats.add_row("drops", ", ".join(f"{k}: {v}" for k, v in drops.items()) or "0")
+    stats.add_row("drops", Text(", ".join(f"{k}: {v}" for k, v in drops.items()) or "0"))
     parts.append(stats)
     scores = view.get("scores")
     if scores:

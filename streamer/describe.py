@@ -7,11 +7,19 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streamer.model import OnnxModel
 
 ORDER = ("name", "task", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
          "beat", "features", "normalisation", "score", "threshold", "training_data", "metrics", "parity")
+
+
+def _compact(value: object) -> str:
+    """Dicts one `key: value` per line (nested ones as compact JSON); anything else as compact JSON."""
+    if isinstance(value, dict):
+        return "\n".join(f"{k}: {v if isinstance(v, str) else json.dumps(v)}" for k, v in value.items())
+    return json.dumps(value)
 
 
 def describe_model(path: Path, as_json: bool = False, console: Console | None = None) -> None:
@@ -28,5 +36,5 @@ def describe_model(path: Path, as_json: bool = False, console: Console | None = 
     keys = [k for k in ORDER if k in meta] + sorted(k for k in meta if k not in ORDER)
     for key in keys:
         value = meta[key]
-        table.add_row(key, value if isinstance(value, str) else json.dumps(value, indent=1))
+        table.add_row(key, Text(value if isinstance(value, str) else _compact(value)))  # Text: no markup
     console.print(table)

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from streamer.dashboard import Dashboard
 from streamer.engine import Engine, Task
@@ -29,7 +30,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
-        table.add_row(key, _fmt(value))
+        table.add_row(key, Text(_fmt(value)))  # Text: values are never markup
     console.print(table)
 
 

@@ -1,0 +1,45 @@
+"""CLI: inspect shows what a model carries; the demo path writes its outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from streamer.cli import main
+
+
+def test_inspect_shows_metadata(ecg5000_model: Path) -> None:
+    result = CliRunner().invoke(main, ["inspect", str(ecg5000_model)])
+    assert result.exit_code == 0, result.output
+    for needle in ("ecg-beat-anomaly", "threshold", "normalisation", "minmax", "[null, 140]", "sha256"):
+        assert needle in result.output, needle
+    as_json = CliRunner().invoke(main, ["inspect", "--json", str(ecg5000_model)])
+    meta = json.loads(as_json.output)
+    assert meta["beat"]["length"] == 140 and meta["inputs"][0]["shape"] == [None, 140]
+
+
+def test_ecg_run_writes_events_and_summary(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:
+    events, summary = tmp_path / "beats.jsonl", tmp_path / "summary.json"
+    result = CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(ecg_model), "--speed", "max",
+                                       "--no-dashboard", "--events", str(events), "--summary", str(summary)])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(summary.read_text())
+    for key in ("beats", "anomalies", "duration_s", "realtime_factor", "latency_ms", "rpeaks", "anomaly"):
+        assert key in data, key
+    assert {"p50", "p99"} <= set(data["latency_ms"])
+    assert {"sensitivity", "ppv", "tolerance_ms"} <= set(data["rpeaks"])
+    assert {"auc", "precision", "recall", "false_alarms_per_min"} <= set(data["anomaly"])
+    assert data["duration_s"] == 120.0
+    assert len(events.read_text().splitlines()) == data["beats"]
+    assert "aestream summary" in result.stdout  # headless: the summary is printed
+
+
+def test_ecg5000_model_runs_on_mitdb(slice106: Path, ecg5000_model: Path, tmp_path: Path) -> None:
+    """The ECG5000 model's RR-cycle beat window works on a 360 Hz record too (rate-free window)."""
+    summary = tmp_path / "s.json"
+    result = CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(ecg5000_model), "--speed", "max",
+                                       "--summary", str(summary)])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(summary.read_text())["beats"] > 100
