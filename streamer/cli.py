@@ -109,7 +109,7 @@ def _need_training_extra() -> None:
 @click.option("--records", multiple=True, type=click.Path(path_type=Path),
               help="Train on the normal beats of these WFDB records (folders or record paths) instead of ECG5000.")
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
-@click.option("--name", help="Model file name (without .onnx).")
+@click.option("--name", help="Model file name without .onnx (with --records; default ecg).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @one_line_errors
 def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | None, name: str | None,
@@ -126,7 +126,7 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | N
     else:
         from export.train_ecg import train_ecg5000
 
-        meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)
+        meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
 
