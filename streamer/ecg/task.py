@@ -18,7 +18,7 @@ from streamer.ecg.beats import Beat, BeatFramer, BeatSpec
 from streamer.ecg.detector import OnlineRPeakDetector
 from streamer.ecg.evaluate import TOLERANCE_S, anomaly_scores, match_peaks, rpeak_scores
 from streamer.ecg.readers import Recording
-from streamer.ecg.scoring import beat_scores
+from streamer.ecg.scoring import StreamingScorer
 from streamer.ecg.threshold import threshold_from
 from streamer.model import OnnxModel
 from streamer.sources import Block
@@ -37,7 +37,7 @@ class EcgTask:
         self.fs = fs
         self.spec = BeatSpec.from_meta(model.meta)
         model.check_input_size(self.spec.n_inputs)
-        self.score_spec = model.meta["score"]
+        self.scorer = StreamingScorer(self.spec.feature_names, self.spec.length, model.meta["score"])
         self.model_threshold = dict(model.meta["threshold"])
         self.threshold = float(threshold if threshold is not None else self.model_threshold["value"])
         self.threshold_source = "--threshold" if threshold is not None else "model"
@@ -76,8 +76,7 @@ class EcgTask:
 
     # --- task logic ---
     def handle(self, beats: Sequence[Beat], recon: np.ndarray) -> list[dict[str, Any]]:
-        scores = beat_scores(self.inputs(beats), recon, self.spec.feature_names, self.spec.length,
-                             self.score_spec)
+        scores = self.scorer.score(self.inputs(beats), recon)
         return [self._judge(beat, float(score)) for beat, score in zip(beats, scores)]
 
     def _judge(self, beat: Beat, score: float) -> dict[str, Any]:

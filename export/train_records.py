@@ -1,0 +1,307 @@
+"""Fit the MIT-BIH PVC model: a small dense autoencoder on patient-relative beats, exported to ONNX.
+
+Method (why): PVCs differ from a patient's normal beats far more than one patient's normal beats differ
+from another's (other lead, paced rhythm, big P/T waves). So the framer (`streamer.ecg.beats`) feeds the
+model each beat's deviation from the patient's own running median template (a fixed 0.4 s window around R,
+causal 0.5 Hz high-pass, template of the previous non-premature beats, scaled by its amplitude) plus the RR
+ratios (prematurity, compensatory pause). The autoencoder learns what normal deviations and RR ratios
+look like across the training patients; its weighted reconstruction error (`streamer.ecg.scoring`) is the
+anomaly score. Everything the runtime needs is in the model's metadata, and the runtime computes it.
+
+Evaluation is leave-records-out (LORO): each record is scored by a model fitted without it.
+
+    python -m export.train_records --records /work/shared/data/mitdb/1* --out DIR [--loro]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.mitdb import LabelledBeats, labelled_beats, load_record, record_path
+from streamer import modelmeta
+from streamer.ecg.beats import BeatSpec
+from streamer.ecg.evaluate import anomaly_scores
+from streamer.ecg.scoring import StreamingScorer
+from streamer.ecg.threshold import threshold_from
+
+MODEL_VERSION = "1.0"
+PARITY_BEATS = 256  # beats used for the ONNX-vs-Keras parity check
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {
+        "beat": {
+            "length": 140,
+            # 0.15 s before R to 0.25 s after: the QRS (wide in PVCs) and early ST, ~native 360 Hz
+            "window": {"kind": "fixed", "pre_s": 0.15, "post_s": 0.25},
+            "highpass_hz": 0.5,  # against baseline wander; keeps the QRS and most of P/T
+        },
+        "features": [{"name": "beat", "size": 140}, {"name": "rr_prematurity", "size": 1},
+                     {"name": "rr_pause", "size": 1}],
+        "normalisation": {"steps": [
+            {"kind": "center"},
+            # 16 beats (~15 s): adapts to slow morphology change; min_scale in mV
+            {"kind": "template", "beats": 16, "min_rr_prev_ratio": 0.9, "min_scale": 0.05},
+        ]},
+        "score": {"kind": "mae", "over": "beat",
+                  "weights": {"beat": 1.0, "rr_prematurity": 0.3, "rr_pause": 0.3},
+                  # ratio to the 25th percentile of the patient's last 32 raw scores (~30 s); `reference`
+                  # (the training normals' 25th percentile) is filled in at training time
+                  "adaptive": {"kind": "quantile_ratio", "beats": 32, "quantile": 25.0, "min_history": 8}},
+        "model": {"hidden": [64, 16], "code": 4, "activation": "relu", "l2": 1e-5},
+        "train": {"epochs": 40, "batch": 256, "learning_rate": 1e-3, "loss": "mae"},
+        "threshold": {"method": "percentile", "param": 99.5},  # ~0.5% of normal beats, ~0.4/min at 75 bpm
+        "peaks": "detector",
+    },
+}
+PRESETS["fast"] = copy.deepcopy(PRESETS["default"])  # for tests: same model, fewer epochs
+PRESETS["fast"]["train"]["epochs"] = 3
+# Without the adaptive ratio: for engines that score beats statelessly with `beat_scores` only.
+PRESETS["static"] = copy.deepcopy(PRESETS["default"])
+del PRESETS["static"]["score"]["adaptive"]
+
+
+# --- data --------------------------------------------------------------------------------------------------
+def beat_spec(preset: dict[str, Any]) -> BeatSpec:
+    return BeatSpec(preset["beat"], preset["features"], preset["normalisation"])
+
+
+def peak_source(preset: dict[str, Any]) -> str:
+    """The runtime detector when it is available, else the annotations."""
+    if preset.get("peaks", "detector") == "detector":
+        try:
+            import streamer.ecg.detector  # noqa: F401
+        except ImportError:
+            return "annotations"
+        return "detector"
+    return "annotations"
+
+
+def load_beats(records: Sequence[Path], preset: dict[str, Any], source: str) -> list[LabelledBeats]:
+    spec = beat_spec(preset)
+    fs = None
+    out = []
+    for path in records:
+        rec = load_record(path)
+        if fs is not None and rec.fs != fs:
+            raise ValueError(f"record {rec.name} is at {rec.fs} Hz, the others at {fs} Hz")
+        fs = rec.fs
+        out.append(labelled_beats(rec, spec, source))
+    return out
+
+
+def record_rate(records: Sequence[Path]) -> float:
+    return load_record(records[0]).fs
+
+
+def training_rows(lb: LabelledBeats) -> np.ndarray:
+    """Normal beats to fit on: annotated non-PVC beats, or every beat of a record without annotations."""
+    if not lb.annotated.any():
+        return np.ones(len(lb.pvc), bool)
+    return lb.annotated & ~lb.pvc
+
+
+# --- model -------------------------------------------------------------------------------------------------
+def build_autoencoder(n_inputs: int, cfg: dict[str, Any]) -> Any:
+    import keras
+
+    reg = keras.regularizers.l2(cfg["l2"]) if cfg.get("l2") else None
+    inp = keras.Input((n_inputs,), name="input")
+    x = inp
+    for units in cfg["hidden"]:
+        x = keras.layers.Dense(units, activation=cfg["activation"], kernel_regularizer=reg)(x)
+    x = keras.layers.Dense(cfg["code"], kernel_regularizer=reg, name="code")(x)  # linear bottleneck
+    for units in reversed(cfg["hidden"]):
+        x = keras.layers.Dense(units, activation=cfg["activation"], kernel_regularizer=reg)(x)
+    out = keras.layers.Dense(n_inputs, name="recon")(x)
+    return keras.Model(inp, out, name="ecg_beat_ae")
+
+
+def fit_autoencoder(x: np.ndarray, preset: dict[str, Any], epochs: int, seed: int) -> Any:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_autoencoder(x.shape[1], preset["model"])
+    train = preset["train"]
+    model.compile(optimizer=keras.optimizers.Adam(train["learning_rate"]), loss=train["loss"])
+    model.fit(x, x, epochs=epochs, batch_size=train["batch"], shuffle=True, verbose=0)
+    return model
+
+
+def reconstruct(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x.astype(np.float32), batch_size=4096, verbose=0), dtype=np.float32)
+
+
+def record_scores(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str, Any]) -> np.ndarray:
+    """Scores of one record's beats in stream order, exactly as the runtime computes them."""
+    scorer = StreamingScorer(spec.feature_names, spec.length, score)
+    return scorer.score(lb.inputs, reconstruct(model, lb.inputs))
+
+
+# --- evaluation --------------------------------------------------------------------------------------------
+def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float) -> dict[str, Any]:
+    """AUC over annotated beats (V positive); precision/recall/false alarms over every scored beat."""
+    ann = lb.annotated
+    fig = anomaly_scores(scores, lb.pvc, threshold, lb.duration_s)
+    fig["auc"] = anomaly_scores(scores[ann], lb.pvc[ann], threshold)["auc"]
+    fig["n_beats"] = int(len(scores))
+    fig["n_pvc"] = int(lb.pvc.sum())
+    fig["n_unmatched_detections"] = int((~ann).sum())
+    fig["false_alarms_unmatched"] = int((scores[~ann] > threshold).sum())
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in fig.items()}
+
+
+def model_score(model: Any, train: Sequence[LabelledBeats], preset: dict[str, Any]) -> dict[str, Any]:
+    """The metadata `score` for a fitted model: the preset's, plus the adaptive part's `reference`.
+
+    The reference is the same percentile of the training normals' raw scores as the adaptive part takes of
+    a patient's recent scores, so the two are compared like with like.
+    """
+    score = copy.deepcopy(preset["score"])
+    if score.get("adaptive"):
+        spec = beat_spec(preset)
+        raw = StreamingScorer(spec.feature_names, spec.length, {k: v for k, v in score.items()
+                                                                if k != "adaptive"})
+        normal = np.concatenate([raw.score(lb.inputs, reconstruct(model, lb.inputs))[training_rows(lb)]
+                                 for lb in train])
+        score["adaptive"]["reference"] = float(np.percentile(normal, float(score["adaptive"]["quantile"])))
+    return score
+
+
+def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, seed: int
+           ) -> tuple[Any, dict[str, Any], dict[str, Any], np.ndarray]:
+    """Fit on the normal beats of `train`; score and threshold from them. Returns (model, score, threshold, x)."""
+    spec = beat_spec(preset)
+    x = np.concatenate([lb.inputs[training_rows(lb)] for lb in train])
+    model = fit_autoencoder(x, preset, epochs, seed)
+    score = model_score(model, train, preset)
+    normal_scores = np.concatenate([record_scores(model, lb, spec, score)[training_rows(lb)] for lb in train])
+    th = threshold_from(normal_scores, preset["threshold"]["method"], preset["threshold"]["param"])
+    th["chosen_on"] = ("scores (streamed per record) of the normal beats of the training records: "
+                       + ", ".join(lb.record for lb in train))
+    return model, score, th, x
+
+
+def leave_records_out(records: Sequence[Path], preset: str = "default", epochs: int | None = None,
+                      seed: int = 0, beats: list[LabelledBeats] | None = None) -> dict[str, Any]:
+    """Per-record figures, each from a model fitted (and thresholded) without that record."""
+    cfg = PRESETS[preset]
+    source = peak_source(cfg)
+    beats = beats or load_beats([record_path(r) for r in records], cfg, source)
+    epochs = epochs or cfg["train"]["epochs"]
+    spec = beat_spec(cfg)
+    per_record = {}
+    for i, test in enumerate(beats):
+        train = [lb for j, lb in enumerate(beats) if j != i]
+        model, score, th, _ = fit_on(train, cfg, epochs, seed)
+        scores = record_scores(model, test, spec, score)
+        per_record[test.record] = {**record_figures(scores, test, th["value"]), "threshold": th["value"]}
+        print(f"LORO {test.record}: " + json.dumps({k: per_record[test.record][k] for k in
+                                                    ("auc", "precision", "recall", "false_alarms_per_min")}),
+              flush=True)
+    aucs = [f["auc"] for f in per_record.values() if f["auc"] is not None]
+    return {"method": "leave-records-out: each record scored by a model fitted and thresholded without it",
+            "peaks": source, "labels": LABEL_NOTE, "epochs": epochs, "seed": seed,
+            "per_record": per_record,
+            "auc_min": min(aucs) if aucs else None, "auc_mean": float(np.mean(aucs)) if aucs else None}
+
+
+LABEL_NOTE = ("detected R peaks matched to annotated beats within 150 ms: V = PVC (positive), other beats "
+              "normal; AUC over matched beats only; detections with no annotated beat count as normal in "
+              "precision and false alarms (also reported as false_alarms_unmatched); annotated beats the "
+              "detector missed are not scored")
+
+
+# --- training entry ----------------------------------------------------------------------------------------
+def model_meta(preset: dict[str, Any], fs: float, name: str, score: dict[str, Any], threshold: dict[str, Any],
+               train: Sequence[LabelledBeats], x: np.ndarray, source: str,
+               metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "task": modelmeta.ECG_TASK,
+        "name": name,
+        "version": MODEL_VERSION,
+        "sample_rate_hz": fs,
+        "beat": preset["beat"],
+        "features": preset["features"],
+        "normalisation": preset["normalisation"],
+        "score": score,
+        "threshold": threshold,
+        "training_data": {
+            "name": "MIT-BIH Arrhythmia Database records",
+            "records": [lb.record for lb in train],
+            "sha256": _sha256(x),
+            "n_beats": int(len(x)),
+            "n_items": int(len(x)),
+            "split": "annotated non-V beats of every listed record (all beats of a record without "
+                     "annotations)",
+            "unannotated_records": [lb.record for lb in train if not lb.annotated.any()],
+            "peaks": source,
+        },
+        "model": preset["model"],
+        "train": preset["train"],
+        "metrics": metrics,
+    }
+
+
+def _sha256(x: np.ndarray) -> str:
+    from export.onnx_export import sha256_of_arrays
+
+    return sha256_of_arrays(x)
+
+
+def train_records(records: list[Path], out_dir: Path, preset: str = "default", epochs: int | None = None,
+                  seed: int = 0, name: str = "ecg", loro: bool = False) -> dict[str, Any]:
+    """Fit on the normal beats of `records`, export `<out_dir>/<name>.onnx` + card; returns the metadata."""
+    from export.onnx_export import export_keras, write_card
+
+    cfg = PRESETS[preset]
+    paths = [record_path(r) for r in records]
+    source = peak_source(cfg)
+    beats = load_beats(paths, cfg, source)
+    epochs = epochs or cfg["train"]["epochs"]
+    metrics: dict[str, Any] = {}
+    if loro and len(beats) > 1:
+        metrics["leave_records_out"] = leave_records_out(paths, preset, epochs, seed, beats)
+    t0 = time.time()
+    model, score, th, x = fit_on(beats, cfg, epochs, seed)
+    metrics["train_seconds"] = round(time.time() - t0, 1)
+    spec = beat_spec(cfg)
+    metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score),
+                                                            lb, th["value"]) for lb in beats}
+    metrics["training_records_note"] = "in-sample (the model saw these records): optimistic"
+    meta = model_meta(cfg, record_rate(paths), name, score, th, beats, x, source, metrics)
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    parity_x = x[rng.choice(len(x), min(PARITY_BEATS, len(x)), replace=False)]
+    full = export_keras(model, out_dir / f"{name}.onnx", meta, parity_x)
+    write_card(full, out_dir / f"{name}.card.md")
+    return full
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", nargs="+", required=True, help="WFDB record paths (with or without extension)")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="ecg")
+    ap.add_argument("--loro", action="store_true", help="also compute the leave-records-out figures")
+    args = ap.parse_args(argv)
+    paths = sorted({record_path(r) for r in args.records})
+    meta = train_records(paths, args.out, args.preset, args.epochs, args.seed, args.name, args.loro)
+    print(json.dumps({k: meta[k] for k in ("threshold", "metrics")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Beat anomaly score from the autoencoder's reconstruction, as the model's metadata `score` defines it.
+
+``{"kind": "mae"|"mse", "weights": {"beat": 1.0, "rr_prev_ratio": w, ...}}``: the score is the weighted
+sum over the input's named features of each feature's mean absolute (or squared) reconstruction error.
+Features without a weight count 0, except "beat" which defaults to 1. Training, calibration and the
+live engine all call `beat_scores`, so a threshold means the same thing everywhere.
+
+Optional patient-adaptive part, ``score.adaptive``:
+``{"kind": "quantile_ratio", "beats": K, "quantile": q, "min_history": m, "reference": r}``: the score is
+the raw score above divided by ``max(P, reference)``, where P is the q-th percentile of the raw scores of
+the previous K beats of the same stream (ignored until m beats have been seen) and `reference` is the
+training normals' median raw score. A low percentile of the patient's own recent scores is their typical
+normal beat's error as long as fewer than (100 - q)% of recent beats are abnormal, so the ratio discounts
+patient-wide misfit (unusual lead, noisy stretch) while surviving frequent PVCs; the reference floor keeps
+it from amplifying the small deviations of very clean recordings. It is stateful: use `StreamingScorer`
+(one per stream, beats in order), which equals `beat_scores` when there is no `adaptive` entry.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def feature_slices(names: Sequence[str], beat_length: int) -> dict[str, slice]:
+    slices, pos = {}, 0
+    for name in names:
+        size = beat_length if name == "beat" else 1
+        slices[name] = slice(pos, pos + size)
+        pos += size
+    return slices
+
+
+def beat_scores(inputs: np.ndarray, recon: np.ndarray, names: Sequence[str], beat_length: int,
+                score: Mapping[str, Any]) -> np.ndarray:
+    """Per-beat anomaly scores for a batch (rows are beats)."""
+    err = np.abs(inputs - recon) if score.get("kind", "mae") == "mae" else (inputs - recon) ** 2
+    weights = dict(score.get("weights") or {})
+    weights.setdefault("beat", 1.0)
+    total = np.zeros(len(inputs), dtype=np.float64)
+    for name, sl in feature_slices(names, beat_length).items():
+        w = float(weights.get(name, 0.0))
+        if w:
+            total += w * err[:, sl].mean(axis=1)
+    return total
+
+
+ADAPTIVE_KIND = "quantile_ratio"
+MIN_DENOMINATOR = 1e-9  # guards the ratio against an all-zero history
+
+
+class StreamingScorer:
+    """Per-stream scorer: `beat_scores` then, if the metadata asks for it, the adaptive ratio.
+
+    `score(inputs, recon)` takes the beats of a stream in order, in batches of any size, and returns their
+    scores; splitting a stream into batches does not change them. `reset()` starts a new stream.
+    """
+
+    def __init__(self, names: Sequence[str], beat_length: int, score: Mapping[str, Any]) -> None:
+        self.names = list(names)
+        self.beat_length = int(beat_length)
+        self.spec = dict(score)
+        adaptive = score.get("adaptive")
+        self.adaptive = dict(adaptive) if adaptive else None
+        if self.adaptive is not None and self.adaptive.get("kind") != ADAPTIVE_KIND:
+            raise ValueError(f"unknown adaptive score kind {self.adaptive.get('kind')!r}")
+        self.reset()
+
+    def reset(self) -> None:
+        n = int(self.adaptive["beats"]) if self.adaptive else 0
+        self.history: deque[float] = deque(maxlen=max(n, 1))
+
+    def raw(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        return beat_scores(inputs, recon, self.names, self.beat_length, self.spec)
+
+    def score(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        raw = self.raw(np.asarray(inputs), np.asarray(recon))
+        if self.adaptive is None:
+            return raw
+        adaptive = self.adaptive
+        return np.array([self._ratio(float(s), adaptive) for s in raw], dtype=np.float64)
+
+    def _ratio(self, raw: float, a: Mapping[str, Any]) -> float:
+        den = float(a["reference"])
+        if len(self.history) >= int(a["min_history"]):
+            den = max(den, float(np.percentile(np.fromiter(self.history, float), float(a["quantile"]))))
+        self.history.append(raw)
+        return raw / max(den, MIN_DENOMINATOR)

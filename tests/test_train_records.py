@@ -1,0 +1,112 @@
+"""MIT-BIH PVC model: a real short training run exported to ONNX, and the runtime pieces it relies on
+(template framing and the streaming adaptive scorer) giving the same results streamed and offline."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export import train_records as tr
+from export.mitdb import labelled_beats, load_record
+from streamer.ecg.beats import BeatFramer, BeatSpec, TemplateTracker, extract_beats
+from streamer.ecg.scoring import StreamingScorer, beat_scores
+from streamer.model import OnnxModel
+from tests.conftest import mitdb_record, write_slice
+
+SLICE_S = 300.0  # s of each record used for the training run: keeps the test well under a minute
+BLOCK = 357  # samples per streamed block: not a divisor of anything, so blocks cut beats at random places
+
+
+@pytest.fixture(scope="module")
+def short_records(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Five minutes of a record with frequent PVCs (106) and one with a clean rhythm (100)."""
+    out = tmp_path_factory.mktemp("mitdb")
+    return [write_slice(mitdb_record(name), out, f"s{name}", 0.0, SLICE_S) for name in ("106", "100")]
+
+
+def default_spec() -> BeatSpec:
+    return tr.beat_spec(tr.PRESETS["default"])
+
+
+def test_streaming_framer_with_template_equals_offline(short_records: list[Path]) -> None:
+    rec = load_record(short_records[0])
+    peaks = rec.ann_samples
+    spec = default_spec()
+    offline = extract_beats(rec.signal, rec.fs, peaks, spec)
+    framer = BeatFramer(spec, rec.fs)
+    streamed = []
+    for start in range(0, len(rec.signal), BLOCK):
+        end = start + BLOCK
+        # peaks are given to the framer only once the detector could know them (after their sample)
+        new = peaks[(peaks >= start) & (peaks < end)]
+        streamed += framer.feed(rec.signal[start:end], new)
+    streamed += framer.flush()
+    assert len(streamed) == len(offline) > 100
+    np.testing.assert_array_equal(np.stack([b.features for b in streamed]),
+                                  np.stack([b.features for b in offline]))
+
+
+def test_template_keeps_premature_beats_out() -> None:
+    tracker = TemplateTracker({"beats": 4, "min_rr_prev_ratio": 0.9, "min_scale": 0.05})
+    normal = np.sin(np.linspace(0, np.pi, 20))
+    assert np.allclose(tracker.apply(normal, 1.0), 0.0)  # first beat is its own template
+    odd = -2.0 * normal
+    dev = tracker.apply(odd, 0.6)  # premature: scored against the normal template, not learned
+    assert np.abs(dev).mean() > 1.0
+    assert len(tracker.history) == 1
+    assert np.allclose(tracker.apply(normal, 1.0), 0.0)
+
+
+def test_streaming_scorer_batches_equal_one_pass() -> None:
+    rng = np.random.default_rng(1)
+    names, length = ["beat", "rr_prematurity", "rr_pause"], 140
+    x = rng.normal(size=(300, length + 2))
+    recon = x + rng.normal(scale=rng.uniform(0.01, 1.0, size=(300, 1)), size=x.shape)
+    score = copy.deepcopy(tr.PRESETS["default"]["score"])
+    score["adaptive"]["reference"] = 0.5
+    whole = StreamingScorer(names, length, score).score(x, recon)
+    scorer = StreamingScorer(names, length, score)
+    cuts = [0, 1, 7, 8, 50, 123, 300]
+    parts = np.concatenate([scorer.score(x[a:b], recon[a:b]) for a, b in zip(cuts, cuts[1:])])
+    np.testing.assert_array_equal(parts, whole)
+    raw = beat_scores(x, recon, names, length, score)
+    assert not np.allclose(whole, raw)  # the adaptive part does something ...
+    plain = {k: v for k, v in score.items() if k != "adaptive"}
+    np.testing.assert_array_equal(StreamingScorer(names, length, plain).score(x, recon), raw)  # ... or nothing
+    scorer.reset()
+    np.testing.assert_array_equal(scorer.score(x, recon), whole)
+
+
+def test_short_training_run_exports_a_faithful_model(short_records: list[Path], tmp_path: Path) -> None:
+    epochs, seed = 3, 0
+    meta = tr.train_records(short_records, tmp_path, preset="fast", epochs=epochs, seed=seed, name="ecg")
+    path = tmp_path / "ecg.onnx"
+    assert path.is_file() and (tmp_path / "ecg.card.md").is_file()
+    assert meta["parity"]["max_abs_diff"] <= 1e-5
+    assert meta["training_data"]["records"] == ["s106", "s100"]
+    assert meta["threshold"]["value"] > 0 and meta["score"]["adaptive"]["reference"] > 0
+
+    model = OnnxModel(path)
+    assert model.meta["score"] == meta["score"] and model.meta["beat"] == meta["beat"]
+    spec = BeatSpec.from_meta(model.meta)
+    model.check_input_size(spec.n_inputs)
+
+    # Same data, same seed: the Keras model is refitted deterministically, then compared with ONNX.
+    cfg = tr.PRESETS["fast"]
+    beats = tr.load_beats(short_records, cfg, tr.peak_source(cfg))
+    keras_model, score, threshold, _ = tr.fit_on(beats, cfg, epochs, seed)
+    assert threshold["value"] == pytest.approx(meta["threshold"]["value"], rel=1e-6)
+    test = labelled_beats(load_record(short_records[0]), spec, tr.peak_source(cfg))
+    recon_ort = model.run(test.inputs)
+    recon_keras = tr.reconstruct(keras_model, test.inputs)
+    assert np.max(np.abs(recon_ort - recon_keras)) <= 1e-5
+
+    ort_scores = StreamingScorer(spec.feature_names, spec.length, model.meta["score"]).score(test.inputs, recon_ort)
+    keras_scores = tr.record_scores(keras_model, test, spec, score)
+    np.testing.assert_allclose(ort_scores, keras_scores, rtol=1e-4, atol=1e-6)
+    # PVCs are what the score is for: even this tiny model ranks them above normal beats
+    assert test.pvc.sum() > 10
+    assert ort_scores[test.pvc].mean() > 2 * ort_scores[~test.pvc].mean()
