@@ -118,7 +118,6 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | N
     _need_training_extra()
     if records:
         from export.train_records import train_records
-
         from streamer.ecg.readers import find_records
 
         paths = find_records(records)
