@@ -43,3 +43,13 @@ def test_ecg5000_model_runs_on_mitdb(slice106: Path, ecg5000_model: Path, tmp_pa
                                        "--summary", str(summary)])
     assert result.exit_code == 0, result.stderr
     assert json.loads(summary.read_text())["beats"] > 100
+
+
+def test_misfit_model_is_reported(slice106: Path, ecg5000_model: Path, tmp_path: Path) -> None:
+    """ECG5000 (another lead and population) flags most MIT-BIH beats: the summary says so."""
+    summary = tmp_path / "s.json"
+    CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(ecg5000_model), "--speed", "max",
+                              "--summary", str(summary)])
+    data = json.loads(summary.read_text())
+    flagged_most = data["anomalies"] > 0.5 * data["beats"]
+    assert bool(data["warnings"]) == flagged_most

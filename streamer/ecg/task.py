@@ -20,6 +20,7 @@ from streamer.ecg.evaluate import TOLERANCE_S, anomaly_scores, match_peaks, rpea
 from streamer.ecg.readers import Recording
 from streamer.ecg.scoring import StreamingScorer
 from streamer.ecg.threshold import threshold_from
+from streamer.errors import ModelError
 from streamer.model import OnnxModel
 from streamer.sources import Block
 
@@ -28,6 +29,8 @@ SCORE_HISTORY = 60  # beats shown in the score sparkline
 EVENT_HISTORY = 8  # anomaly events listed on the dashboard
 HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
 PVC_SYMBOL = "V"
+MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS beats) means the model does not fit
+MISFIT_MIN_BEATS = 50
 
 
 class EcgTask:
@@ -35,9 +38,12 @@ class EcgTask:
                  calibrate_s: float = 0.0, reference: Recording | None = None) -> None:
         self.model = model
         self.fs = fs
-        self.spec = BeatSpec.from_meta(model.meta)
+        try:
+            self.spec = BeatSpec.from_meta(model.meta)
+            self.scorer = StreamingScorer(self.spec.feature_names, self.spec.length, model.meta["score"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(model.path, f"beat or score description not understood ({exc})") from None
         model.check_input_size(self.spec.n_inputs)
-        self.scorer = StreamingScorer(self.spec.feature_names, self.spec.length, model.meta["score"])
         self.model_threshold = dict(model.meta["threshold"])
         self.threshold = float(threshold if threshold is not None else self.model_threshold["value"])
         self.threshold_source = "--threshold" if threshold is not None else "model"
@@ -130,7 +136,8 @@ class EcgTask:
                 "scores": scores, "threshold": self.threshold, "events": events,
                 "fields": {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(len(self.scores)),
                            "anomalies": str(int(sum(self.flags))),
-                           "threshold": f"{self.threshold:.4g} ({self.threshold_source})"}}
+                           "threshold": f"{self.threshold:.4g} ({self.threshold_source})",
+                           **{"warning": w for w in self.warnings()}}}
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -141,7 +148,17 @@ class EcgTask:
         }
         if self.reference is not None and self.reference.ref_samples is not None:
             out.update(self._against_reference(metrics.get("stream_s", 0.0)))
+        out["warnings"] = self.warnings()
         return out
+
+    def warnings(self) -> list[str]:
+        """Advice when the run's figures say the model does not fit this recording."""
+        n, flagged = len(self.flags), int(sum(self.flags))
+        if n >= MISFIT_MIN_BEATS and flagged > MISFIT_FRACTION * n:
+            return [f"{flagged} of {n} beats are above the threshold: the model probably does not fit this "
+                    "recording (other lead, rate or population); try --calibrate SECONDS, or fit a model "
+                    "with `streamer train ecg --records`"]
+        return []
 
     def _mean_hr(self) -> float | None:
         if len(self.r_samples) < 2:
