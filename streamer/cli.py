@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -95,6 +96,7 @@ def train() -> None:
 
 
 def _need_training_extra() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     try:
         import tensorflow  # noqa: F401
         import tf2onnx  # noqa: F401
@@ -103,28 +105,38 @@ def _need_training_extra() -> None:
                                 "(see README, 'Training')") from None
 
 
+def _check_preset(preset: str, presets: dict[str, Any]) -> None:
+    if preset not in presets:
+        raise StreamerError(f"--preset: unknown preset {preset!r} (choose from {', '.join(sorted(presets))})")
+
+
 @train.command("ecg")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
-@click.option("--preset", type=click.Choice(["default", "lecture"]), default="default", show_default=True)
+@click.option("--preset", default="default", show_default=True,
+              help="ECG5000: default or lecture; with --records: default, static or fast.")
 @click.option("--records", multiple=True, type=click.Path(path_type=Path),
               help="Train on the normal beats of these WFDB records (folders or record paths) instead of ECG5000.")
+@click.option("--loro", is_flag=True, help="With --records: also evaluate leave-records-out (one fit per record).")
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
 @click.option("--name", help="Model file name without .onnx (with --records; default ecg).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @one_line_errors
-def train_ecg(out: Path, preset: str, records: tuple[Path, ...], epochs: int | None, name: str | None,
-              seed: int) -> None:
+def train_ecg(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epochs: int | None,
+              name: str | None, seed: int) -> None:
     """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card."""
     _need_training_extra()
     if records:
-        from export.train_records import train_records
+        from export.train_records import PRESETS, train_records
         from streamer.ecg.readers import find_records
 
+        _check_preset(preset, PRESETS)
         paths = find_records(records)
-        meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg")
+        meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg", loro=loro)
     else:
+        from export.ecg_models import PRESETS as ECG5000_PRESETS
         from export.train_ecg import train_ecg5000
 
+        _check_preset(preset, ECG5000_PRESETS)
         meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
