@@ -19,7 +19,7 @@ it from amplifying the small deviations of very clean recordings. It is stateful
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,19 @@ def beat_scores(inputs: np.ndarray, recon: np.ndarray, names: Sequence[str], bea
         if w:
             total += w * err[:, sl].mean(axis=1)
     return total
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """np.percentile(values, q) (linear method, numpy's two-sided lerp) for a short history, without numpy's
+    per-call overhead: it runs once per beat."""
+    s = sorted(values)
+    pos = q / 100.0 * (len(s) - 1)
+    lo = int(pos)
+    t = pos - lo
+    if lo + 1 >= len(s):
+        return float(s[-1])
+    a, b = s[lo], s[lo + 1]
+    return float(b - (b - a) * (1 - t)) if t >= 0.5 else float(a + (b - a) * t)
 
 
 ADAPTIVE_KIND = "quantile_ratio"
@@ -86,6 +99,6 @@ class StreamingScorer:
     def _ratio(self, raw: float, a: Mapping[str, Any]) -> float:
         den = float(a["reference"])
         if len(self.history) >= int(a["min_history"]):
-            den = max(den, float(np.percentile(np.fromiter(self.history, float), float(a["quantile"]))))
+            den = max(den, percentile(self.history, float(a["quantile"])))
         self.history.append(raw)
         return raw / max(den, MIN_DENOMINATOR)

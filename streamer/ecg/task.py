@@ -132,12 +132,14 @@ class EcgTask:
             trace = np.asarray(self.trace)
             scores = list(self.recent_scores)
             events = list(self.recent_events)
+        fields = {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(len(self.scores)),
+                  "anomalies": str(int(sum(self.flags))),
+                  "threshold": f"{self.threshold:.4g} ({self.threshold_source})"}
+        for warning in self.warnings():
+            fields["warning"] = warning
         return {"kind": "ecg", "trace": trace, "trace_label": f"ECG ({TRACE_S:g} s)",
                 "scores": scores, "threshold": self.threshold, "events": events,
-                "fields": {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(len(self.scores)),
-                           "anomalies": str(int(sum(self.flags))),
-                           "threshold": f"{self.threshold:.4g} ({self.threshold_source})",
-                           **{"warning": w for w in self.warnings()}}}
+                "fields": fields}
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
