@@ -74,6 +74,7 @@ def render(snapshot: dict[str, Any], view: dict[str, Any], title: str) -> Panel:
     stats.add_column()
     for key, value in view.get("fields", {}).items():
         stats.add_row(key, Text(value))
+    stats.add_row("signal", f"{snapshot.get('stream_s', 0.0):.1f} s in {snapshot.get('wall_s', 0.0):.1f} s wall")
     stats.add_row("latency", _fmt_ms(snapshot.get("latency_ms", {})))
     stats.add_row("model time", _fmt_ms(snapshot.get("model_ms", {})))
     rtf = snapshot.get("realtime_factor", float("nan"))
