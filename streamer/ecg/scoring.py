@@ -25,27 +25,25 @@ from typing import Any
 import numpy as np
 
 
-def feature_slices(names: Sequence[str], beat_length: int) -> dict[str, slice]:
-    slices, pos = {}, 0
+def column_weights(names: Sequence[str], beat_length: int, score: Mapping[str, Any]) -> np.ndarray:
+    """Weight of each input column: a feature's weight spread over its columns (so it weighs its mean)."""
+    weights = dict(score.get("weights") or {})
+    weights.setdefault("beat", 1.0)
+    parts = []
     for name in names:
         size = beat_length if name == "beat" else 1
-        slices[name] = slice(pos, pos + size)
-        pos += size
-    return slices
+        parts.append(np.full(size, float(weights.get(name, 0.0)) / size))
+    return np.concatenate(parts)
 
 
 def beat_scores(inputs: np.ndarray, recon: np.ndarray, names: Sequence[str], beat_length: int,
-                score: Mapping[str, Any]) -> np.ndarray:
-    """Per-beat anomaly scores for a batch (rows are beats)."""
-    err = np.abs(inputs - recon) if score.get("kind", "mae") == "mae" else (inputs - recon) ** 2
-    weights = dict(score.get("weights") or {})
-    weights.setdefault("beat", 1.0)
-    total = np.zeros(len(inputs), dtype=np.float64)
-    for name, sl in feature_slices(names, beat_length).items():
-        w = float(weights.get(name, 0.0))
-        if w:
-            total += w * err[:, sl].mean(axis=1)
-    return total
+                score: Mapping[str, Any], weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-beat anomaly scores for a batch (rows are beats); `weights` from `column_weights`, if cached."""
+    diff = np.asarray(inputs, dtype=np.float64) - recon
+    err = np.abs(diff) if score.get("kind", "mae") == "mae" else diff * diff
+    if weights is None:
+        weights = column_weights(names, beat_length, score)
+    return (err * weights).sum(axis=1)  # not `err @ weights`: BLAS rounding would depend on the batch size
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -76,6 +74,7 @@ class StreamingScorer:
         self.names = list(names)
         self.beat_length = int(beat_length)
         self.spec = dict(score)
+        self.weights = column_weights(self.names, self.beat_length, self.spec)  # once, not per beat
         adaptive = score.get("adaptive")
         self.adaptive = dict(adaptive) if adaptive else None
         if self.adaptive is not None and self.adaptive.get("kind") != ADAPTIVE_KIND:
@@ -87,7 +86,7 @@ class StreamingScorer:
         self.history: deque[float] = deque(maxlen=max(n, 1))
 
     def raw(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
-        return beat_scores(inputs, recon, self.names, self.beat_length, self.spec)
+        return beat_scores(inputs, recon, self.names, self.beat_length, self.spec, self.weights)
 
     def score(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
         raw = self.raw(np.asarray(inputs), np.asarray(recon))

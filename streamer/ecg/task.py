@@ -81,8 +81,8 @@ class EcgTask:
         return np.stack([b.features for b in beats])
 
     # --- task logic ---
-    def handle(self, beats: Sequence[Beat], recon: np.ndarray) -> list[dict[str, Any]]:
-        scores = self.scorer.score(self.inputs(beats), recon)
+    def handle(self, beats: Sequence[Beat], inputs: np.ndarray, recon: np.ndarray) -> list[dict[str, Any]]:
+        scores = self.scorer.score(inputs, recon)
         return [self._judge(beat, float(score)) for beat, score in zip(beats, scores)]
 
     def _judge(self, beat: Beat, score: float) -> dict[str, Any]:
