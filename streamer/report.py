@@ -37,6 +37,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
+    if isinstance(value, list):
+        return "; ".join(map(str, value)) or "-"
     return "-" if value is None else str(value)
 
 

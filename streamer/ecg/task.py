@@ -63,6 +63,7 @@ class EcgTask:
         self.flags: list[bool] = []
         self.judged: list[bool] = []  # False while calibrating
         self.calibration_scores: list[float] = []
+        self.flushed = False  # True once the stream ended normally and every pending peak was decided
 
     # --- framing ---
     def feed(self, block: Block) -> list[Beat]:
@@ -73,6 +74,7 @@ class EcgTask:
         return self.framer.feed(block.samples, peaks)
 
     def flush(self) -> list[Beat]:
+        self.flushed = True
         peaks = self.detector.flush()
         self.peaks.extend(peaks)
         return self.framer.feed(np.zeros(0), peaks) + self.framer.flush()
@@ -148,8 +150,7 @@ class EcgTask:
             "threshold": {"value": self.threshold, "source": self.threshold_source},
             "detector_lookahead_ms": 1e3 * OnlineRPeakDetector.LOOKAHEAD_S,
         }
-        if self.reference is not None and self.reference.ref_samples is not None:
-            out.update(self._against_reference(metrics.get("stream_s", 0.0)))
+        out.update(self._against_reference(metrics.get("stream_s", 0.0)))
         out["warnings"] = self.warnings()
         return out
 
@@ -170,11 +171,16 @@ class EcgTask:
     def _against_reference(self, duration_s: float) -> dict[str, Any]:
         """R-peak Se/PPV over the stream seen so far, and PVC detection figures (V beats positive)."""
         ref = self.reference
-        assert ref is not None and ref.ref_samples is not None and ref.ref_symbols is not None
-        seen = int(round(duration_s * self.fs))
-        keep = ref.ref_samples < seen - int(OnlineRPeakDetector.LOOKAHEAD_S * self.fs)
+        if ref is None or ref.ref_samples is None or ref.ref_symbols is None:
+            return {}
+        # a stream stopped early (Ctrl-C) is scored up to where the detector has decided
+        cutoff = int(round(duration_s * self.fs))
+        if not self.flushed:
+            cutoff -= int(OnlineRPeakDetector.LOOKAHEAD_S * self.fs)
+        keep = ref.ref_samples < cutoff
         ref_samples, ref_symbols = ref.ref_samples[keep], ref.ref_symbols[keep]
-        rpeaks = rpeak_scores(np.asarray(self.peaks), ref_samples, self.fs)
+        peaks = np.asarray(self.peaks, dtype=np.int64)
+        rpeaks = rpeak_scores(peaks[peaks < cutoff], ref_samples, self.fs)
         keys = ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")
         out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in keys}}
         judged = np.asarray(self.judged, dtype=bool)
