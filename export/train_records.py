@@ -30,7 +30,7 @@ from export.mitdb import LabelledBeats, labelled_beats, load_record, record_path
 from streamer import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
-from streamer.ecg.scoring import StreamingScorer
+from streamer.ecg.scoring import StreamingScorer, judged_from
 from streamer.ecg.threshold import threshold_from
 
 MODEL_VERSION = "1.0"
@@ -55,7 +55,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                   "weights": {"beat": 1.0, "rr_prematurity": 0.3, "rr_pause": 0.3},
                   # ratio to the 25th percentile of the patient's last 32 raw scores (~30 s); `reference`
                   # (the training normals' 25th percentile) is filled in at training time
-                  "adaptive": {"kind": "quantile_ratio", "beats": 32, "quantile": 25.0, "min_history": 8}},
+                  "adaptive": {"kind": "quantile_ratio", "beats": 32, "quantile": 25.0, "min_history": 8},
+                  # the first 8 beats (~7 s) are scored but not judged: template and history still filling
+                  "warmup_beats": 8},
         "model": {"hidden": [64, 16], "code": 4, "activation": "relu", "l2": 1e-5},
         "train": {"epochs": 40, "batch": 256, "learning_rate": 1e-3, "loss": "mae"},
         "threshold": {"method": "percentile", "param": 99.5},  # ~0.5% of normal beats, ~0.4/min at 75 bpm
@@ -64,7 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESETS["fast"] = copy.deepcopy(PRESETS["default"])  # for tests: same model, fewer epochs
 PRESETS["fast"]["train"]["epochs"] = 3
-# Without the adaptive ratio: for engines that score beats statelessly with `beat_scores` only.
+# Without the adaptive ratio: the ablation that shows what the patient-adaptive score buys.
 PRESETS["static"] = copy.deepcopy(PRESETS["default"])
 del PRESETS["static"]["score"]["adaptive"]
 
@@ -149,13 +151,14 @@ def record_scores(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str
 
 
 # --- evaluation --------------------------------------------------------------------------------------------
-def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float) -> dict[str, Any]:
-    """AUC over annotated beats (V positive); precision/recall/false alarms over every scored beat."""
-    ann = lb.annotated
-    fig = anomaly_scores(scores, lb.pvc, threshold, lb.duration_s)
-    fig["auc"] = anomaly_scores(scores[ann], lb.pvc[ann], threshold)["auc"]
+def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float, first: int = 0) -> dict[str, Any]:
+    """AUC over annotated beats (V positive); precision/recall/false alarms over every judged beat (from
+    beat `first` on, as the engine judges them)."""
+    scores, ann, pvc = scores[first:], lb.annotated[first:], lb.pvc[first:]
+    fig = anomaly_scores(scores, pvc, threshold, lb.duration_s)
+    fig["auc"] = anomaly_scores(scores[ann], pvc[ann], threshold)["auc"]
     fig["n_beats"] = int(len(scores))
-    fig["n_pvc"] = int(lb.pvc.sum())
+    fig["n_pvc"] = int(pvc.sum())
     fig["n_unmatched_detections"] = int((~ann).sum())
     fig["false_alarms_unmatched"] = int((scores[~ann] > threshold).sum())
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in fig.items()}
@@ -185,7 +188,9 @@ def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, 
     x = np.concatenate([lb.inputs[training_rows(lb)] for lb in train])
     model = fit_autoencoder(x, preset, epochs, seed)
     score = model_score(model, train, preset)
-    normal_scores = np.concatenate([record_scores(model, lb, spec, score)[training_rows(lb)] for lb in train])
+    first = judged_from(score)
+    normal_scores = np.concatenate([record_scores(model, lb, spec, score)[first:][training_rows(lb)[first:]]
+                                    for lb in train])
     th = threshold_from(normal_scores, preset["threshold"]["method"], preset["threshold"]["param"])
     th["chosen_on"] = ("scores (streamed per record) of the normal beats of the training records: "
                        + ", ".join(lb.record for lb in train))
@@ -205,7 +210,8 @@ def leave_records_out(records: Sequence[Path], preset: str = "default", epochs: 
         train = [lb for j, lb in enumerate(beats) if j != i]
         model, score, th, _ = fit_on(train, cfg, epochs, seed)
         scores = record_scores(model, test, spec, score)
-        per_record[test.record] = {**record_figures(scores, test, th["value"]), "threshold": th["value"]}
+        per_record[test.record] = {**record_figures(scores, test, th["value"], judged_from(score)),
+                                   "threshold": th["value"]}
         print(f"LORO {test.record}: " + json.dumps({k: per_record[test.record][k] for k in
                                                     ("auc", "precision", "recall", "false_alarms_per_min")}),
               flush=True)
@@ -277,7 +283,7 @@ def train_records(records: list[Path], out_dir: Path, preset: str = "default", e
     metrics["train_seconds"] = round(time.time() - t0, 1)
     spec = beat_spec(cfg)
     metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score),
-                                                            lb, th["value"]) for lb in beats}
+                                                            lb, th["value"], judged_from(score)) for lb in beats}
     metrics["training_records_note"] = "in-sample (the model saw these records): optimistic"
     meta = model_meta(cfg, record_rate(paths), name, score, th, beats, x, source, metrics)
     out_dir = Path(out_dir)

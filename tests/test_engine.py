@@ -163,3 +163,16 @@ def test_block_positions_cover_the_signal() -> None:
     assert np.array_equal(np.concatenate([b.samples for b in blocks]), x)
     assert [b.start for b in blocks] == list(range(0, 1000, 37))
     assert isinstance(blocks[0], Block)
+
+
+def test_warmup_beats_are_scored_not_judged(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:
+    from streamer.ecg.scoring import judged_from
+
+    events = tmp_path / "ev.jsonl"
+    _, task = _run(slice106, ecg_model, block_s=0.5, events=events)
+    warm = judged_from(task.model.meta["score"])
+    assert warm > 0  # the shipped model's template and adaptive history need a few beats
+    assert not any(task.judged[:warm]) and all(task.judged[warm:])
+    lines = [json.loads(ln) for ln in events.read_text().splitlines()]
+    assert all(e.get("warming_up") and not e["anomaly"] for e in lines[:warm])
+    assert not any(e.get("warming_up") for e in lines[warm:])

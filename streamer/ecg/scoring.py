@@ -14,6 +14,10 @@ normal beat's error as long as fewer than (100 - q)% of recent beats are abnorma
 patient-wide misfit (unusual lead, noisy stretch) while surviving frequent PVCs; the reference floor keeps
 it from amplifying the small deviations of very clean recordings. It is stateful: use `StreamingScorer`
 (one per stream, beats in order), which equals `beat_scores` when there is no `adaptive` entry.
+
+``score.warmup_beats`` (optional, default 0): the first beats of a stream are scored but not judged, since
+the running template and the adaptive history are still filling; training, evaluation and the engine all
+skip them (`judged_from`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+
+def judged_from(score: Mapping[str, Any]) -> int:
+    """Index of the first beat of a stream whose score is judged against the threshold."""
+    return int(score.get("warmup_beats", 0))
 
 
 def column_weights(names: Sequence[str], beat_length: int, score: Mapping[str, Any]) -> np.ndarray:

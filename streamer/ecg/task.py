@@ -18,7 +18,7 @@ from streamer.ecg.beats import Beat, BeatFramer, BeatSpec
 from streamer.ecg.detector import OnlineRPeakDetector
 from streamer.ecg.evaluate import TOLERANCE_S, anomaly_scores, match_peaks, rpeak_scores
 from streamer.ecg.readers import Recording
-from streamer.ecg.scoring import StreamingScorer
+from streamer.ecg.scoring import StreamingScorer, judged_from
 from streamer.ecg.threshold import threshold_from
 from streamer.errors import ModelError
 from streamer.model import OnnxModel
@@ -44,6 +44,7 @@ class EcgTask:
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(model.path, f"beat or score description not understood ({exc})") from None
         model.check_input_size(self.spec.n_inputs)
+        self.warmup_beats = judged_from(model.meta["score"])
         self.model_threshold = dict(model.meta["threshold"])
         self.threshold = float(threshold if threshold is not None else self.model_threshold["value"])
         self.threshold_source = "--threshold" if threshold is not None else "model"
@@ -90,9 +91,10 @@ class EcgTask:
     def _judge(self, beat: Beat, score: float) -> dict[str, Any]:
         if self.calibrating and beat.time_s >= self.calibrate_s:
             self._finish_calibration()
-        judged = not self.calibrating
+        warming_up = beat.index < self.warmup_beats
+        judged = not self.calibrating and not warming_up
         anomaly = judged and score > self.threshold
-        if not judged:
+        if self.calibrating and not warming_up:
             self.calibration_scores.append(score)
         self.r_samples.append(beat.r_sample)
         self.scores.append(score)
@@ -101,7 +103,9 @@ class EcgTask:
         event = {"t": round(beat.time_s, 4), "beat": beat.index, "r_sample": beat.r_sample,
                  "score": score, "threshold": self.threshold, "anomaly": anomaly,
                  "rr_ms": round(1e3 * beat.rr_prev_s, 1)}
-        if not judged:
+        if warming_up:
+            event["warming_up"] = True
+        elif not judged:
             event["calibrating"] = True
         with self.lock:
             self.recent_scores.append(score)
