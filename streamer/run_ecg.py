@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from streamer.ecg.readers import Recording, check_signal, read_recording
 from streamer.ecg.task import EcgTask
-from streamer.engine import Engine
-from streamer.errors import InputError, StreamerError
+from streamer.engine import Engine, Source
+from streamer.errors import InputError
 from streamer.model import OnnxModel
 from streamer.modelmeta import ECG_TASK
-from streamer.pacing import Pacer, parse_speed
+from streamer.pacing import MAX_SPEED, Pacer, parse_speed
 from streamer.report import finish_run
 from streamer.sinks import JsonlSink
 from streamer.sources import ArraySource, TextLineSource
@@ -20,12 +22,13 @@ PACED_BLOCK_S = 0.1  # s per block when replaying in real time: the dashboard mo
 FAST_BLOCK_S = 60.0  # s per block at --speed max: fewer, larger batches
 
 
-def _source(source: str, lead: str | None, fs: float | None, speed: float) -> tuple[object, Recording | None]:
+def open_source(source: str, lead: str | None, fs: float | None, speed: float) -> tuple[Source, Recording | None]:
+    """stdin (`-`, live, needs --fs) or a recorded file replayed in blocks sized for the speed."""
     if source == "-":
-        check_signal("-", [0.0, 1.0], fs)  # type: ignore[arg-type]
+        check_signal("-", np.array([0.0, 1.0]), fs)  # only the rate can be checked before data arrives
         return TextLineSource(float(fs), sys.stdin.buffer), None  # type: ignore[arg-type]
     recording = read_recording(source, lead=lead, fs=fs)
-    block_s = FAST_BLOCK_S if speed == float("inf") else PACED_BLOCK_S * max(1.0, speed / 10)
+    block_s = FAST_BLOCK_S if speed == MAX_SPEED else PACED_BLOCK_S * max(1.0, speed / 10)
     return ArraySource(recording.signal, recording.fs, source, block_s), recording
 
 
@@ -39,12 +42,9 @@ def run_ecg(source: str, model_path: Path, lead: str | None = None, fs: float | 
     except ValueError:
         raise InputError("--speed", f"{speed!r} is not a speed (a number > 0, or max)") from None
     model = OnnxModel(model_path, threads=threads, task=ECG_TASK)
-    src, recording = _source(source, lead, fs, pace)
-    task = EcgTask(model, src.fs, threshold=threshold, calibrate_s=calibrate_s, reference=recording)  # type: ignore[attr-defined]
+    src, recording = open_source(source, lead, fs, pace)
+    task = EcgTask(model, src.fs, threshold=threshold, calibrate_s=calibrate_s, reference=recording)
     sink = JsonlSink(events) if events else None
-    engine = Engine(src, task, model, Pacer(pace), events=sink)  # type: ignore[arg-type]
+    engine = Engine(src, task, model, Pacer(pace), events=sink)
     title = f"aestream ecg · {source} · model {model.name}"
     return finish_run(engine, task, title, summary_path, dashboard)
-
-
-__all__ = ["run_ecg", "StreamerError"]
