@@ -2,7 +2,7 @@
 
 R peaks come from the runtime's causal detector (`streamer.ecg.detector.detect_rpeaks`) or from the
 reference annotations. Detected peaks are labelled by matching them to annotated beats within 150 ms
-(`match_peaks`): a detection matched to a `V` beat is a PVC, matched to any other beat is normal, and a
+(`label_peaks`): a detection matched to a `V` beat is a PVC, matched to any other beat is normal, and a
 detection with no annotated beat is a *false detection* (labelled normal, counted separately: the live
 engine will score it too, so it belongs in the false-alarm figures).
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from streamer.ecg.beats import Beat, BeatSpec, extract_beats
-from streamer.ecg.evaluate import BEAT_SYMBOLS, TOLERANCE_S, match_peaks
+from streamer.ecg.evaluate import label_peaks
+from streamer.ecg.readers import read_wfdb
 
-PVC_SYMBOL = "V"
 SIGNAL_CHANNEL = 0  # first channel (MLII on most MIT-BIH records)
 PEAK_SOURCES = ("detector", "annotations")
 
@@ -58,19 +58,10 @@ def record_path(path: str | Path) -> Path:
 
 
 def load_record(path: str | Path, channel: int = SIGNAL_CHANNEL) -> Record:
-    import wfdb
-
+    """Read with the runtime's reader: the same checks, and one-line errors for a bad training record."""
     path = record_path(path)
-    rec = wfdb.rdrecord(str(path))
-    signal = np.asarray(rec.p_signal[:, channel], dtype=np.float64)
-    signal = np.nan_to_num(signal)  # rare NaN gaps would poison the filters
-    samples = symbols = None
-    if path.with_suffix(".atr").exists():
-        ann = wfdb.rdann(str(path), "atr")
-        sym = np.asarray(ann.symbol)
-        keep = np.isin(sym, list(BEAT_SYMBOLS))  # drop rhythm/noise marks such as '+'
-        samples, symbols = np.asarray(ann.sample, dtype=np.int64)[keep], sym[keep]
-    return Record(path.name, path, signal, float(rec.fs), samples, symbols)
+    rec = read_wfdb(path, lead=str(channel))
+    return Record(path.name, path, rec.signal, rec.fs, rec.ref_samples, rec.ref_symbols)
 
 
 def rpeaks(record: Record, source: str = "detector") -> np.ndarray:
@@ -90,13 +81,7 @@ def peak_labels(record: Record, peaks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """(pvc, annotated) per peak. Without annotations every peak is an unlabelled normal."""
     if record.ann_samples is None or record.ann_symbols is None:
         return np.zeros(len(peaks), bool), np.zeros(len(peaks), bool)
-    match = match_peaks(peaks, record.ann_samples, int(round(TOLERANCE_S * record.fs)))
-    pvc = np.zeros(len(peaks), bool)
-    annotated = np.zeros(len(peaks), bool)
-    hit = match >= 0
-    annotated[match[hit]] = True
-    pvc[match[hit]] = record.ann_symbols[hit] == PVC_SYMBOL
-    return pvc, annotated
+    return label_peaks(peaks, record.ann_samples, record.ann_symbols, record.fs)
 
 
 def labelled_beats(record: Record, spec: BeatSpec, source: str = "detector") -> LabelledBeats:

@@ -7,6 +7,20 @@ import numpy as np
 # MIT-BIH beat annotation symbols (wfdb's table); everything else ('+', '~', '|', ...) is not a beat.
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 TOLERANCE_S = 0.150  # R-peak match window, the usual 150 ms
+PVC_SYMBOL = "V"  # the anomaly task's positive class
+
+
+def label_peaks(peaks: np.ndarray, ref_samples: np.ndarray, ref_symbols: np.ndarray, fs: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(pvc, annotated) per detected peak: matched within TOLERANCE_S to an annotated `V` beat, or to any
+    annotated beat. A detection with no annotated beat is a false detection (annotated False)."""
+    match = match_peaks(peaks, ref_samples, int(round(TOLERANCE_S * fs)))
+    pvc = np.zeros(len(peaks), bool)
+    annotated = np.zeros(len(peaks), bool)
+    hit = match >= 0
+    annotated[match[hit]] = True
+    pvc[match[hit]] = np.asarray(ref_symbols)[hit] == PVC_SYMBOL
+    return pvc, annotated
 
 
 def match_peaks(detected: np.ndarray, reference: np.ndarray, tolerance: int) -> np.ndarray:

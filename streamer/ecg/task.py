@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer.ecg.beats import Beat, BeatFramer, BeatSpec
 from streamer.ecg.detector import OnlineRPeakDetector
-from streamer.ecg.evaluate import TOLERANCE_S, anomaly_scores, match_peaks, rpeak_scores
+from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
 from streamer.ecg.readers import Recording
 from streamer.ecg.scoring import StreamingScorer, judged_from
 from streamer.ecg.threshold import threshold_from
@@ -28,7 +28,6 @@ TRACE_S = 5.0  # seconds of signal kept for the dashboard trace
 SCORE_HISTORY = 60  # beats shown in the score sparkline
 EVENT_HISTORY = 8  # anomaly events listed on the dashboard
 HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
-PVC_SYMBOL = "V"
 MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS beats) means the model does not fit
 MISFIT_MIN_BEATS = 50
 
@@ -192,10 +191,7 @@ class EcgTask:
         if len(r) == 0:
             return out
         scores = np.asarray(self.scores)[judged]
-        match = match_peaks(r, ref_samples, int(round(TOLERANCE_S * self.fs)))
-        is_pvc = np.zeros(len(r), dtype=bool)  # beats with no annotation (false detections) count as normal
-        hit = match >= 0
-        is_pvc[match[hit]] = ref_symbols[hit] == PVC_SYMBOL
+        is_pvc, _ = label_peaks(r, ref_samples, ref_symbols, self.fs)  # false detections count as normal
         figures = anomaly_scores(scores, is_pvc, self.threshold, duration_s=duration_s)
         # recall over every annotated PVC: one the detector missed was not flagged either
         n_pvc = int((ref_symbols == PVC_SYMBOL).sum())
