@@ -53,3 +53,17 @@ def test_misfit_model_is_reported(slice106: Path, ecg5000_model: Path, tmp_path:
     data = json.loads(summary.read_text())
     flagged_most = data["anomalies"] > 0.5 * data["beats"]
     assert bool(data["warnings"]) == flagged_most
+
+
+def test_train_ecg_cli_writes_a_model_the_engine_runs(tmp_path: Path, slice106: Path) -> None:
+    """`streamer train ecg` end to end (1 epoch of real ECG5000 training), then the model is used."""
+    import pytest
+
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "models"
+    result = CliRunner().invoke(main, ["train", "ecg", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "ecg5000.onnx").is_file() and (out / "ecg5000.card.md").is_file()
+    assert "auc" in result.output
+    run = CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(out / "ecg5000.onnx"), "--speed", "max"])
+    assert run.exit_code == 0, run.stderr
