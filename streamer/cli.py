@@ -58,14 +58,18 @@ def main() -> None:
 @click.option("--speed", default="1", show_default=True, help="Replay speed: 1 = real time, N = N times, max.")
 @click.option("--threshold", type=float, help="Anomaly threshold (default: the model's).")
 @click.option("--calibrate", type=float, default=0.0, metavar="SECONDS",
-              help="Set the threshold from the first SECONDS of this patient (model's threshold method).")
+              help="Set the threshold from the first SECONDS of this patient.")
+@click.option("--calibrate-method", metavar="METHOD:PARAM",
+              help="With --calibrate: mean_std:K (mean + K std) or percentile:Q (a (100-Q)%% false-alarm "
+                   "target on normal beats). Default: the model's own method.")
 @click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per beat here.")
 @click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here.")
 @click.option("--no-dashboard", is_flag=True, help="Print only the final summary.")
 @click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
 @one_line_errors
 def ecg(source: str, model_path: Path | None, lead: str | None, fs: float | None, speed: str,
-        threshold: float | None, calibrate: float, events: Path | None, summary: Path | None,
+        threshold: float | None, calibrate: float, calibrate_method: str | None, events: Path | None,
+        summary: Path | None,
         no_dashboard: bool, threads: int) -> None:
     """Replay an ECG record (WFDB, CSV, EDF) or read stdin (`-`) as a live stream; score each beat.
 
@@ -74,7 +78,8 @@ def ecg(source: str, model_path: Path | None, lead: str | None, fs: float | None
     from streamer.run_ecg import run_ecg
 
     code = run_ecg(source, model_path or default_model("ecg.onnx"), lead=lead, fs=fs, speed=speed,
-                   threshold=threshold, calibrate_s=calibrate, events=events, summary_path=summary,
+                   threshold=threshold, calibrate_s=calibrate, calibrate_method=calibrate_method,
+                   events=events, summary_path=summary,
                    dashboard=not no_dashboard, threads=threads)
     sys.exit(code)
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from streamer.ecg.readers import Recording, check_signal, read_recording
 from streamer.ecg.task import EcgTask
+from streamer.ecg.threshold import parse_method
 from streamer.engine import Engine, Source
 from streamer.errors import InputError
 from streamer.model import OnnxModel
@@ -34,6 +35,7 @@ def open_source(source: str, lead: str | None, fs: float | None, speed: float) -
 
 def run_ecg(source: str, model_path: Path, lead: str | None = None, fs: float | None = None,
             speed: str = "1", threshold: float | None = None, calibrate_s: float = 0.0,
+            calibrate_method: str | None = None,
             events: Path | None = None, summary_path: Path | None = None, dashboard: bool = True,
             threads: int = 1) -> int:
     """Runs the stream to its end (or Ctrl-C); returns the process exit code."""
@@ -41,9 +43,14 @@ def run_ecg(source: str, model_path: Path, lead: str | None = None, fs: float | 
         pace = parse_speed(speed)
     except ValueError:
         raise InputError("--speed", f"{speed!r} is not a speed (a number > 0, or max)") from None
+    try:
+        method = parse_method(calibrate_method) if calibrate_method else None
+    except ValueError as exc:
+        raise InputError("--calibrate-method", str(exc)) from None
     model = OnnxModel(model_path, threads=threads, task=ECG_TASK)
     src, recording = open_source(source, lead, fs, pace)
-    task = EcgTask(model, src.fs, threshold=threshold, calibrate_s=calibrate_s, reference=recording)
+    task = EcgTask(model, src.fs, threshold=threshold, calibrate_s=calibrate_s, reference=recording,
+                   calibrate_method=method)
     sink = JsonlSink(events) if events else None
     engine = Engine(src, task, model, Pacer(pace), events=sink)
     title = f"aestream ecg · {source} · model {model.name}"

@@ -176,3 +176,17 @@ def test_warmup_beats_are_scored_not_judged(slice106: Path, ecg_model: Path, tmp
     lines = [json.loads(ln) for ln in events.read_text().splitlines()]
     assert all(e.get("warming_up") and not e["anomaly"] for e in lines[:warm])
     assert not any(e.get("warming_up") for e in lines[warm:])
+
+
+def test_calibration_method_is_applied(slice106: Path, ecg_model: Path) -> None:
+    from streamer.ecg.threshold import parse_method
+
+    rec = read_recording(slice106)
+    model = OnnxModel(ecg_model)
+    task = EcgTask(model, rec.fs, calibrate_s=30.0, calibrate_method=parse_method("mean_std:2"))
+    Engine(ArraySource(rec.signal, rec.fs, "s", 1.0), task, model, Pacer(float("inf"))).run()
+    calib = np.asarray(task.calibration_scores)
+    assert task.threshold == pytest.approx(calib.mean() + 2 * calib.std())
+    assert "mean_std 2" in task.threshold_source
+    with pytest.raises(ValueError):
+        parse_method("median:3")

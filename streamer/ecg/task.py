@@ -28,13 +28,15 @@ TRACE_S = 5.0  # seconds of signal kept for the dashboard trace
 SCORE_HISTORY = 60  # beats shown in the score sparkline
 EVENT_HISTORY = 8  # anomaly events listed on the dashboard
 HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
+MIN_CALIBRATION_BEATS = 10  # fewer scores than this say nothing about a patient's normal beats
 MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS beats) means the model does not fit
 MISFIT_MIN_BEATS = 50
 
 
 class EcgTask:
     def __init__(self, model: OnnxModel, fs: float, threshold: float | None = None,
-                 calibrate_s: float = 0.0, reference: Recording | None = None) -> None:
+                 calibrate_s: float = 0.0, reference: Recording | None = None,
+                 calibrate_method: tuple[str, float] | None = None) -> None:
         self.model = model
         self.fs = fs
         try:
@@ -48,6 +50,8 @@ class EcgTask:
         self.threshold = float(threshold if threshold is not None else self.model_threshold["value"])
         self.threshold_source = "--threshold" if threshold is not None else "model"
         self.calibrate_s = calibrate_s
+        self.calibrate_method = calibrate_method or (str(self.model_threshold.get("method", "percentile")),
+                                                     float(self.model_threshold.get("param", 99.0)))
         self.calibrating = calibrate_s > 0
         self.reference = reference
         self.detector = OnlineRPeakDetector(fs)
@@ -114,12 +118,13 @@ class EcgTask:
         return event
 
     def _finish_calibration(self) -> None:
-        """The patient's first seconds set the threshold, by the model's own threshold method."""
+        """The patient's first seconds set the threshold (the model's threshold method unless given)."""
         self.calibrating = False
-        if len(self.calibration_scores) < 10:
-            return  # too few beats to say anything: keep the model's threshold
-        method = str(self.model_threshold.get("method", "percentile"))
-        param = float(self.model_threshold.get("param", 99.0))
+        n = len(self.calibration_scores)
+        if n < MIN_CALIBRATION_BEATS:
+            self.threshold_source += f" (calibration saw only {n} beats, fewer than {MIN_CALIBRATION_BEATS})"
+            return
+        method, param = self.calibrate_method
         self.threshold = threshold_from(np.asarray(self.calibration_scores), method, param)["value"]
         self.threshold_source = f"calibrated on {len(self.calibration_scores)} beats ({method} {param:g})"
 

@@ -20,6 +20,17 @@ def percentile_threshold(scores: np.ndarray, q: float) -> float:
     return float(np.percentile(scores, q))
 
 
+METHODS = ("mean_std", "percentile")
+
+
+def parse_method(text: str) -> tuple[str, float]:
+    """'mean_std:1' or 'percentile:99.5' -> (method, param)."""
+    method, _, param = text.partition(":")
+    if method not in METHODS or not param:
+        raise ValueError(f"{text!r} is not METHOD:PARAM with METHOD one of {', '.join(METHODS)}")
+    return method, float(param)
+
+
 def threshold_from(scores: np.ndarray, method: str, param: float) -> dict[str, Any]:
     """Threshold record for model metadata: {"value", "method", "param", "n"}."""
     scores = np.asarray(scores, dtype=np.float64)
