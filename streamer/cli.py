@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable
@@ -101,13 +102,12 @@ def train() -> None:
 
 
 def _need_training_extra() -> None:
+    """Training is the only command that uses TensorFlow; the runtime itself never imports it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
-    try:
-        import tensorflow  # noqa: F401
-        import tf2onnx  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("training needs TensorFlow and tf2onnx: pip install 'aestream[train]' "
-                                "(see README, 'Training')") from None
+    missing = [name for name in ("tensorflow", "tf2onnx") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(f"training needs {' and '.join(missing)}: pip install 'aestream[train]' "
+                                "(see README, 'Quick start')")
 
 
 def _check_preset(preset: str, presets: dict[str, Any]) -> None:
