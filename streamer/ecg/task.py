@@ -65,7 +65,8 @@ class EcgTask:
         self.r_samples: list[int] = []  # scored beats
         self.scores: list[float] = []
         self.flags: list[bool] = []
-        self.judged: list[bool] = []  # False while calibrating
+        self.judged: list[bool] = []  # False while warming up or calibrating
+        self.n_anomalies = 0
         self.calibration_scores: list[float] = []
         self.flushed = False  # True once the stream ended normally and every pending peak was decided
 
@@ -102,6 +103,7 @@ class EcgTask:
         self.r_samples.append(beat.r_sample)
         self.scores.append(score)
         self.flags.append(anomaly)
+        self.n_anomalies += anomaly
         self.judged.append(judged)
         event = {"t": round(beat.time_s, 4), "beat": beat.index, "r_sample": beat.r_sample,
                  "score": score, "threshold": self.threshold, "anomaly": anomaly,
@@ -143,7 +145,7 @@ class EcgTask:
             scores = list(self.recent_scores)
             events = list(self.recent_events)
         fields = {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(len(self.scores)),
-                  "anomalies": str(int(sum(self.flags))),
+                  "anomalies": str(self.n_anomalies),
                   "threshold": f"{self.threshold:.4g} ({self.threshold_source})"}
         for warning in self.warnings():
             fields["warning"] = warning
@@ -153,7 +155,7 @@ class EcgTask:
 
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "beats": len(self.scores), "anomalies": int(sum(self.flags)),
+            "beats": len(self.scores), "anomalies": self.n_anomalies,
             "heart_rate_bpm": self._mean_hr(), "peaks_detected": len(self.peaks),
             "threshold": {"value": self.threshold, "source": self.threshold_source},
             "detector_lookahead_ms": 1e3 * OnlineRPeakDetector.LOOKAHEAD_S,
@@ -164,7 +166,7 @@ class EcgTask:
 
     def warnings(self) -> list[str]:
         """Advice when the run's figures say the model does not fit this recording."""
-        n, flagged = len(self.flags), int(sum(self.flags))
+        n, flagged = len(self.flags), self.n_anomalies
         if n >= MISFIT_MIN_BEATS and flagged > MISFIT_FRACTION * n:
             return [f"{flagged} of {n} beats are above the threshold: the model probably does not fit this "
                     "recording (other lead, rate or population); try --calibrate SECONDS, or fit a model "
