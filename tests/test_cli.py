@@ -67,3 +67,28 @@ def test_train_ecg_cli_writes_a_model_the_engine_runs(tmp_path: Path, slice106: 
     assert "auc" in result.output
     run = CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(out / "ecg5000.onnx"), "--speed", "max"])
     assert run.exit_code == 0, run.stderr
+
+
+def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
+    """A real Ctrl-C (SIGINT) mid-replay: exit 130, no traceback, events and summary kept and consistent."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import MODELS, SAMPLE_RECORD
+
+    events, summary = tmp_path / "ev.jsonl", tmp_path / "s.json"
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "ecg", str(SAMPLE_RECORD), "--model",
+                             str(MODELS / "ecg.onnx"), "--speed", "20", "--events", str(events),
+                             "--summary", str(summary)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while (not events.exists() or len(events.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert b"Traceback" not in err and b"aestream summary" in out
+    data = json.loads(summary.read_text())
+    assert data["interrupted"] is True and data["beats"] >= 20
+    assert len(events.read_text().splitlines()) == data["beats"]
