@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             # 16 beats (~15 s): adapts to slow morphology change; min_scale in mV
             {"kind": "template", "beats": 16, "min_rr_prev_ratio": 0.9, "min_scale": 0.05},
         ]},
-        "score": {"kind": "mae", "over": "beat",
+        "score": {"kind": "mae",
                   "weights": {"beat": 1.0, "rr_prematurity": 0.3, "rr_pause": 0.3},
                   # ratio to the 25th percentile of the patient's last 32 raw scores (~30 s); `reference`
                   # (the training normals' 25th percentile) is filled in at training time

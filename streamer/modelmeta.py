@@ -37,7 +37,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
         "beat",  # {"length": 140, "window": {...how a beat is cut and aligned...}}
         "features",  # [{"name": ..., "size": ...}] in input order (beat samples, RR features...)
         "normalisation",  # {"kind": "minmax"|"zscore", ...constants}
-        "score",  # {"kind": "mae"|"mse", "over": "beat"}
+        "score",  # {"kind": "mae"|"mse", "weights": {...}, ...}: see streamer/ecg/scoring.py
         "threshold",  # {"value": float, "method": str, ...}
     ),
     AUDIO_TASK: ("sample_rate_hz", "frame", "normalisation"),

@@ -6,7 +6,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,30 +147,26 @@ def test_model_not_onnx(tmp_path: Path) -> None:
     assert_one_line_error(code, err, "model.onnx", "not a readable ONNX model")
 
 
-def test_model_of_wrong_task(tmp_path: Path, ecg_model: Path) -> None:
+def _model_with(model: Path, dest: Path, key: str, change: Callable[[Any], Any]) -> Path:
+    """A copy of a real model with one metadata value changed."""
     import onnx
 
-    proto = onnx.load(str(ecg_model))
+    proto = onnx.load(str(model))
     for prop in proto.metadata_props:
-        if prop.key == "task":
-            prop.value = json.dumps("audio-codec")
-    wrong = tmp_path / "audio.onnx"
-    onnx.save(proto, str(wrong))
+        if prop.key == key:
+            prop.value = json.dumps(change(json.loads(prop.value)))
+    onnx.save(proto, str(dest))
+    return dest
+
+
+def test_model_of_wrong_task(tmp_path: Path, ecg_model: Path) -> None:
+    wrong = _model_with(ecg_model, tmp_path / "audio.onnx", "task", lambda _: "audio-codec")
     code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(wrong), "--speed", "max")
     assert_one_line_error(code, err, "audio.onnx", "audio-codec")
 
 
 def test_model_of_wrong_shape(tmp_path: Path, ecg_model: Path) -> None:
-    import onnx
-
-    proto = onnx.load(str(ecg_model))
-    for prop in proto.metadata_props:
-        if prop.key == "beat":
-            beat = json.loads(prop.value)
-            beat["length"] = 100
-            prop.value = json.dumps(beat)
-    wrong = tmp_path / "short.onnx"
-    onnx.save(proto, str(wrong))
+    wrong = _model_with(ecg_model, tmp_path / "short.onnx", "beat", lambda beat: {**beat, "length": 100})
     code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(wrong), "--speed", "max")
     assert_one_line_error(code, err, "short.onnx", "values per item")
 
