@@ -38,7 +38,7 @@ from __future__ import annotations
 import statistics
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,6 @@ class Beat:
     rr_next_s: float
     samples: np.ndarray  # normalised beat window, shape (length,)
     features: np.ndarray  # model input vector (beat samples then RR features, as the model lists them)
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class BeatSpec:
