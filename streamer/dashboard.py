@@ -62,6 +62,35 @@ def _fmt_ms(d: dict[str, float]) -> str:
     return f"p50 {one(d.get('p50'))}  p95 {one(d.get('p95'))}  p99 {one(d.get('p99'))} ms"
 
 
+def pixel_art(image: np.ndarray, max_cols: int = 32) -> Text:
+    """A grayscale image in [0, 1] drawn with half blocks: one character per 1x2 pixels, top in the
+    foreground colour and bottom in the background. Larger images are averaged down to `max_cols`."""
+    img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    step = max(1, int(np.ceil(img.shape[1] / max_cols)))
+    h, w = img.shape[0] // step * step or img.shape[0], img.shape[1] // step * step or img.shape[1]
+    if step > 1:
+        img = img[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+    if len(img) % 2:
+        img = np.vstack([img, np.zeros((1, img.shape[1]))])
+    levels = (img * 255).round().astype(int)
+    text = Text()
+    for top, bottom in zip(levels[0::2], levels[1::2]):
+        for a, b in zip(top, bottom):
+            text.append("▀", style=f"rgb({a},{a},{a}) on rgb({b},{b},{b})")
+        text.append("\n")
+    return text
+
+
+def _bar(fraction: float, text: str, width: int = 30) -> Text:
+    """A horizontal meter, `fraction` of `width` filled; red near full scale."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    filled = int(round(fraction * width))
+    bar = Text("█" * filled, style="bold red" if fraction > 0.95 else "green")
+    bar.append("·" * (width - filled), style="dim")
+    bar.append(f"  {text}")
+    return bar
+
+
 def render(snapshot: dict[str, Any], view: dict[str, Any], title: str) -> Panel:
     """The whole dashboard for one snapshot."""
     parts: list[Any] = []
@@ -75,13 +104,32 @@ def render(snapshot: dict[str, Any], view: dict[str, Any], title: str) -> Panel:
     for key, value in view.get("fields", {}).items():
         stats.add_row(key, Text(value))
     stats.add_row("signal", f"{snapshot.get('stream_s', 0.0):.1f} s in {snapshot.get('wall_s', 0.0):.1f} s wall")
-    stats.add_row("latency", _fmt_ms(snapshot.get("latency_ms", {})))
+    for meter in view.get("meters", []):
+        stats.add_row(meter["label"], _bar(float(meter["value"]), meter["text"]))
+    budget = view.get("budget_ms")
+    stats.add_row("latency", _fmt_ms(snapshot.get("latency_ms", {}))
+                  + (f"  (budget {budget:.0f} ms per frame)" if budget else ""))
     stats.add_row("model time", _fmt_ms(snapshot.get("model_ms", {})))
     rtf = snapshot.get("realtime_factor", float("nan"))
     stats.add_row("real-time factor", "-" if rtf != rtf else f"{rtf:.2g}")
     drops = snapshot.get("drops", {})
     stats.add_row("drops", Text(", ".join(f"{k}: {v}" for k, v in drops.items()) or "0"))
     parts.append(stats)
+    for series in view.get("series", []):
+        values = [v for v in series["values"] if v == v and abs(v) != float("inf")]
+        line = Text(f"{series['label']}  ")
+        if values:
+            line.append(sparkline(values, series.get("lo"), series.get("hi")), style="green")
+            line.append(f"  last {values[-1]:.3g}, min {min(values):.3g}, max {max(values):.3g}")
+        parts.append(line)
+    images = view.get("images")
+    if images:
+        grid = Table.grid(padding=(0, 2))
+        for _ in images:
+            grid.add_column()
+        grid.add_row(*[Text(label, style="bold") for label, _ in images])
+        grid.add_row(*[pixel_art(image) for _, image in images])
+        parts.append(grid)
     scores = view.get("scores")
     if scores:
         thr = float(view.get("threshold", 0.0))

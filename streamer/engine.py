@@ -29,13 +29,18 @@ class Source(Protocol):
 
 
 class Task(Protocol):
-    """What differs between streams: framing (`feed`/`flush`) and what to do with model outputs."""
+    """What differs between streams: framing (`feed`/`flush`) and what to do with model outputs.
+
+    `count(items)` is how many user-visible items (beats, frames, images) a list of work items holds:
+    an image task may pack many images into one work item.
+    """
 
     def feed(self, block: Block) -> Sequence[Any]: ...
     def flush(self) -> Sequence[Any]: ...
     def inputs(self, items: Sequence[Any]) -> np.ndarray: ...
     def handle(self, items: Sequence[Any], inputs: np.ndarray, outputs: np.ndarray) -> list[dict[str, Any]]: ...
     def drops(self) -> dict[str, int]: ...
+    def count(self, items: Sequence[Any]) -> int: ...
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]: ...
     def view(self) -> dict[str, Any]: ...
 
@@ -77,27 +82,29 @@ class Engine:
         return self.summary()
 
     def _step(self, block: Block) -> None:
-        arrival = self.clock()  # the block's last sample is here: latency counts from now
+        now = self.clock()  # the block's last sample is here: latency counts from now
+        arrival = block.arrival if block.arrival is not None else now  # or from when the device gave it
         self._process(self.task.feed(block), arrival)
-        self.metrics.consumed(len(block.samples) / self.source.fs, self.clock() - arrival)
+        self.metrics.consumed(len(block.samples) / self.source.fs, self.clock() - now)
 
     def _process(self, items: Sequence[Any], arrival: float) -> None:
         if not items:
             return
+        n = self.task.count(items)
         batch = self.task.inputs(items)
         t0 = self.clock()
         outputs = self.model.run(batch)
-        self.metrics.batch(len(items), self.clock() - t0)
+        self.metrics.batch(n, self.clock() - t0)
         events = self.task.handle(items, batch, outputs)
         if self.events is not None:
             self.events.write(events)
-        done = self.clock()
-        self.metrics.done([done - arrival] * len(items))
+        self.metrics.done_batch(self.clock() - arrival, n)
 
     def snapshot(self) -> dict[str, Any]:
         """Metrics snapshot with the framer's drops merged in (what the dashboard shows)."""
         snap = self.metrics.snapshot()
-        drops = {**snap["drops"], **self.task.drops()}
+        source_drops = getattr(self.source, "drops", None)  # live devices count overflows
+        drops = {**snap["drops"], **self.task.drops(), **(source_drops() if source_drops else {})}
         snap.update(drops=drops, dropped=sum(drops.values()))
         return snap
 
@@ -109,4 +116,7 @@ class Engine:
                "latency_ms": snap["latency_ms"], "model_ms": snap["model_ms"],
                "dropped": snap["dropped"], "drops": snap["drops"], "batches": snap["batches"]}
         out.update(self.task.summary(snap))
+        source_summary = getattr(self.source, "summary", None)  # e.g. images skipped as unreadable
+        if source_summary is not None:
+            out.update(source_summary())
         return out

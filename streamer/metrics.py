@@ -76,11 +76,11 @@ class Metrics:
             self.batches += 1
             self.model_time.add(model_s / max(n, 1), n)
 
-    def done(self, latencies_s: list[float]) -> None:
+    def done_batch(self, latency_s: float, n: int) -> None:
+        """`n` items finished together, all with the same latency (one histogram update, any n)."""
         with self.lock:
-            self.items_out += len(latencies_s)
-            for s in latencies_s:
-                self.latency.add(s)
+            self.items_out += n
+            self.latency.add(latency_s, n)
 
     def consumed(self, stream_s: float, busy_s: float) -> None:
         with self.lock:

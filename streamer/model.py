@@ -49,9 +49,9 @@ class OnnxModel:
 
     def _warm_up(self) -> None:
         """One call at start-up, so the first real item does not pay for onnxruntime's lazy set-up."""
-        width = self.input_shape[-1]
-        if isinstance(width, int):
-            self.run(np.zeros((1, width), dtype=np.float32))
+        item = self.input_shape[1:]
+        if item and all(isinstance(d, int) for d in item):
+            self.run(np.zeros((1, *item), dtype=np.float32))
 
     @property
     def name(self) -> str:

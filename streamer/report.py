@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,20 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def finish_run(engine: Engine, task: Task, title: str, summary_path: Path | None, dashboard: bool) -> int:
-    """Run the engine under the dashboard; always write and print the summary; return the exit code."""
+def finish_run(engine: Engine, task: Task, title: str, summary_path: Path | None, dashboard: bool,
+               on_end: Callable[[], None] | None = None) -> int:
+    """Run the engine under the dashboard; always write and print the summary; return the exit code.
+
+    `on_end` runs after the stream ends (normally, on error or on Ctrl-C), before the summary is made:
+    it closes the stream's own outputs (WAV file, speakers), so the summary counts what they did.
+    """
     with Dashboard(engine.snapshot, task.view, title, use_dashboard(dashboard)):
-        summary = engine.run()
+        try:
+            engine.run()
+        finally:
+            if on_end is not None:
+                on_end()
+        summary = engine.summary()
     if summary_path is not None:
         write_summary(summary_path, summary)
     print_summary(summary)

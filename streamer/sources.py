@@ -19,6 +19,7 @@ READ_BYTES = 1 << 16  # per read from a live text stream: whatever has arrived, 
 class Block:
     samples: np.ndarray  # 1-D float64
     start: int  # index of samples[0] from stream start
+    arrival: float | None = None  # perf_counter() when a live device delivered it (latency counts from here)
 
 
 class ArraySource:

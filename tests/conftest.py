@@ -54,3 +54,29 @@ def write_slice(src: Path, dest_dir: Path, name: str, start_s: float, seconds: f
 def slice106(tmp_path: Path) -> Path:
     """Two minutes of record 106 (frequent PVCs), written as its own WFDB record."""
     return write_slice(mitdb_record("106"), tmp_path, "s106", 60.0, 120.0)
+
+
+SAMPLE_AUDIO = ROOT / "samples" / "audio"
+
+
+@pytest.fixture(scope="session")
+def music_wav() -> Path:
+    """A real music recording: the shipped sample clip (or the file named by $AESTREAM_TEST_AUDIO)."""
+    import os
+
+    override = os.environ.get("AESTREAM_TEST_AUDIO")
+    candidates = [Path(override)] if override else sorted(SAMPLE_AUDIO.glob("*.wav"))
+    if not candidates or not candidates[0].is_file():
+        pytest.skip("no sample audio clip in samples/audio")
+    return candidates[0]
+
+
+@pytest.fixture(scope="session")
+def music_8k(music_wav: Path) -> np.ndarray:
+    """The clip as the models see it: mono, 8 kHz, float64."""
+    import soundfile as sf
+    import soxr
+
+    x, rate = sf.read(str(music_wav), dtype="float64", always_2d=True)
+    mono = x.mean(axis=1)
+    return mono if rate == 8000 else soxr.resample(mono, rate, 8000).astype(np.float64)

@@ -147,7 +147,7 @@ def test_stdin_equals_file(slice106: Path, ecg_model: Path, tmp_path: Path) -> N
 def test_metrics_snapshot_counts() -> None:
     m = Metrics()
     m.batch(4, 0.004)
-    m.done([0.01] * 4)
+    m.done_batch(0.01, 4)
     m.drop("queue full", 2)
     m.consumed(10.0, 0.5)
     snap = m.snapshot()

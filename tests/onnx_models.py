@@ -1,0 +1,76 @@
+"""Small exact ONNX models with aestream metadata, built with `onnx.helper`, for testing the engine's
+framing and arithmetic: an identity, a gain, and a linear DCT codec split into encoder and decoder.
+Their outputs are known in closed form, so tests can compare the engine's results exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer import modelmeta
+
+FRAME, RATE, LATENT = 4096, 8000, 1024
+
+
+def _meta(name: str, part: str, inputs: int, outputs: int, latent: dict[str, Any] | None = None,
+          companions: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"aestream_format": modelmeta.FORMAT_VERSION, "task": modelmeta.AUDIO_TASK, "name": name,
+            "version": "test", "created": "2026-01-01T00:00:00+00:00",
+            "inputs": [{"name": "input", "shape": [None, inputs]}],
+            "outputs": [{"name": "output", "shape": [None, outputs]}],
+            "training_data": {"name": "none: a closed-form test model"}, "metrics": {},
+            "sample_rate_hz": RATE, "frame": {"length": FRAME},
+            "normalisation": {"kind": "peak", "scope": "piece", "target": 1.0},
+            "part": part, "latent": latent or {"kind": "dense", "size": LATENT}, "companions": companions or {}}
+
+
+def _save(path: Path, nodes: list[Any], inits: list[Any], n_in: int, n_out: int, meta: dict[str, Any]) -> Path:
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, meta["name"],
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_in])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, n_out])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in modelmeta.encode(meta).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+def gain_model(path: Path, gain: float = 1.0, task: str = modelmeta.AUDIO_TASK) -> Path:
+    """output = gain * input (gain 1: the identity)."""
+    from onnx import helper, numpy_helper
+
+    meta = _meta(path.stem, "autoencoder", FRAME, FRAME)
+    meta["task"] = task
+    init = numpy_helper.from_array(np.array(gain, dtype=np.float32), "gain")
+    return _save(path, [helper.make_node("Mul", ["input", "gain"], ["output"])], [init], FRAME, FRAME, meta)
+
+
+def dct_matrix(n: int = FRAME) -> np.ndarray:
+    """Orthonormal DCT-II as a matrix (rows are basis vectors)."""
+    from scipy.fft import dct
+
+    return dct(np.eye(n), norm="ortho", axis=0)  # D @ x == dct(x)
+
+
+def dct_codec(folder: Path, name: str = "dct") -> Path:
+    """A linear codec: keep the first LATENT DCT coefficients. Writes NAME.onnx (+ .encoder/.decoder)."""
+    from onnx import helper, numpy_helper
+
+    basis = dct_matrix()[:LATENT].astype(np.float32)  # (LATENT, FRAME)
+    companions = {"encoder": f"{name}.encoder.onnx", "decoder": f"{name}.decoder.onnx"}
+    enc_w = numpy_helper.from_array(basis.T.copy(), "w")  # x (n, FRAME) @ w -> (n, LATENT)
+    dec_w = numpy_helper.from_array(basis.copy(), "w")
+    _save(folder / companions["encoder"], [helper.make_node("MatMul", ["input", "w"], ["output"])], [enc_w],
+          FRAME, LATENT, _meta(f"{name}-encoder", "encoder", FRAME, LATENT))
+    _save(folder / companions["decoder"], [helper.make_node("MatMul", ["input", "w"], ["output"])], [dec_w],
+          LATENT, FRAME, _meta(f"{name}-decoder", "decoder", LATENT, FRAME))
+    full_w = numpy_helper.from_array((basis.T @ basis).astype(np.float32), "w")
+    return _save(folder / f"{name}.onnx", [helper.make_node("MatMul", ["input", "w"], ["output"])], [full_w],
+                 FRAME, FRAME, _meta(name, "autoencoder", FRAME, FRAME, companions=companions))
