@@ -62,7 +62,7 @@ def _fmt_ms(d: dict[str, float]) -> str:
     return f"p50 {one(d.get('p50'))}  p95 {one(d.get('p95'))}  p99 {one(d.get('p99'))} ms"
 
 
-def pixel_art(image: np.ndarray, max_cols: int = 32) -> Text:
+def pixel_art(image: np.ndarray, max_cols: int = 16) -> Text:
     """A grayscale image in [0, 1] drawn with half blocks: one character per 1x2 pixels, top in the
     foreground colour and bottom in the background. Larger images are averaged down to `max_cols`."""
     img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
@@ -74,10 +74,11 @@ def pixel_art(image: np.ndarray, max_cols: int = 32) -> Text:
         img = np.vstack([img, np.zeros((1, img.shape[1]))])
     levels = (img * 255).round().astype(int)
     text = Text()
-    for top, bottom in zip(levels[0::2], levels[1::2]):
+    for row, (top, bottom) in enumerate(zip(levels[0::2], levels[1::2])):
+        if row:
+            text.append("\n")
         for a, b in zip(top, bottom):
             text.append("▀", style=f"rgb({a},{a},{a}) on rgb({b},{b},{b})")
-        text.append("\n")
     return text
 
 

@@ -49,6 +49,28 @@ class LatencyHistogram:
             "max": round(1e3 * self.max_s, 4), "mean": round(1e3 * self.sum_s / max(self.total, 1), 4)}
 
 
+class RecentSamples:
+    """The last `n` samples of a stream, for the dashboard: a numpy ring, cheap to add to per block."""
+
+    def __init__(self, n: int) -> None:
+        self.data = np.zeros(max(1, n))
+        self.filled = 0
+        self.end = 0  # index after the newest sample
+        self.lock = threading.Lock()
+
+    def add(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)[-len(self.data):]
+        with self.lock:
+            idx = (self.end + np.arange(len(x))) % len(self.data)
+            self.data[idx] = x
+            self.end = (self.end + len(x)) % len(self.data)
+            self.filled = min(len(self.data), self.filled + len(x))
+
+    def get(self) -> np.ndarray:
+        with self.lock:
+            return np.roll(self.data, -self.end)[len(self.data) - self.filled:].copy()
+
+
 class Metrics:
     """Counters and timings for one run. Thread-safe snapshot for the dashboard."""
 

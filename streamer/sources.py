@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -17,7 +17,7 @@ READ_BYTES = 1 << 16  # per read from a live text stream: whatever has arrived, 
 
 @dataclass
 class Block:
-    samples: np.ndarray  # 1-D float64
+    samples: Any  # 1-D float samples; for images a list of items or an (n, h, w) array
     start: int  # index of samples[0] from stream start
     arrival: float | None = None  # perf_counter() when a live device delivered it (latency counts from here)
 

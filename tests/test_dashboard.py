@@ -40,3 +40,19 @@ def test_render_has_fields_scores_and_events() -> None:
     text = _text(render(snapshot, view, "aestream ecg · test"))
     for needle in ("ECG (5 s)", "72 bpm", "p50 1.5", "0.002", "no following beat", "threshold 0.5", "12.50"):
         assert needle in text, needle
+
+
+def test_audio_and_image_views_render() -> None:
+    from streamer.dashboard import pixel_art
+
+    snapshot = {"latency_ms": {"p50": 3.1, "p99": 5.0}, "model_ms": {"p50": 1.1}, "realtime_factor": 0.004,
+                "drops": {"overflow": 2}}
+    view = {"meters": [{"label": "input level", "value": 0.5, "text": "-30.0 dBFS"}],
+            "series": [{"label": "SNR dB", "values": [5.0, 6.0, float("nan"), 8.0], "lo": 0.0}],
+            "budget_ms": 512, "images": [("input", np.eye(32)), ("denoised", np.zeros((28, 28)))]}
+    text = _text(render(snapshot, view, "aestream audio"))
+    for needle in ("-30.0 dBFS", "budget 512 ms", "SNR dB", "last 8", "overflow: 2", "input", "denoised"):
+        assert needle in text, needle
+    art = pixel_art(np.eye(32))  # 32 px averaged down to 16 columns, two pixel rows per text row
+    assert art.plain.split("\n") == ["▀" * 16] * 8
+    assert pixel_art(np.ones((3, 5))).plain.count("\n") == 1  # odd heights get a padding row

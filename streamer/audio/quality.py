@@ -76,19 +76,21 @@ class StreamingEdgeRatio:
         x = np.asarray(samples, dtype=np.float64).ravel()
         if len(x) == 0:
             return
-        first = self.position if self.last is None else self.position - 1
         if self.last is not None:
             x_full = np.concatenate([[self.last], x])
+            first = self.position - 1  # jump k is between samples first+k and first+k+1
         else:
-            x_full = x
+            x_full, first = x, self.position
         jumps = np.abs(np.diff(x_full))
-        # jump k is between samples first+k and first+k+1: an edge when first+k+1 starts a frame
-        after = (first + 1 + np.arange(len(jumps))) % self.period
-        edge = np.isin(after, self.residues)
-        self.edge_sum += float(jumps[edge].sum())
-        self.edge_n += int(edge.sum())
-        self.inside_sum += float(jumps[~edge].sum())
-        self.inside_n += int((~edge).sum())
+        edge_sum, edge_n = 0.0, 0
+        for r in self.residues:  # edges: jumps into a sample that starts a frame (index = r mod period)
+            idx = jumps[(r - first - 1) % self.period::self.period]
+            edge_sum += float(idx.sum())
+            edge_n += len(idx)
+        self.edge_sum += edge_sum
+        self.edge_n += edge_n
+        self.inside_sum += float(jumps.sum()) - edge_sum
+        self.inside_n += len(jumps) - edge_n
         self.position += len(x)
         self.last = float(x[-1])
 

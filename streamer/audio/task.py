@@ -7,7 +7,6 @@ one keeps the running quality figures and hands finished output samples to the s
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ from streamer.audio.framer import AudioFrame, FrameCutter, OverlapAdd
 from streamer.audio.levels import PeakNormaliser, dbfs
 from streamer.audio.quality import SILENCE, StreamingEdgeRatio, frame_snr_db
 from streamer.errors import ModelError
+from streamer.metrics import RecentSamples
 from streamer.model import OnnxModel
 from streamer.sources import Block
 
@@ -64,7 +64,7 @@ class AudioTask:
         self.clipped = 0
         self.frame_snrs: list[float] = []
         self.level_dbfs = float("-inf")
-        self.trace: deque[float] = deque(maxlen=int(TRACE_S * self.fs))
+        self.trace = RecentSamples(int(TRACE_S * self.fs))
         self.ending = False
         self.n_final = 0  # frames cut at flush, still to be handled
 
@@ -125,8 +125,7 @@ class AudioTask:
         self.clipped += int(np.count_nonzero(np.abs(out) > 1.0))
         self.edges_out.update(out)
         self.samples_out += len(out)
-        with self.lock:
-            self.trace.extend(out[-self.trace.maxlen:] if self.trace.maxlen else [])
+        self.trace.add(out)
         for sink in self.outputs:
             sink(out)
 
@@ -170,7 +169,7 @@ class AudioTask:
     def view(self) -> dict[str, Any]:
         with self.lock:
             snrs = self.frame_snrs[-SNR_HISTORY:]
-            trace = np.array(self.trace)
+        trace = self.trace.get()
         finite = [s for s in snrs if np.isfinite(s)]
         level = self.level_dbfs
         return {
