@@ -74,6 +74,9 @@ def run_audio(file: str | None, device: str | None, model_path: Path, hop: int |
     drops: list[Callable[[], dict[str, int]]] = []
     closers: list[Callable[[], Any]] = []
     info: dict[str, Any] = {"input": described}
+    device_info = getattr(src, "device_info", None)
+    if device_info is not None:
+        info["device"] = device_info()
     try:
         if out is not None:
             from streamer.audio.wavsink import WavSink

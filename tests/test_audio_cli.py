@@ -1,0 +1,143 @@
+"""`streamer audio` end to end: a live virtual microphone, files, and bad input (one line, exit != 0)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+from click.testing import CliRunner
+
+from streamer.cli import main
+from tests.audio_fixtures import bach_fixture, load_stereo
+from tests.fakemic import MIC, ROOT, SPEAKER, device_env, make_home, write_raw
+from tests.onnx_models import dct_codec, gain_model
+
+pytest.importorskip("sounddevice")
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gain_model(tmp_path_factory.mktemp("models") / "identity.onnx", 1.0)
+
+
+@pytest.fixture(scope="module")
+def mic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    """(HOME with a 48 kHz stereo float32 virtual microphone playing real music, its file, the samples)."""
+    x, rate = load_stereo(bach_fixture(tmp_path_factory))
+    base = tmp_path_factory.mktemp("mic48k")
+    samples = write_raw(base / "in.raw", soxr.resample(x, rate, 48000), "FLOAT_LE")
+    return make_home(base / "home", rate=48000, channels=2, fmt="FLOAT_LE"), base / "in.raw", samples
+
+
+def _streamer(args: list[str], home: Path, mic_file: Path | None = None, speaker: Path | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streamer.cli", *args], env=device_env(home, mic_file, speaker),
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line(result: subprocess.CompletedProcess[str] | object, *needles: str) -> None:
+    code = getattr(result, "returncode", getattr(result, "exit_code", None))
+    err = getattr(result, "stderr", None) or getattr(result, "output", "")
+    assert code not in (0, None), err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_live_microphone_to_wav_and_speakers(mic: tuple[Path, Path, np.ndarray], identity: Path,
+                                             tmp_path: Path) -> None:
+    """A real sounddevice InputStream at 48 kHz stereo -> 8 kHz mono frames -> identity model -> WAV: the
+    reconstruction equals the microphone's signal, converted once."""
+    home, raw, samples = mic
+    speaker = tmp_path / "speaker.raw"
+    r = _streamer(["audio", "--device", MIC, "--seconds", "3", "--model", str(identity), "--hop", "2048",
+                   "--out", str(tmp_path / "live.wav"), "--summary", str(tmp_path / "s.json"), "--play",
+                   "--play-device", SPEAKER, "--no-dashboard"], home, raw, speaker)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["device"]["name"] == MIC and s["device"]["rate"] == 48000 and s["device"]["channels"] == 2
+    assert s["samples_out"] == 3 * 8000 and s["frames"] == -(-(3 * 8000 + 2048) // 2048)
+    assert s["peak_gain"].startswith("running peak")
+    out, rate = sf.read(str(tmp_path / "live.wav"))
+    expected = soxr.resample(samples.astype(np.float64).mean(axis=1), 48000, 8000, quality="HQ")[:3 * 8000]
+    assert rate == 8000 and len(out) == len(expected)
+    np.testing.assert_allclose(out, expected, atol=1e-4)  # 16-bit WAV
+    # the virtual speaker is not paced: it reads silence between the player's buffers; drop it
+    played = np.fromfile(speaker, dtype="<f4").reshape(-1, 2)[:, 0]
+    played = soxr.resample(played[played != 0], 22050, 8000)
+    assert len(played) > 20000 and np.corrcoef(played[:20000], out[:20000])[0, 1] > 0.99
+
+
+def test_no_such_device(mic: tuple[Path, Path, np.ndarray], identity: Path) -> None:
+    home, raw, _ = mic
+    _one_line(_streamer(["audio", "--device", "7", "--model", str(identity)], home, raw), "no such input device")
+
+
+def test_device_that_cannot_open(mic: tuple[Path, Path, np.ndarray], identity: Path) -> None:
+    """The mic's file vanishes after PortAudio listed the device (an unplugged USB mic): every open fails."""
+    home, raw, _ = mic
+    code = ("import os, sys, sounddevice\n"  # PortAudio lists the devices now, while the file is there
+            "os.environ['FAKEMIC_FILE'] = '/nonexistent/unplugged.raw'\n"
+            "from streamer.cli import main\n"
+            "main(sys.argv[1:])\n")
+    r = subprocess.run([sys.executable, "-c", code, "audio", "--device", MIC, "--model", str(identity)],
+                       env=device_env(home, raw), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    _one_line(r, MIC, "cannot open")
+
+
+def test_file_replay_writes_the_reconstruction(music_wav: Path, tmp_path: Path) -> None:
+    model = dct_codec(tmp_path)
+    r = CliRunner().invoke(main, ["audio", "--file", str(music_wav), "--model", str(model), "--speed", "max",
+                                  "--out", str(tmp_path / "r.wav"), "--summary", str(tmp_path / "s.json"),
+                                  "--events", str(tmp_path / "e.jsonl"), "--no-dashboard"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    for key in ("frames", "dropped", "duration_s", "realtime_factor", "latency_ms", "snr_db", "snr_db_median_frame"):
+        assert key in s, key
+    assert {"p50", "p99"} <= set(s["latency_ms"]) and 3 < s["snr_db"] < 40
+    events = [json.loads(line) for line in (tmp_path / "e.jsonl").read_text().splitlines()]
+    assert len(events) == s["frames"] and np.median([e["snr_db"] for e in events]) == pytest.approx(
+        s["snr_db_median_frame"], abs=1e-3)
+    out, _ = sf.read(str(tmp_path / "r.wav"))
+    assert len(out) == s["samples_out"]
+
+
+def test_silent_file_reports_snr_undefined(tmp_path: Path, identity: Path) -> None:
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(8000 * 2), 8000, subtype="PCM_16")
+    r = CliRunner().invoke(main, ["audio", "--file", str(tmp_path / "silence.wav"), "--model", str(identity),
+                                  "--speed", "max", "--summary", str(tmp_path / "s.json"), "--no-dashboard"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["snr_db"] is None and "silent" in s["snr_note"] and s["samples_out"] == 16000
+
+
+def test_bad_audio_files(tmp_path: Path, identity: Path, music_wav: Path) -> None:
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n")
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(music_wav.read_bytes()[: music_wav.stat().st_size // 2])
+    runner = CliRunner()
+    for path, needle in ((text, "not an audio file"), (cut, "truncated"), (tmp_path / "none.wav", "no such file")):
+        _one_line(runner.invoke(main, ["audio", "--file", str(path), "--model", str(identity)]), str(path), needle)
+
+
+def test_bad_options_and_models(tmp_path: Path, identity: Path, music_wav: Path) -> None:
+    runner = CliRunner()
+    ecg_model = ROOT / "samples" / "models" / "ecg.onnx"
+    _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(ecg_model)]),
+              "needs 'audio-codec'")
+    _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(identity), "--hop", "3000"]),
+              "--hop")
+    _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--device", "0", "--model", str(identity)]),
+              "give one source")
+    dct_codec(tmp_path)
+    _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(tmp_path / "dct.decoder.onnx")]),
+              "decoder alone")
