@@ -141,3 +141,26 @@ def test_bad_options_and_models(tmp_path: Path, identity: Path, music_wav: Path)
     dct_codec(tmp_path)
     _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(tmp_path / "dct.decoder.onnx")]),
               "decoder alone")
+
+
+def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Path) -> None:
+    """A real SIGINT during a real-time replay: exit 130, the WAV is playable and holds every finished sample."""
+    import signal
+    import time
+
+    model = dct_codec(tmp_path)
+    wav, summary, events = tmp_path / "r.wav", tmp_path / "s.json", tmp_path / "e.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "audio", "--file", str(music_wav), "--model",
+                             str(model), "--speed", "4", "--hop", "2048", "--out", str(wav), "--events", str(events),
+                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while (not events.exists() or len(events.read_text().splitlines()) < 6) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err and b"aestream summary" in out
+    s = json.loads(summary.read_text())
+    audio, rate = sf.read(str(wav))
+    assert s["interrupted"] is True and 6 <= s["frames"] and s["samples_out"] == len(audio) > 0 and rate == 8000
+    assert s["output_s"] < sf.info(str(music_wav)).duration - 1  # it really stopped early
