@@ -67,7 +67,7 @@ class Engine:
         """
         try:
             for block in self.source.blocks():
-                if not self.source.live:  # a live source is paced by its writer
+                if not self.source.live and getattr(self.source, "paced", True):  # live: paced by its writer
                     self.pacer.wait_until((block.start + len(block.samples)) / self.source.fs)
                 self._step(block)
             self._process(self.task.flush(), self.clock())
@@ -115,6 +115,8 @@ class Engine:
                "duration_s": round(snap["stream_s"], 3), "realtime_factor": snap["realtime_factor"],
                "latency_ms": snap["latency_ms"], "model_ms": snap["model_ms"],
                "dropped": snap["dropped"], "drops": snap["drops"], "batches": snap["batches"]}
+        if not getattr(self.source, "timed", True):  # a folder of images has no signal time: no RTF either
+            del out["duration_s"], out["realtime_factor"]
         out.update(self.task.summary(snap))
         source_summary = getattr(self.source, "summary", None)  # e.g. images skipped as unreadable
         if source_summary is not None:

@@ -74,3 +74,33 @@ def dct_codec(folder: Path, name: str = "dct") -> Path:
     full_w = numpy_helper.from_array((basis.T @ basis).astype(np.float32), "w")
     return _save(folder / f"{name}.onnx", [helper.make_node("MatMul", ["input", "w"], ["output"])], [full_w],
                  FRAME, FRAME, _meta(name, "autoencoder", FRAME, FRAME, companions=companions))
+
+
+def image_model(path: Path, kind: str = "identity", side: int = 32, task: str = modelmeta.IMAGE_TASK) -> Path:
+    """A closed-form image 'denoiser' on (n, side, side): `identity`, or `invert` (1 - x)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    meta = {"aestream_format": modelmeta.FORMAT_VERSION, "task": task, "name": path.stem, "version": "test",
+            "created": "2026-01-01T00:00:00+00:00",
+            "inputs": [{"name": "input", "shape": [None, side, side]}],
+            "outputs": [{"name": "output", "shape": [None, side, side]}],
+            "training_data": {"name": "none: a closed-form test model"}, "metrics": {},
+            "image": {"height": side, "width": side, "channels": 1},
+            "noise": {"kind": "gaussian", "sigma": 0.5, "clip": [0, 1]},
+            "normalisation": {"kind": "scale", "divide_by": 255, "range": [0, 1]}}
+    if kind == "identity":
+        nodes, inits = [helper.make_node("Identity", ["input"], ["output"])], []
+    else:
+        nodes = [helper.make_node("Sub", ["one", "input"], ["output"])]
+        inits = [numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")]
+    graph = helper.make_graph(nodes, path.stem,
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, side, side])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, side, side])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in modelmeta.encode(meta).items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path

@@ -130,6 +130,9 @@ class EcgTask:
         self.threshold = threshold_from(np.asarray(self.calibration_scores), method, param)["value"]
         self.threshold_source = f"calibrated on {len(self.calibration_scores)} beats ({method} {param:g})"
 
+    def count(self, items: Sequence[Any]) -> int:
+        return len(items)
+
     def drops(self) -> dict[str, int]:
         return dict(self.framer.dropped)
 
