@@ -63,6 +63,12 @@ class ImageStack:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __iter__(self) -> Iterator[ImageItem]:
+        """One item per image (for callers that want items; the engine uses the arrays)."""
+        for i, image in enumerate(self.images):
+            clean = None if self.clean is None else self.clean[i]
+            yield ImageItem(frame_name(self.start + i), image, clean, self.start + i)
+
     @property
     def names(self) -> list[str]:
         return [frame_name(i) for i in range(self.start, self.start + len(self.images))]
