@@ -70,6 +70,19 @@ def inspect(model_path: Path, as_json: bool) -> None:
     describe_model(model_path, as_json)
 
 
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
+              help="Folder for every output (events, summaries, reconstructed audio, denoised images).")
+@click.option("--fast", is_flag=True, help="Replay everything at --speed max.")
+@click.option("--no-dashboard", is_flag=True, help="Print only the summaries.")
+@one_line_errors
+def demo(out: Path, fast: bool, no_dashboard: bool) -> None:
+    """The three streams on the shipped samples (ECG record, music clip, noisy digits), about a minute."""
+    from streamer.demo import run_demo
+
+    sys.exit(run_demo(out, dashboard=not no_dashboard, fast=fast))
+
+
 @main.group()
 def train() -> None:
     """Train a model and export it to ONNX (needs the [train] extra: TensorFlow)."""

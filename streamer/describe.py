@@ -11,8 +11,9 @@ from rich.text import Text
 
 from streamer.model import OnnxModel
 
-ORDER = ("name", "task", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
-         "beat", "features", "normalisation", "score", "threshold", "training_data", "metrics", "parity")
+ORDER = ("name", "task", "part", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
+         "frame", "latent", "companions", "image", "noise", "beat", "features", "normalisation", "score",
+         "threshold", "training_data", "metrics", "parity")
 
 
 def _compact(value: object) -> str:

@@ -17,6 +17,7 @@ from streamer.pacing import Pacer, parse_speed
 from streamer.report import finish_run
 from streamer.sinks import JsonlSink
 
+CLEAN_SUBFOLDER = "clean"  # a folder's own clean references, used without --clean
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
 def open_source(source: str | None, camera: int | None, watch: bool, clean: Path | None,
                 batch: int, out: Path | None = None) -> Source:
@@ -39,6 +40,8 @@ def open_source(source: str | None, camera: int | None, watch: bool, clean: Path
         return ImageArraySource(path, batch=batch)
     from streamer.images.sources import FolderSource
 
+    if clean is None and path.is_dir() and (path / CLEAN_SUBFOLDER).is_dir():
+        clean = path / CLEAN_SUBFOLDER  # the convention of samples/images: references beside the inputs
     # never read our own outputs or the references as inputs, even when they sit inside the folder
     exclude = [p for p in (out, clean) if p is not None]
     return FolderSource(source, batch=batch, watch=watch, clean_dir=clean, exclude=exclude)
