@@ -164,3 +164,11 @@ def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Pat
     audio, rate = sf.read(str(wav))
     assert s["interrupted"] is True and 6 <= s["frames"] and s["samples_out"] == len(audio) > 0 and rate == 8000
     assert s["output_s"] < sf.info(str(music_wav)).duration - 1  # it really stopped early
+
+
+def test_devices_lists_the_virtual_devices(mic: tuple[Path, Path, np.ndarray]) -> None:
+    home, raw, _ = mic
+    r = _streamer(["devices"], home, raw)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if MIC in ln or SPEAKER in ln]
+    assert len(lines) == 2 and any("48000" in ln for ln in lines if MIC in ln)
