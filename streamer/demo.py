@@ -22,7 +22,7 @@ AUDIO_SPEED = "2"  # the 30 s clip in 15 s, still paced like a live stream
 
 def sample(path: str) -> Path:
     for base in (Path("samples"), SAMPLES):
-        if (base / path).exists():
+        if (base / path).exists() or (base / path).with_suffix(".hea").exists():  # a WFDB record has no file
             return base / path
     raise StreamerError(f"samples/{path} not found: run the demo from a checkout of aestream")
 
@@ -53,6 +53,10 @@ def _load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _num(value: Any, digits: int = 1) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
+
+
 def headline(out: Path) -> Table:
     ecg, audio, images = (_load(out / f"{k}_summary.json") for k in ("ecg", "audio", "images"))
     table = Table(title=f"aestream demo: outputs in {out}/", title_justify="left")
@@ -67,8 +71,9 @@ def headline(out: Path) -> Table:
     table.add_row("ECG", f"{ecg.get('beats', '-')} beats, {ecg.get('anomalies', '-')} anomalies",
                   f"PVC AUC {anomaly.get('auc', float('nan')):.3f}" if anomaly else "-", lat(ecg))
     table.add_row("audio", f"{audio.get('frames', '-')} frames",
-                  f"SNR {audio.get('snr_db')} dB, edge ratio {audio.get('edge_jump_ratio')}", lat(audio))
+                  f"SNR {_num(audio.get('snr_db'))} dB, edge ratio {_num(audio.get('edge_jump_ratio'), 2)} "
+                  f"(input {_num(audio.get('edge_jump_ratio_input'), 2)})", lat(audio))
     table.add_row("images", f"{images.get('images', '-')} images",
-                  f"PSNR {images.get('psnr_db')} dB (noisy {images.get('psnr_noisy_db')}), SSIM {images.get('ssim')}",
-                  lat(images))
+                  f"PSNR {_num(images.get('psnr_db'))} dB (noisy input {_num(images.get('psnr_noisy_db'))}), "
+                  f"SSIM {_num(images.get('ssim'), 3)}", lat(images))
     return table
