@@ -66,8 +66,8 @@ def test_topk_mixing_in_coefficient_space() -> None:
         dense_a[row, rng.choice(n, k, replace=False)] = rng.normal(size=k)
         dense_b[row, rng.choice(n, k, replace=False)] = rng.normal(size=k)
 
-    def code(dense: np.ndarray) -> np.ndarray:
-        idx = np.argsort(-np.abs(dense), axis=1)[:, :k]
+    def code(dense: np.ndarray) -> np.ndarray:  # the encoder's layout: k values, then positions ascending
+        idx = np.sort(np.argsort(-np.abs(dense), axis=1)[:, :k], axis=1)
         return np.concatenate([np.take_along_axis(dense, idx, 1), idx], axis=1).astype(np.float32)
 
     latent = {"kind": "topk", "k": k, "coefficients": n}
@@ -85,3 +85,24 @@ def test_bad_codes_file(tmp_path: Path) -> None:
     bad.write_text("not numpy")
     r = CliRunner().invoke(main, ["decode", str(bad), "-o", str(tmp_path / "x.wav")])
     assert r.exit_code == 2 and "not a codes file" in r.output and "Traceback" not in r.output
+
+
+def test_shipped_model_codes_decode_and_mix(tmp_path: Path, music_wav: Path, music_8k: np.ndarray) -> None:
+    """The shipped music model as a codec on its held-out clip; a (1, 0) mix gives back the first piece."""
+    import soundfile as sf
+
+    from streamer.audio.codec import mix_files
+    from streamer.audio.quality import snr_db
+    from tests.conftest import MODELS
+
+    model = MODELS / "music.onnx"
+    codes = encode_file(music_wav, model)
+    assert codes.codes.shape[1] == 1024 and codes.latent["kind"] == "topk"
+    back = decode_codes(codes, model)
+    assert snr_db(music_8k, back) > 10
+    other = tmp_path / "reversed.wav"
+    sf.write(str(other), music_8k[::-1].copy(), 8000)
+    mixed, rate = mix_files(music_wav, other, (1.0, 0.0), model)
+    np.testing.assert_allclose(mixed, back * 0.89 / np.abs(back).max(), atol=1e-4)
+    blend, _ = mix_files(music_wav, other, (0.5, 0.5), model)
+    assert 0.3 < np.corrcoef(blend, back)[0, 1] < 0.95  # both pieces are in the blend

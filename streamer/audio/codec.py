@@ -122,7 +122,7 @@ def mix_codes(a: np.ndarray, b: np.ndarray, weights: tuple[float, float], latent
         raise ValueError(f"cannot mix latent kind {latent.get('kind')!r}")
     k, n_coef = int(latent["k"]), int(latent["coefficients"])
     dense = wa * _scatter(a, k, n_coef) + wb * _scatter(b, k, n_coef)
-    top = np.argsort(-np.abs(dense), axis=1, kind="stable")[:, :k]
+    top = np.sort(np.argsort(-np.abs(dense), axis=1, kind="stable")[:, :k], axis=1)
     values = np.take_along_axis(dense, top, axis=1)
     return np.concatenate([values, top.astype(np.float64)], axis=1).astype(np.float32)
 

@@ -1,0 +1,141 @@
+"""Per-frame latency of the music autoencoders at batch 1: bare onnxruntime (1 and 2 threads) vs Keras
+`predict` vs `tf.function`, for the shipped model and the lecture model (fp32 and int8).
+
+    python benchmarks/bench_audio.py [--lecture /work/cache/models/music-lecture.onnx] [--json out.json]
+
+The Keras side is the preset's architecture with the trained weights when `NAME.weights.h5` is found
+next to the ONNX file or in `--weights-dir` (saved by `python -m export.train_audio --keras-weights`),
+otherwise freshly initialised weights of the same shapes (the timing does not depend on the values).
+Inputs are frames of the shipped held-out clip. Rows are built by `rows_for`, so another column (e.g. the
+engine end to end) is one more entry there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FRAME_S = 4096 / 8000  # seconds of audio per frame
+BASE = "onnxruntime, 1 thread"
+
+
+def timed(fn: Callable[[], Any], n: int) -> np.ndarray:
+    """Seconds per call over n calls, after 10 warm-up calls."""
+    for _ in range(10):
+        fn()
+    out = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out
+
+
+def clip_frame() -> np.ndarray:
+    import soundfile as sf
+
+    audio, _ = sf.read(str(ROOT / "samples/audio/bach.wav"), dtype="float32")
+    return (audio[4096 * 10: 4096 * 11] / np.max(np.abs(audio)))[None, :].astype(np.float32)
+
+
+def ort_session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def keras_model(path: Path, preset: str, weights_dir: Path | None) -> tuple[Any, str]:
+    from export.audio_models import build, get_preset
+
+    _, _, model = build(get_preset(preset))
+    weights = (weights_dir or path.parent) / path.with_suffix(".weights.h5").name
+    if weights.is_file():
+        model.load_weights(str(weights))
+        return model, "trained weights"
+    return model, "untrained weights (same shapes)"
+
+
+def rows_for(path: Path, preset: str | None, x: np.ndarray,
+             weights_dir: Path | None = None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
+    """Label -> one batch-1 call. Keras rows only for fp32 models with a known preset."""
+    rows: dict[str, Callable[[], Any]] = {}
+    info: dict[str, Any] = {}
+    for threads in (1, 2):
+        sess = ort_session(path, threads)
+        name = sess.get_inputs()[0].name
+        rows[f"onnxruntime, {threads} thread{'s' if threads > 1 else ''}"] = (
+            lambda s=sess, n=name: s.run(None, {n: x}))
+    if preset is not None:
+        import tensorflow as tf
+
+        model, info["keras_weights"] = keras_model(path, preset, weights_dir)
+        ref = ort_session(path, 1)
+        info["keras_onnx_max_abs_diff"] = float(np.max(np.abs(
+            np.asarray(model(x)) - ref.run(None, {ref.get_inputs()[0].name: x})[0])))
+        fn = tf.function(lambda t: model(t, training=False))
+        xt = tf.constant(x)
+        rows["Keras predict"] = lambda: model.predict(x, verbose=0)
+        rows["tf.function"] = lambda: fn(xt)
+    return rows, info
+
+
+def bench(path: Path, preset: str | None, n: int, weights_dir: Path | None = None) -> dict[str, Any]:
+    x = clip_frame()
+    rows, info = rows_for(path, preset, x, weights_dir)
+    table = {}
+    for label, fn in rows.items():
+        t = timed(fn, max(n // 10, 30) if label == "Keras predict" else n)
+        table[label] = {"median_ms": float(np.median(t)) * 1e3, "p99_ms": float(np.percentile(t, 99)) * 1e3}
+    base = table[BASE]["median_ms"]
+    for row in table.values():
+        row["ratio"] = row["median_ms"] / base
+        row["realtime_factor"] = row["median_ms"] / 1e3 / FRAME_S
+    return {"model": path.name, "size_mb": path.stat().st_size / 1e6, "rows": table, **info}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", type=Path, default=ROOT / "samples/models/music.onnx")
+    ap.add_argument("--lecture", type=Path, default=Path("/work/cache/models/music-lecture.onnx"))
+    ap.add_argument("--weights-dir", type=Path, default=None,
+                    help="where NAME.weights.h5 are (default: next to each model)")
+    ap.add_argument("-n", type=int, default=300)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    models: list[tuple[Path, str | None]] = [(args.model, "default"),
+                                             (args.model.with_suffix(".int8.onnx"), None),
+                                             (args.lecture, "lecture"), (args.lecture.with_suffix(".int8.onnx"), None)]
+    results = [bench(p, preset, args.n, args.weights_dir) for p, preset in models if p.is_file()]
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; batch 1; one 4096-sample "
+          f"frame (512 ms) of samples/audio/bach.wav; n={args.n}; TensorFlow at its default thread count\n")
+    for r in results:
+        print(f"### {r['model']} ({r['size_mb']:.2f} MB)\n")
+        print("| per frame | median (ms) | p99 (ms) | vs onnxruntime 1 thread | real-time factor |")
+        print("|---|---|---|---|---|")
+        for label, row in r["rows"].items():
+            print(f"| {label} | {row['median_ms']:.3f} | {row['p99_ms']:.3f} | {row['ratio']:.2f}x | "
+                  f"{row['realtime_factor']:.2e} |")
+        if "keras_weights" in r:
+            print(f"\n(Keras: {r['keras_weights']}; max abs difference to onnxruntime "
+                  f"{r['keras_onnx_max_abs_diff']:.1e})")
+        print()
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "machine": platform.processor() or platform.machine(),
+                                         "cores": os.cpu_count(), "batch": 1, "n": args.n}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
