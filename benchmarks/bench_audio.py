@@ -1,5 +1,6 @@
-"""Per-frame latency of the music autoencoders at batch 1: bare onnxruntime (1 and 2 threads) vs Keras
-`predict` vs `tf.function`, for the shipped model and the lecture model (fp32 and int8).
+"""Per-frame latency of the music autoencoders at batch 1: the engine end to end and bare onnxruntime
+(1 and 2 threads) vs Keras `predict` vs `tf.function`, for the shipped model and the lecture model (fp32
+and int8).
 
     python benchmarks/bench_audio.py [--lecture /work/cache/models/music-lecture.onnx] [--json out.json]
 
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 4096 / 8000  # seconds of audio per frame
 BASE = "onnxruntime, 1 thread"
+ENGINE_GOAL = 1.15  # engine p50 at most this times bare onnxruntime (same thread count)
 
 
 def timed(fn: Callable[[], Any], n: int) -> np.ndarray:
@@ -68,12 +70,41 @@ def keras_model(path: Path, preset: str, weights_dir: Path | None) -> tuple[Any,
     return model, "untrained weights (same shapes)"
 
 
+def engine_step(path: Path, x: np.ndarray, threads: int) -> Callable[[], Any]:
+    """One frame through the whole engine data path of `streamer audio`: a block of 4096 samples arrives ->
+    framing -> normalisation -> model -> de-normalisation -> SNR, edge and level figures -> output handed
+    to a sink -> metrics (hop 4096: one frame per block, batch 1)."""
+    from streamer.audio.task import AudioTask
+    from streamer.engine import Engine
+    from streamer.model import OnnxModel
+    from streamer.pacing import MAX_SPEED, Pacer
+    from streamer.sources import Block
+
+    model = OnnxModel(path, threads=threads)
+    task = AudioTask(model, hop=4096, known_peak=1.0, outputs=[lambda out: None])
+    engine = Engine(None, task, model, Pacer(MAX_SPEED))  # type: ignore[arg-type]  (blocks are fed directly)
+    frame = x[0].astype(np.float64)
+    position = [0]
+
+    class Clip:  # what Engine._step needs of a source
+        fs = 8000.0
+
+    engine.source = Clip()  # type: ignore[assignment]
+
+    def step() -> None:
+        engine._step(Block(frame, position[0]))
+        position[0] += len(frame)
+
+    return step
+
+
 def rows_for(path: Path, preset: str | None, x: np.ndarray,
              weights_dir: Path | None = None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
     """Label -> one batch-1 call. Keras rows only for fp32 models with a known preset."""
     rows: dict[str, Callable[[], Any]] = {}
     info: dict[str, Any] = {}
     for threads in (1, 2):
+        rows[f"engine end to end, {threads} thread{'s' if threads > 1 else ''}"] = engine_step(path, x, threads)
         sess = ort_session(path, threads)
         name = sess.get_inputs()[0].name
         rows[f"onnxruntime, {threads} thread{'s' if threads > 1 else ''}"] = (

@@ -59,12 +59,14 @@ class RecentSamples:
         self.lock = threading.Lock()
 
     def add(self, x: np.ndarray) -> None:
-        x = np.asarray(x, dtype=np.float64)[-len(self.data):]
+        x = np.asarray(x)[-len(self.data):]
+        n, size = len(x), len(self.data)
         with self.lock:
-            idx = (self.end + np.arange(len(x))) % len(self.data)
-            self.data[idx] = x
-            self.end = (self.end + len(x)) % len(self.data)
-            self.filled = min(len(self.data), self.filled + len(x))
+            first = min(n, size - self.end)  # up to the end of the ring, then wrap to its start
+            self.data[self.end:self.end + first] = x[:first]
+            self.data[:n - first] = x[first:]
+            self.end = (self.end + n) % size
+            self.filled = min(size, self.filled + n)
 
     def get(self) -> np.ndarray:
         with self.lock:

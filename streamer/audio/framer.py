@@ -101,6 +101,11 @@ class OverlapAdd:
         """
         if start != self.acc_start:
             raise ValueError(f"frames must arrive in order: expected start {self.acc_start}, got {start}")
+        if self.hop == self.frame:  # no overlap: the frame is the output (the per-frame fast path)
+            end = start + self.frame if stream_end is None else min(start + self.frame, stream_end)
+            self.acc_start += self.hop
+            self.emitted = end
+            return np.asarray(reconstruction, dtype=np.float64)[:end - start]
         self.acc += self.window * np.asarray(reconstruction, dtype=np.float64)
         self.weight += self.window
         out = self._take(start + self.hop if stream_end is None else min(start + self.hop, stream_end))
@@ -111,6 +116,8 @@ class OverlapAdd:
 
     def finish(self, stream_end: int) -> np.ndarray:
         """After the last frame: the samples up to `stream_end` that the last frames completed."""
+        if self.hop == self.frame:
+            return np.zeros(0)
         return self._take(stream_end)
 
     def _take(self, until: int) -> np.ndarray:

@@ -14,7 +14,7 @@ def dbfs(samples: np.ndarray) -> float:
     x = np.asarray(samples, dtype=np.float64)
     if len(x) == 0:
         return float("-inf")
-    rms = float(np.sqrt(np.mean(x * x)))
+    rms = float(np.sqrt(np.dot(x, x) / len(x)))
     return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 

@@ -66,7 +66,7 @@ class StreamingEdgeRatio:
 
     def __init__(self, period: int, residues: tuple[int, ...]) -> None:
         self.period = period
-        self.residues = np.array(sorted({r % period for r in residues}))
+        self.residues = sorted({r % period for r in residues})
         self.position = 0  # stream index of the next sample
         self.last: float | None = None
         self.edge_sum = self.edge_n = 0.0
@@ -76,21 +76,23 @@ class StreamingEdgeRatio:
         x = np.asarray(samples, dtype=np.float64).ravel()
         if len(x) == 0:
             return
-        if self.last is not None:
-            x_full = np.concatenate([[self.last], x])
-            first = self.position - 1  # jump k is between samples first+k and first+k+1
-        else:
-            x_full, first = x, self.position
-        jumps = np.abs(np.diff(x_full))
+        jumps = np.abs(np.diff(x))  # jump k is between samples position+k and position+k+1
         edge_sum, edge_n = 0.0, 0
         for r in self.residues:  # edges: jumps into a sample that starts a frame (index = r mod period)
-            idx = jumps[(r - first - 1) % self.period::self.period]
+            idx = jumps[(r - self.position - 1) % self.period::self.period]
             edge_sum += float(idx.sum())
             edge_n += len(idx)
+        inside_sum, inside_n = float(jumps.sum()) - edge_sum, len(jumps) - edge_n
+        if self.last is not None:  # the jump from the previous block's last sample into this block
+            jump = abs(float(x[0]) - self.last)
+            if self.position % self.period in self.residues:
+                edge_sum, edge_n = edge_sum + jump, edge_n + 1
+            else:
+                inside_sum, inside_n = inside_sum + jump, inside_n + 1
         self.edge_sum += edge_sum
         self.edge_n += edge_n
-        self.inside_sum += float(jumps.sum()) - edge_sum
-        self.inside_n += len(jumps) - edge_n
+        self.inside_sum += inside_sum
+        self.inside_n += inside_n
         self.position += len(x)
         self.last = float(x[-1])
 

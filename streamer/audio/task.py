@@ -6,6 +6,7 @@ one keeps the running quality figures and hands finished output samples to the s
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from streamer.audio.framer import AudioFrame, FrameCutter, OverlapAdd
 from streamer.audio.levels import PeakNormaliser, dbfs
-from streamer.audio.quality import SILENCE, StreamingEdgeRatio, frame_snr_db
+from streamer.audio.quality import SILENCE, StreamingEdgeRatio
 from streamer.errors import ModelError
 from streamer.metrics import RecentSamples
 from streamer.model import OnnxModel
@@ -88,11 +89,11 @@ class AudioTask:
 
     # --- task logic ---
     def handle(self, items: Sequence[AudioFrame], inputs: np.ndarray, outputs: np.ndarray) -> list[dict[str, Any]]:
-        gains = np.array([f.gain for f in items])[:, None]
-        recon = np.asarray(outputs, dtype=np.float64).reshape(len(items), -1) / gains  # undo the normalisation
+        recon = np.asarray(outputs, dtype=np.float64).reshape(len(items), -1)
         events = []
-        snrs = frame_snr_db(self._valid(items, [f.samples for f in items]), self._valid(items, recon))
-        for frame, rec, snr in zip(items, recon, snrs):
+        for frame, rec in zip(items, recon):
+            rec = rec / frame.gain  # undo the normalisation
+            snr = self._frame_snr(frame, rec)
             final = self.ending and self.n_final > 0
             out = self.ola.add(frame.start, rec, self.cutter.received if final else None)
             if final:
@@ -101,33 +102,37 @@ class AudioTask:
                     out = np.concatenate([out, self.ola.finish(self.cutter.received)])
             self._emit(out)
             events.append({"t": round(max(frame.start, 0) / self.fs, 4), "frame": len(self.frame_snrs),
-                           "snr_db": None if not np.isfinite(snr) else round(float(snr), 3)})
+                           "snr_db": None if not np.isfinite(snr) else round(snr, 3)})
             with self.lock:
-                self.frame_snrs.append(float(snr))
+                self.frame_snrs.append(snr)
         return events
 
-    def _valid(self, items: Sequence[AudioFrame], frames: Any) -> np.ndarray:
-        """Frames with the zero padding (before the stream, after its end) zeroed in both arrays."""
-        out = np.array(frames, dtype=np.float64)
-        for row, f in zip(out, items):
-            lo = max(0, -f.start)
-            row[:lo] = 0.0
-            row[lo + f.valid:] = 0.0
-        return out
+    @staticmethod
+    def _frame_snr(frame: AudioFrame, rec: np.ndarray) -> float:
+        """SNR over the frame's real samples (the zero padding before and after the stream left out)."""
+        lo = max(0, -frame.start)
+        ref = frame.samples[lo:lo + frame.valid]
+        err = rec[lo:lo + frame.valid] - ref
+        signal, error = float(np.dot(ref, ref)), float(np.dot(err, err))
+        if signal <= SILENCE * max(len(ref), 1):
+            return float("nan")
+        return float("inf") if error == 0.0 else 10.0 * math.log10(signal / error)
 
     def _emit(self, out: np.ndarray) -> None:
         if len(out) == 0:
             return
+        for sink in self.outputs:  # first the user's outputs, then the bookkeeping
+            sink(out)
         ref = self.pending_input[:len(out)]
         self.pending_input = self.pending_input[len(out):]
+        err = ref - out
         self.signal_energy += float(np.dot(ref, ref))
-        self.error_energy += float(np.sum((ref - out) ** 2))
-        self.clipped += int(np.count_nonzero(np.abs(out) > 1.0))
+        self.error_energy += float(np.dot(err, err))
+        if out.max() > 1.0 or out.min() < -1.0:
+            self.clipped += int(np.count_nonzero(np.abs(out) > 1.0))
         self.edges_out.update(out)
         self.samples_out += len(out)
         self.trace.add(out)
-        for sink in self.outputs:
-            sink(out)
 
     def count(self, items: Sequence[Any]) -> int:
         return len(items)
