@@ -281,7 +281,8 @@ def music_split(works: Sequence[str] | None = None, data_dir: str | Path | None 
                 seed: int = SPLIT_SEED, n_test: int = N_TEST, n_validation: int = N_VALIDATION) -> Split:
     """The data a model is trained and evaluated on: music21 works (default) or a folder of audio files."""
     if data_dir is not None:
-        pieces, skipped = load_folder(data_dir), {}
+        skipped: dict[str, str] = {}
+        pieces = load_folder(data_dir)
         rendering = {"source": f"audio files under {Path(data_dir).name}/", "resampler": "soxr (HQ)",
                      "mono": "mean of the channels", "sample_rate_hz": SAMPLE_RATE_HZ,
                      "max_seconds": MAX_SECONDS, "normalisation": "peak per file to 1.0"}
