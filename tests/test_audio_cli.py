@@ -172,3 +172,19 @@ def test_devices_lists_the_virtual_devices(mic: tuple[Path, Path, np.ndarray]) -
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if MIC in ln or SPEAKER in ln]
     assert len(lines) == 2 and any("48000" in ln for ln in lines if MIC in ln)
+
+
+def test_train_audio_command_on_own_files(tmp_path: Path, music_wav: Path) -> None:
+    """`streamer train audio --data DIR`: three real clips -> all model files, loadable by the runtime."""
+    audio, rate = sf.read(str(music_wav), dtype="float32")
+    for i, part in enumerate(np.array_split(audio, 3)):
+        sf.write(str(tmp_path / f"part{i}.wav"), part, rate)
+    out = tmp_path / "models"
+    r = CliRunner().invoke(main, ["train", "audio", "--data", str(tmp_path), "--epochs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    from streamer.audio.codec import companion
+    from streamer.run_audio import open_autoencoder
+
+    model = open_autoencoder(out / "music.onnx", 1)
+    assert model.meta["training_data"]["split"] and companion(out / "music.onnx", "decoder").meta["part"] == "decoder"
+    assert "wrote" in r.output
