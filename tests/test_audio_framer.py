@@ -68,7 +68,7 @@ def test_overlap_add_removes_frame_edge_steps(music_8k: np.ndarray) -> None:
     assert edge_jump_ratio(plain, 4096) > 1.5 * edge_jump_ratio(x, 4096)  # clicks
     meter = StreamingEdgeRatio(2048, (0,))
     meter.update(ola)
-    assert abs(meter.ratio / original - 1.0) < 0.05
+    assert abs(meter.ratio / original - 1.0) < 0.1  # within chance variation of the original
 
 
 def test_hann_windows_sum_to_a_constant_for_dividing_hops() -> None:

@@ -68,7 +68,7 @@ def test_codec_figures_and_edges(tmp_path: Path, music_8k: np.ndarray) -> None:
     np.testing.assert_allclose(y, expected, atol=1e-5)
     _, ola = _run(model, x, hop=2048)
     assert plain["edge_jump_ratio"] > 1.5 * plain["edge_jump_ratio_input"]
-    assert abs(ola["edge_jump_ratio"] / ola["edge_jump_ratio_input"] - 1) < 0.05
+    assert abs(ola["edge_jump_ratio"] / ola["edge_jump_ratio_input"] - 1) < 0.1
 
 
 def test_silent_input_reports_snr_undefined(tmp_path: Path) -> None:
