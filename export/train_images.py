@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from export import image_baselines, mnist
-from export.image_models import Preset, build_autoencoder, get_preset, macs
+from export.image_models import PRESETS, Preset, build_autoencoder, get_preset, macs
 from export.onnx_export import export_keras, sha256_of_arrays, write_card
 from streamer import modelmeta
 from streamer.images import quality
@@ -68,7 +68,7 @@ def fit(recipe: Preset, train: np.ndarray, validation: np.ndarray, sigma: float,
 
 
 def evaluate(model: Any, clean: np.ndarray, split: str, sigmas: tuple[float, ...],
-             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
+             baselines: dict[float, Any] | None = None) -> dict[str, Any]:
     """Figures of the model and of the noisy input (and classical baselines) per noise level."""
     out: dict[str, Any] = {}
     for sigma in sigmas:
@@ -156,7 +156,7 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="default", choices=["default", "lecture"])
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS))
     parser.add_argument("--out", type=Path, default=Path("samples/models"))
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--sigma", type=float, default=0.5)

@@ -154,6 +154,24 @@ def test_short_run_learns_something(short_run: dict[str, Any]) -> None:
     assert at05["model"]["psnr_db"] > at05["noisy_input"]["psnr_db"] + 5.0
 
 
+def test_fast_dense_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
+    """The dense `fast` preset goes through the same pipeline: plain (n, 32, 32) in and out, parity, Dense MACs."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from export.train_images import train_images
+
+    result = train_images("fast", tmp_path, epochs=1, n_train=3000, n_test=200, baselines=False)
+    sess, meta = load_onnx(result["onnx"])
+    assert meta["name"] == "denoise-fast" and meta["parity"]["max_abs_diff"] <= 1e-5
+    assert meta["training"]["macs_per_image"] == 1024 * 512 + 512 * 512 + 512 * 1024
+    onnx = pytest.importorskip("onnx")
+    assert not {n.op_type for n in onnx.load(str(result["onnx"])).graph.node} & {"Conv", "ConvTranspose"}
+    out = run_onnx(sess, mnist.add_noise(data.test[:5], 0.5, 1))
+    assert out.shape == (5, 32, 32) and out.min() >= 0.0 and out.max() <= 1.0
+    at05 = meta["metrics"]["sigma_0.5"]
+    assert at05["model"]["psnr_db"] > at05["noisy_input"]["psnr_db"] + 3.0
+
+
 # --- the shipped model -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
