@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from streamer.audio.files import silence_c_stderr
 from streamer.audio.resample import StreamResampler
+from streamer.cstderr import silence_c_stderr
 from streamer.errors import StreamerError
 from streamer.sources import Block
 

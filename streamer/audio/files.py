@@ -8,10 +8,7 @@ non-finite samples, no samples. A silent file is not an error here (the task rep
 
 from __future__ import annotations
 
-import contextlib
-import os
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,35 +16,13 @@ import numpy as np
 import soundfile as sf
 
 from streamer.audio.resample import StreamResampler, resample
+from streamer.cstderr import silence_c_stderr
 from streamer.errors import InputError
 from streamer.sources import Block
 
 READ_FRAMES = 1 << 16  # frames decoded per step: memory stays at the model rate, not the file's
 MP3_SLACK = 2 * 1152  # frames: an MP3's stated length is an estimate to about two MPEG frames
 UNKNOWN_SIZE = (0, 0xFFFFFFFF)  # data chunk sizes written by streaming writers that never finished the header
-
-
-@contextlib.contextmanager
-def silence_c_stderr() -> Iterator[None]:
-    """Send what C libraries (libsndfile, mpg123, ALSA, PortAudio) print to stderr to /dev/null meanwhile.
-
-    Their notes would break the CLI's one-line errors and the dashboard. Only for short calls (opening a
-    file or a device): it redirects the process's file descriptor 2.
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    sys.stderr.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def wav_data_chunk(head: bytes, file_size: int) -> tuple[int, int, int] | None:

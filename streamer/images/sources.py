@@ -12,13 +12,10 @@ that stops a run is an `InputError` naming the file and the problem.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import gzip
-import os
 import re
 import struct
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.cstderr import silence_c_stderr
 from streamer.errors import InputError
 from streamer.sources import Block
 
@@ -79,29 +77,6 @@ def _block(items: list[ImageItem], start: int, live: bool) -> Block:
     samples: Any = items  # Block.samples is typed for 1-D signals; image blocks carry a list of items
     arrival = items[0].arrival if live and items else None
     return Block(samples, start, arrival)
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Send what OpenCV and FFmpeg print to file descriptor 2 (open warnings) to /dev/null meanwhile.
-
-    Only around short calls (opening a video or a camera), so the CLI's one-line errors and the dashboard
-    stay clean. (The same as `streamer.audio.files.silence_c_stderr`, which would import soundfile.)
-    """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    sys.stderr.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 # --- decoding ---------------------------------------------------------------------------------------
@@ -456,7 +431,7 @@ class VideoSource:
         self.batch = max(1, int(batch))
         if not self.path.is_file():
             raise InputError(self.path, "no such file")
-        with quiet_stderr():
+        with silence_c_stderr():
             capture = cv2.VideoCapture(str(self.path))
             opened = capture.isOpened()
             first = capture.read() if opened else (False, None)
@@ -511,7 +486,7 @@ class CameraSource:
         self.index = int(index)
         self.name = f"camera {self.index}"
         self.batch = max(1, int(batch))
-        with quiet_stderr():
+        with silence_c_stderr():
             capture = cv2.VideoCapture(self.index)
             opened = capture.isOpened()
         if not opened:
