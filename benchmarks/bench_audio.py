@@ -17,30 +17,18 @@ import argparse
 import json
 import os
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
+from timing import timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_S = 4096 / 8000  # seconds of audio per frame
 BASE = "onnxruntime, 1 thread"
 ENGINE_GOAL = 1.15  # engine p50 at most this times bare onnxruntime (same thread count)
-
-
-def timed(fn: Callable[[], Any], n: int) -> np.ndarray:
-    """Seconds per call over n calls, after 10 warm-up calls."""
-    for _ in range(10):
-        fn()
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t0
-    return out
 
 
 def clip_frame() -> np.ndarray:

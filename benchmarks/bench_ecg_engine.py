@@ -18,21 +18,10 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
+from timing import timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "LeakyRelu": "leaky_relu"}
-
-
-def timed(fn: Any, n: int) -> np.ndarray:
-    """Seconds per call over n calls, after 20 warm-up calls."""
-    for _ in range(20):
-        fn()
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t0
-    return out
 
 
 def keras_from_dense_onnx(path: Path) -> Any:
@@ -98,11 +87,11 @@ def per_beat(model_path: Path, record: Path, n: int) -> dict[str, Any]:
 
     rows = {
         "engine (batch -> model -> score -> event -> metrics)": timed(
-            lambda: engine._process([beat], time.perf_counter()), n),
-        "bare onnxruntime": timed(lambda: bare.run(None, {name: x}), n),
-        "bare onnxruntime + numpy MAE": timed(bare_with_score, n),
-        "Keras predict": timed(lambda: keras_model.predict(x, verbose=0), max(n // 20, 50)),
-        "tf.function": timed(lambda: fn(xt), n),
+            lambda: engine._process([beat], time.perf_counter()), n, warmup=20),
+        "bare onnxruntime": timed(lambda: bare.run(None, {name: x}), n, warmup=20),
+        "bare onnxruntime + numpy MAE": timed(bare_with_score, n, warmup=20),
+        "Keras predict": timed(lambda: keras_model.predict(x, verbose=0), max(n // 20, 50), warmup=20),
+        "tf.function": timed(lambda: fn(xt), n, warmup=20),
     }
     return {"rows": rows, "keras_onnx_max_abs_diff": diff}
 

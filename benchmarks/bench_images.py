@@ -21,6 +21,7 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
+from timing import timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 64, 256)
@@ -28,19 +29,11 @@ THREADS = (1, 2)
 TARGET_S = 2.0  # seconds of calls per measurement
 
 
-def timed(fn: Any, batch: int) -> np.ndarray:
+def timed_for(fn: Any) -> np.ndarray:
     """Seconds per call, after 10 warm-up calls, for about TARGET_S seconds (at least 20 calls)."""
-    for _ in range(10):
-        fn()
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # one call sizes the run
     fn()
-    n = max(20, int(TARGET_S / max(time.perf_counter() - t0, 1e-6)))
-    out = np.empty(n)
-    for i in range(n):
-        t = time.perf_counter()
-        fn()
-        out[i] = time.perf_counter() - t
-    return out
+    return timed(fn, max(20, int(TARGET_S / max(time.perf_counter() - t0, 1e-6))))
 
 
 def row(label: str, times: np.ndarray, batch: int) -> dict[str, Any]:
@@ -61,7 +54,7 @@ def onnx_rows(path: Path, images: np.ndarray) -> list[dict[str, Any]]:
         name = sess.get_inputs()[0].name
         for batch in BATCHES:
             x = images[:batch]
-            times = timed(lambda x=x, s=sess, n=name: s.run(None, {n: x}), batch)
+            times = timed_for(lambda x=x, s=sess, n=name: s.run(None, {n: x}))
             rows.append(row(f"onnxruntime, {threads} thread{'s' if threads > 1 else ''}", times, batch))
     return rows
 
@@ -76,13 +69,13 @@ def keras_rows(meta: dict[str, Any], images: np.ndarray) -> list[dict[str, Any]]
     rows = []
     for batch in (64, 256):
         x = images[:batch]
-        rows.append(row("Keras predict", timed(lambda x=x, b=batch: model.predict(x, batch_size=b, verbose=0), batch),
+        rows.append(row("Keras predict", timed_for(lambda x=x, b=batch: model.predict(x, batch_size=b, verbose=0)),
                         batch))
         xt = tf.constant(x)
-        rows.append(row("tf.function", timed(lambda xt=xt: fn(xt), batch), batch))
+        rows.append(row("tf.function", timed_for(lambda xt=xt: fn(xt)), batch))
     big = images[:4096]  # predict's own batching over many images, as a user would call it
     rows.append(row("Keras predict, 4096 images, batch_size 256",
-                    timed(lambda: model.predict(big, batch_size=256, verbose=0), len(big)), len(big)))
+                    timed_for(lambda: model.predict(big, batch_size=256, verbose=0)), len(big)))
     return rows
 
 

@@ -26,13 +26,14 @@ def _meta(name: str, part: str, inputs: int, outputs: int, latent: dict[str, Any
             "part": part, "latent": latent or {"kind": "dense", "size": LATENT}, "companions": companions or {}}
 
 
-def _save(path: Path, nodes: list[Any], inits: list[Any], n_in: int, n_out: int, meta: dict[str, Any]) -> Path:
+def _save(path: Path, nodes: list[Any], inits: list[Any], in_shape: list[Any], out_shape: list[Any],
+          meta: dict[str, Any]) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(nodes, meta["name"],
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_in])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, n_out])],
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -49,7 +50,8 @@ def gain_model(path: Path, gain: float = 1.0, task: str = modelmeta.AUDIO_TASK) 
     meta = _meta(path.stem, "autoencoder", FRAME, FRAME)
     meta["task"] = task
     init = numpy_helper.from_array(np.array(gain, dtype=np.float32), "gain")
-    return _save(path, [helper.make_node("Mul", ["input", "gain"], ["output"])], [init], FRAME, FRAME, meta)
+    node = helper.make_node("Mul", ["input", "gain"], ["output"])
+    return _save(path, [node], [init], [None, FRAME], [None, FRAME], meta)
 
 
 def dct_matrix(n: int = FRAME) -> np.ndarray:
@@ -68,18 +70,17 @@ def dct_codec(folder: Path, name: str = "dct") -> Path:
     enc_w = numpy_helper.from_array(basis.T.copy(), "w")  # x (n, FRAME) @ w -> (n, LATENT)
     dec_w = numpy_helper.from_array(basis.copy(), "w")
     _save(folder / companions["encoder"], [helper.make_node("MatMul", ["input", "w"], ["output"])], [enc_w],
-          FRAME, LATENT, _meta(f"{name}-encoder", "encoder", FRAME, LATENT))
+          [None, FRAME], [None, LATENT], _meta(f"{name}-encoder", "encoder", FRAME, LATENT))
     _save(folder / companions["decoder"], [helper.make_node("MatMul", ["input", "w"], ["output"])], [dec_w],
-          LATENT, FRAME, _meta(f"{name}-decoder", "decoder", LATENT, FRAME))
+          [None, LATENT], [None, FRAME], _meta(f"{name}-decoder", "decoder", LATENT, FRAME))
     full_w = numpy_helper.from_array((basis.T @ basis).astype(np.float32), "w")
     return _save(folder / f"{name}.onnx", [helper.make_node("MatMul", ["input", "w"], ["output"])], [full_w],
-                 FRAME, FRAME, _meta(name, "autoencoder", FRAME, FRAME, companions=companions))
+                 [None, FRAME], [None, FRAME], _meta(name, "autoencoder", FRAME, FRAME, companions=companions))
 
 
 def image_model(path: Path, kind: str = "identity", side: int = 32, task: str = modelmeta.IMAGE_TASK) -> Path:
     """A closed-form image 'denoiser' on (n, side, side): `identity`, or `invert` (1 - x)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     meta = {"aestream_format": modelmeta.FORMAT_VERSION, "task": task, "name": path.stem, "version": "test",
             "created": "2026-01-01T00:00:00+00:00",
@@ -94,13 +95,4 @@ def image_model(path: Path, kind: str = "identity", side: int = 32, task: str = 
     else:
         nodes = [helper.make_node("Sub", ["one", "input"], ["output"])]
         inits = [numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one")]
-    graph = helper.make_graph(nodes, path.stem,
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, side, side])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [None, side, side])],
-                              initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in modelmeta.encode(meta).items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-    return path
+    return _save(path, nodes, inits, [None, side, side], [None, side, side], meta)

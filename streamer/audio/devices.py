@@ -159,7 +159,23 @@ def _close_stream(stream: Any) -> None:
         stream.close(ignore_errors=True)
 
 
-class DeviceSource:
+class _OpenDevice:
+    """What a source and a player both report about the device they opened."""
+
+    name: str
+    info: dict[str, Any]
+    device_rate: float
+    channels: int
+
+    def device_info(self) -> dict[str, Any]:
+        return {"name": self.name, "index": self.info["index"], "hostapi": self.info["hostapi"],
+                "rate": self.device_rate, "channels": self.channels}
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.device_rate:g} Hz, {self.channels} ch)"
+
+
+class DeviceSource(_OpenDevice):
     """Live capture: yields mono blocks at `rate` (float32) as the device delivers them.
 
     The PortAudio callback copies each buffer (`block_s` long, at the device rate) into a queue holding at
@@ -222,13 +238,6 @@ class DeviceSource:
         counts = {"overflow": self.overflow, "input_overflow": self.input_overflow}
         return {k: v for k, v in counts.items() if v}
 
-    def device_info(self) -> dict[str, Any]:
-        return {"name": self.name, "index": self.info["index"], "hostapi": self.info["hostapi"],
-                "rate": self.device_rate, "channels": self.channels}
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.device_rate:g} Hz, {self.channels} ch)"
-
     def close(self) -> None:
         """Abort and close the stream (idempotent); queued audio is discarded."""
         if self.stream is not None:
@@ -274,7 +283,7 @@ class _Ring:
         return n
 
 
-class Player:
+class Player(_OpenDevice):
     """Playback of mono samples at `rate` on an output device, without ever blocking the caller.
 
     `write()` resamples to the device's rate and queues up to `buffer_s`; what does not fit is dropped
@@ -333,13 +342,6 @@ class Player:
         counts = {"underflow": self.underflow, "output_underflow": self.output_underflow,
                   "output_overflow": self.output_overflow}
         return {k: v for k, v in counts.items() if v}
-
-    def device_info(self) -> dict[str, Any]:
-        return {"name": self.name, "index": self.info["index"], "hostapi": self.info["hostapi"],
-                "rate": self.device_rate, "channels": self.channels}
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.device_rate:g} Hz, {self.channels} ch)"
 
     def close(self, drain_s: float = 2.0) -> None:
         """Play what is queued (waiting at most `drain_s`), then stop and close the stream."""
