@@ -146,3 +146,24 @@ def test_bad_inputs_are_one_line(tmp_path: Path, models: dict[str, Path]) -> Non
     write_pngs(tmp_path / "ok", 2)
     _one_line(*_run([str(tmp_path / "ok"), "--model", str(models["ecg"])]), "needs 'image-denoise'")
     _one_line(*_run([str(tmp_path / "ok"), "--model", str(models["identity"]), "--add-noise", "-1"]), "--add-noise")
+
+
+def test_dashboard_view_has_throughput_quality_and_preview(models: dict[str, Path]) -> None:
+    from streamer.images.sources import ImageStack
+    from streamer.images.task import ImageTask
+    from streamer.model import OnnxModel
+    from streamer.sources import Block
+
+    model = OnnxModel(models["invert"])
+    clean = as_float(_resized32(mnist_u8(64)[0]))
+    task = ImageTask(model, add_noise=0.5)
+    for start in (0, 32):
+        works = task.feed(Block(ImageStack(clean[start:start + 32], None, start), start))
+        batch = task.inputs(works)
+        task.handle(works, batch, model.run(batch))
+    view = task.view()
+    assert view["fields"]["images"] == "64" and "images/s" in view["fields"]["throughput"]
+    assert "dB" in view["fields"]["PSNR"] and len(view["series"][0]["values"]) == 60
+    labels = [label for label, _ in view["images"]]
+    assert labels == ["input", "denoised", "clean"]
+    np.testing.assert_allclose(view["images"][1][1], 1 - view["images"][0][1], atol=1e-6)

@@ -8,6 +8,7 @@ the data path): that is what lets an in-memory stream run at onnxruntime's batch
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,7 @@ class ImageTask:
         self.n_psnr = self.n_ssim = 0
         self.recent_psnr: list[float] = []
         self.latest: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
+        self.started: float | None = None  # when the first images were handled (for the throughput field)
 
     # --- framing ---
     def feed(self, block: Block) -> list[Work]:
@@ -152,6 +154,8 @@ class ImageTask:
             if min(denoised.shape[1:]) >= SSIM_MIN_SIDE:
                 ss, ss_noisy = ssim(work.clean, denoised), ssim(work.clean, work.noisy)
         with self.lock:
+            if self.started is None:
+                self.started = time.perf_counter()
             self.n_images += work.n
             self.latest = (work.noisy[-1], denoised[-1], None if work.clean is None else work.clean[-1])
             if psnr is not None and psnr_noisy is not None:
@@ -201,6 +205,9 @@ class ImageTask:
             recent = list(self.recent_psnr)
         q = self.quality()
         fields = {"images": str(self.n_images)}
+        if self.started is not None and self.n_images > 1:
+            elapsed = time.perf_counter() - self.started
+            fields["throughput"] = f"{self.n_images / elapsed:,.0f} images/s" if elapsed > 0 else "-"
         if q["psnr_db"] is not None:
             fields["PSNR"] = f"{q['psnr_db']:.2f} dB (noisy input {q['psnr_noisy_db']:.2f} dB)"
         if q["ssim"] is not None:
