@@ -167,3 +167,39 @@ def test_dashboard_view_has_throughput_quality_and_preview(models: dict[str, Pat
     labels = [label for label, _ in view["images"]]
     assert labels == ["input", "denoised", "clean"]
     np.testing.assert_allclose(view["images"][1][1], 1 - view["images"][0][1], atol=1e-6)
+
+
+def test_watch_cli_takes_new_files_once_and_ends_on_ctrl_c(tmp_path: Path) -> None:
+    """`streamer images DIR --watch --out DIR/out`: files copied in while it runs are denoised once each,
+    its own outputs inside the watched folder are not read back, and Ctrl-C writes the summary."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    src = ROOT / "samples" / "images"
+    watched = tmp_path / "in"
+    watched.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "images", str(watched), "--watch", "--out",
+                             str(watched / "out"), "--summary", str(tmp_path / "s.json"), "--no-dashboard"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    names = [f"test_{i:05d}.png" for i in range(5)]
+    time.sleep(2)
+    for name in names[:3]:
+        shutil.copy(src / name, watched / name)
+    time.sleep(1.5)
+    for name in names[3:]:
+        shutil.copy(src / name, watched / name)
+    deadline = time.monotonic() + 30
+    while len(list((watched / "out").glob("*.png"))) < 5 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a second pass over the folder, which now also holds out/
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and b"Traceback" not in err
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["images"] == 5 and s["interrupted"] is True
+    assert sorted(p.name for p in (watched / "out").iterdir()) == names
