@@ -64,7 +64,7 @@ def open_outputs(out: Path | None, fps: float) -> tuple[list[ImageSink], list[Ca
     from streamer.images.sinks import FolderSink
 
     folder = FolderSink(out)
-    return [folder.write], [folder.close] if hasattr(folder, "close") else []
+    return [folder.write], [folder.close]
 
 
 def run_images(source: str | None, model_path: Path, camera: int | None = None, watch: bool = False,
