@@ -95,6 +95,45 @@ def export_keras(model: Any, path: str | Path, meta: dict[str, Any], parity_inpu
     return full
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    import onnx
+
+    return modelmeta.decode({p.key: p.value for p in onnx.load(str(path)).metadata_props})
+
+
+def set_metadata(path: str | Path, meta: dict[str, Any]) -> None:
+    """Replace the aestream metadata of an ONNX file (graph and weights untouched)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in modelmeta.encode(meta).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def quantise_matmuls(fp32_path: str | Path, int8_path: str | Path) -> None:
+    """onnxruntime's dynamic int8 quantisation of the MatMuls only (int8 weights, activations quantised per
+    call); convolutions stay float, as onnxruntime's int8 convolutions were slower than float ones here."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+
+
+def onnx_runner(path: str | Path, batch: int = 1024) -> Any:
+    """A function running an ONNX model over an array in batches (for evaluating an exported file)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+
+    def run(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float32)
+        return np.concatenate([sess.run(None, {name: x[i:i + batch]})[0] for i in range(0, len(x), batch)])
+
+    return run
+
+
 def write_card(meta: dict[str, Any], path: str | Path) -> Path:
     """Model card next to the model: the metadata as readable Markdown plus the raw JSON."""
     path = Path(path)

@@ -27,7 +27,7 @@ import numpy as np
 from export import music_data
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
-from export.onnx_export import export_keras, sha256_of_arrays, write_card
+from export.onnx_export import export_keras, read_metadata, set_metadata, sha256_of_arrays, write_card
 from streamer import modelmeta
 
 VERSION = "1.0.0"
@@ -265,23 +265,6 @@ def quantise(fp32_path: Path, int8_path: Path, test: np.ndarray, meta: dict[str,
                  "quantisation": {"method": "onnxruntime quantize_dynamic, QInt8 weights", **figures}}
     set_metadata(int8_path, int8_meta)
     return figures
-
-
-def read_metadata(path: Path) -> dict[str, Any]:
-    import onnx
-
-    return modelmeta.decode({p.key: p.value for p in onnx.load(str(path)).metadata_props})
-
-
-def set_metadata(path: Path, meta: dict[str, Any]) -> None:
-    """Replace the aestream metadata of an ONNX file (graph and weights untouched)."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    del proto.metadata_props[:]
-    for key, value in modelmeta.encode(meta).items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
 
 
 def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models", epochs: int | None = None,
