@@ -5,7 +5,8 @@
 Training sees only the 50 000 training images (noisy inputs, clean targets); the 10 000 validation images
 choose epochs and recipes; the 10 000 test images are only reported, at sigma 0.3, 0.5 and 0.7, next to the
 noisy input and the classical denoisers of `export/image_baselines.py`. Figures are computed by
-`streamer.images.quality`, the code the runtime uses for its live PSNR/SSIM.
+`streamer.images.quality`, the code the runtime uses for its live PSNR/SSIM. A preset with `int8` ships
+NAME.onnx quantised (figures re-measured on that file) and keeps the float export as NAME.fp32.onnx.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from export import image_baselines, mnist
 from export.image_models import PRESETS, Preset, build_autoencoder, get_preset, macs
-from export.onnx_export import export_keras, sha256_of_arrays, write_card
+from export.onnx_export import export_keras, onnx_runner, quantise_matmuls, set_metadata, sha256_of_arrays, write_card
 from streamer import modelmeta
 from streamer.images import quality
 
@@ -38,8 +39,8 @@ def figures(clean: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
             "ssim_gaussian": round(quality.mean_ssim(clean, estimate, window="gaussian"), 4)}
 
 
-def denoise(model: Any, noisy: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(noisy, batch_size=PREDICT_BATCH, verbose=0))
+def keras_runner(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda noisy: np.asarray(model.predict(noisy, batch_size=PREDICT_BATCH, verbose=0))
 
 
 def fit(recipe: Preset, train: np.ndarray, validation: np.ndarray, sigma: float, epochs: int,
@@ -67,13 +68,14 @@ def fit(recipe: Preset, train: np.ndarray, validation: np.ndarray, sigma: float,
     return model, history
 
 
-def evaluate(model: Any, clean: np.ndarray, split: str, sigmas: tuple[float, ...],
-             baselines: dict[float, Any] | None = None) -> dict[str, Any]:
-    """Figures of the model and of the noisy input (and classical baselines) per noise level."""
+def evaluate(predict: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, split: str,
+             sigmas: tuple[float, ...], baselines: dict[float, Any] | None = None) -> dict[str, Any]:
+    """Figures of the model (`predict`: noisy -> denoised) and of the noisy input (and classical baselines)
+    per noise level."""
     out: dict[str, Any] = {}
     for sigma in sigmas:
         noisy = mnist.add_noise(clean, sigma, mnist.noise_seed(split, sigma))
-        row = {"model": figures(clean, denoise(model, noisy)), "noisy_input": figures(clean, noisy)}
+        row = {"model": figures(clean, predict(noisy)), "noisy_input": figures(clean, noisy)}
         if baselines is not None and sigma in baselines:
             for name, params in baselines[sigma].items():
                 row[name] = {**figures(clean, image_baselines.apply(name, noisy, params)), "params": params}
@@ -104,6 +106,33 @@ def image_meta(sigma: float) -> dict[str, Any]:
     }
 
 
+def ship_int8(onnx_path: Path, meta: dict[str, Any], test: np.ndarray, validation: np.ndarray,
+              chosen: dict[float, Any] | None, parity_noisy: np.ndarray) -> dict[str, Any]:
+    """Replace the exported float model by its int8 quantisation, with every figure re-measured on the int8
+    file itself (test, validation); the float model stays beside it as NAME.fp32.onnx."""
+    fp32_path = onnx_path.with_suffix(".fp32.onnx")
+    onnx_path.replace(fp32_path)
+    quantise_matmuls(fp32_path, onnx_path)
+    int8, fp32 = onnx_runner(onnx_path), onnx_runner(fp32_path)
+    sigma = meta["noise"]["sigma"]
+    metrics = {**meta["metrics"], **evaluate(int8, test, "test", EVAL_SIGMAS, chosen)}
+    diff = np.abs(int8(parity_noisy) - fp32(parity_noisy))
+    quantisation = {
+        "method": "onnxruntime quantize_dynamic: int8 weights (per tensor), uint8 activations quantised per call, "
+                  "MatMul only",
+        "float_model": fp32_path.name,
+        "float_test_figures": {k: v["model"] for k, v in meta["metrics"].items() if k.startswith("sigma_")},
+        "max_abs_diff_vs_float": round(float(diff.max()), 6),
+        "mean_abs_diff_vs_float": round(float(diff.mean()), 7),
+        "n_inputs": int(len(parity_noisy)),
+    }
+    int8_meta = {**meta, "metrics": metrics, "quantisation": quantisation,
+                 "validation": {**meta["validation"], **evaluate(int8, validation, "validation", (sigma,))}}
+    set_metadata(onnx_path, int8_meta)
+    set_metadata(fp32_path, {**meta, "name": meta["name"] + "-fp32"})
+    return int8_meta
+
+
 def train_images(preset: str = "default", out_dir: str | Path = "samples/models", epochs: int | None = None,
                  seed: int = 0, sigma: float = 0.5, n_train: int | None = None, n_test: int | None = None,
                  baselines: bool = True, name: str | None = None,
@@ -126,15 +155,16 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
     model, history = fit(recipe, train, data.validation, sigma, epochs or recipe.epochs, seed, progress)
     seconds = time.perf_counter() - start
     chosen = image_baselines.choose_all(data.validation, EVAL_SIGMAS) if baselines else None
+    predict = keras_runner(model)
     metrics = {
-        **evaluate(model, test, "test", EVAL_SIGMAS, chosen),
+        **evaluate(predict, test, "test", EVAL_SIGMAS, chosen),
         "split": "test", "n_test": int(len(test)), "trained_sigma": sigma,
         "psnr": "mean over images of 10 log10(1 / MSE), images in [0, 1]",
         "ssim": "mean over images; `ssim`: 7x7 box window (scikit-image default, the issue's figures); "
                 "`ssim_gaussian`: Wang et al. 2004 11x11 Gaussian, sigma 1.5",
         "noise_seeds": "numpy default_rng(export.mnist.noise_seed('test', sigma)), identical for every model",
     }
-    validation = evaluate(model, data.validation, "validation", (sigma,))
+    validation = evaluate(predict, data.validation, "validation", (sigma,))
     meta = {
         "task": modelmeta.IMAGE_TASK, "name": name or recipe.name, "version": VERSION, **image_meta(sigma),
         "training_data": training_data_meta(data, len(train)),
@@ -149,6 +179,8 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
     onnx_path = out_dir / f"{meta['name']}.onnx"
     parity_noisy = mnist.add_noise(data.test[-N_PARITY:], sigma, mnist.noise_seed("test", sigma) + 1)
     meta = export_keras(model, onnx_path, meta, parity_noisy)
+    if recipe.int8:
+        meta = ship_int8(onnx_path, meta, test, data.validation, chosen, parity_noisy)
     card = write_card(meta, out_dir / f"{meta['name']}.card.md")
     return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_clean": test,
             "seconds": seconds}

@@ -125,14 +125,51 @@ def test_onnx_takes_and_returns_plain_images(short_run: dict[str, Any]) -> None:
 
 
 def test_onnx_matches_keras_on_held_out_images(short_run: dict[str, Any], data: mnist.Split) -> None:
-    sess, _ = load_onnx(short_run["onnx"])
+    """The float graph matches Keras to 1e-5; the shipped int8 file stays close to it (and is the one quoted)."""
+    fp32, _ = load_onnx(short_run["onnx"].with_suffix(".fp32.onnx"))
+    int8, meta = load_onnx(short_run["onnx"])
     noisy = mnist.add_noise(data.test[1000:1400], 0.5, 99)  # not the exporter's own parity images
     ref = np.asarray(short_run["model"](noisy, training=False))
-    assert np.max(np.abs(run_onnx(sess, noisy) - ref)) <= 1e-5
+    assert np.max(np.abs(run_onnx(fp32, noisy) - ref)) <= 1e-5
+    quantised = run_onnx(int8, noisy)
+    assert 0 < np.max(np.abs(quantised - ref)) <= 0.25  # really quantised, and no wild pixels
+    assert quality.mean_psnr_db(ref, quantised) >= 30.0  # int8 vs float output: close throughout
+    assert meta["quantisation"]["float_model"] == "denoise-short.fp32.onnx"
+
+
+def test_int8_model_quotes_its_own_figures(short_run: dict[str, Any]) -> None:
+    """The metrics in the int8 file are the int8 model's (recomputed here), not the float model's."""
+    sess, meta = load_onnx(short_run["onnx"])
+    clean = short_run["test_clean"]
+    for sigma in (0.3, 0.5, 0.7):
+        noisy = mnist.add_noise(clean, sigma, mnist.noise_seed("test", sigma))
+        quoted = meta["metrics"][f"sigma_{sigma:g}"]["model"]
+        assert quality.mean_psnr_db(clean, run_onnx(sess, noisy)) == pytest.approx(quoted["psnr_db"], abs=1e-3)
+        float_quoted = meta["quantisation"]["float_test_figures"][f"sigma_{sigma:g}"]
+        assert quoted["psnr_db"] != float_quoted["psnr_db"]
+        assert quoted["psnr_db"] == pytest.approx(float_quoted["psnr_db"], abs=0.3)
+
+
+def test_default_preset_is_matmuls_with_strip_paths() -> None:
+    """The default model: Dense layers only (no convolutions), MACs counted per strip for the local paths."""
+    pytest.importorskip("tensorflow")
+    from export.image_models import STRIP_ROWS, build_autoencoder, get_preset, macs
+
+    preset = get_preset("default")
+    model = build_autoencoder(preset)
+    assert {type(layer).__name__ for layer in model.layers}.isdisjoint({"Conv2D", "Conv2DTranspose"})
+    widths = (1024, *preset.dense, 1024)
+    dense = sum(a * b for a, b in zip(widths, widths[1:]))
+    strip = STRIP_ROWS * 32 * preset.strips * 2  # in and out of one strip's MLP
+    n_strips = 32 // STRIP_ROWS
+    assert macs(model) == dense + n_strips * strip + (n_strips + 1) * strip
+    x = np.random.default_rng(0).random((2, 32, 32), np.float32)
+    assert np.asarray(model(x)).shape == (2, 32, 32)
 
 
 def test_short_run_metadata(short_run: dict[str, Any]) -> None:
     _, meta = load_onnx(short_run["onnx"])
+    assert meta["quantisation"]["method"].startswith("onnxruntime quantize_dynamic")
     assert modelmeta.missing_keys(meta) == []
     assert meta["task"] == modelmeta.IMAGE_TASK
     assert meta["image"]["height"] == meta["image"]["width"] == 32 and meta["image"]["channels"] == 1
@@ -140,7 +177,7 @@ def test_short_run_metadata(short_run: dict[str, Any]) -> None:
                              "formula": "clip(x + sigma * N(0, 1), 0, 1)"}
     assert meta["normalisation"]["divide_by"] == 255
     assert meta["training_data"]["n_train"] == 8000 and meta["metrics"]["n_test"] == 600
-    assert meta["parity"]["max_abs_diff"] <= 1e-5
+    assert meta["parity"]["max_abs_diff"] <= 1e-5  # of the float graph, before quantisation
 
 
 def test_short_run_learns_something(short_run: dict[str, Any]) -> None:
@@ -152,6 +189,23 @@ def test_short_run_learns_something(short_run: dict[str, Any]) -> None:
         assert row["model"]["ssim"] > row["noisy_input"]["ssim"]
     at05 = meta["metrics"]["sigma_0.5"]
     assert at05["model"]["psnr_db"] > at05["noisy_input"]["psnr_db"] + 5.0
+
+
+def test_unet_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
+    """The conv U-Net preset (not quantised: int8 convolutions were slower here) keeps its float export."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("tf2onnx")
+    from export.train_images import train_images
+
+    result = train_images("unet", tmp_path, epochs=1, n_train=2000, n_test=200, baselines=False)
+    sess, meta = load_onnx(result["onnx"])
+    assert meta["name"] == "denoise-unet" and "quantisation" not in meta
+    assert not result["onnx"].with_suffix(".fp32.onnx").exists()
+    noisy = mnist.add_noise(data.test[:50], 0.5, 1)
+    ref = np.asarray(result["model"](noisy, training=False))
+    assert np.max(np.abs(run_onnx(sess, noisy) - ref)) <= 1e-5
+    onnx = pytest.importorskip("onnx")
+    assert "ConvTranspose" in {n.op_type for n in onnx.load(str(result["onnx"])).graph.node}
 
 
 def test_fast_dense_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
@@ -211,8 +265,8 @@ def test_shipped_psnr_recomputed_with_onnxruntime(shipped: tuple[Any, dict[str, 
 
 @pytest.mark.slow
 def test_default_preset_meets_targets(tmp_path: Path) -> None:
-    """A full default training run (40 epochs, about 35 minutes on 2 cores) reaches the issue's targets
-    (22.05 dB / SSIM 0.891 measured for the shipped model)."""
+    """A full default training run (50 epochs and the int8 export, about 16 minutes on 2 cores) reaches the
+    issue's targets (22.10 dB / SSIM 0.888 measured for the shipped model)."""
     pytest.importorskip("tensorflow")
     from export.train_images import train_images
 
