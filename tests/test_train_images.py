@@ -1,5 +1,6 @@
 """MNIST denoising: data and noise, classical baselines, a short real training run exported to ONNX, and the
-shipped samples/models/denoise.onnx (its quoted figures recomputed with onnxruntime on real test images)."""
+shipped samples/models/denoise.onnx and denoise-unet.onnx (their quoted figures recomputed with onnxruntime on
+real test images)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from export import mnist  # noqa: E402
 from streamer import modelmeta  # noqa: E402
 from streamer.images import quality  # noqa: E402
 
-SHIPPED = Path(__file__).resolve().parent.parent / "samples" / "models" / "denoise.onnx"
+MODELS = Path(__file__).resolve().parent.parent / "samples" / "models"
+SHIPPED = [MODELS / "denoise.onnx", MODELS / "denoise-unet.onnx"]  # the default, and the conv U-Net
 
 
 def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -228,11 +230,12 @@ def test_fast_dense_preset_trains_and_exports(tmp_path: Path, data: mnist.Split)
 
 # --- the shipped model -----------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def shipped() -> tuple[Any, dict[str, Any]]:
-    if not SHIPPED.is_file():
-        pytest.fail(f"{SHIPPED} is missing")
-    return load_onnx(SHIPPED)
+@pytest.fixture(scope="module", params=SHIPPED, ids=lambda p: p.name)
+def shipped(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
+    path: Path = request.param
+    if not path.is_file():
+        pytest.fail(f"{path} is missing")
+    return load_onnx(path)
 
 
 def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> None:
@@ -247,6 +250,18 @@ def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> No
         row = meta["metrics"][f"sigma_{sigma}"]
         best_classical = max(v["psnr_db"] for k, v in row.items() if k not in ("model", "noisy_input"))
         assert row["model"]["psnr_db"] > best_classical > row["noisy_input"]["psnr_db"]
+
+
+def test_shipped_default_is_int8_matmuls() -> None:
+    """The default model is the quantised one its metadata describes: int8 MatMuls, no convolutions."""
+    onnx = pytest.importorskip("onnx")
+    _, meta = load_onnx(SHIPPED[0])
+    ops = {n.op_type for n in onnx.load(str(SHIPPED[0])).graph.node}
+    assert ops & {"DynamicQuantizeMatMul", "MatMulInteger"} and not ops & {"Conv", "ConvTranspose", "MatMul"}
+    assert meta["training"]["recipe"]["int8"] is True
+    assert meta["quantisation"]["max_abs_diff_vs_float"] > 0
+    float_figures = meta["quantisation"]["float_test_figures"]["sigma_0.5"]
+    assert abs(meta["metrics"]["sigma_0.5"]["model"]["psnr_db"] - float_figures["psnr_db"]) < 0.1
 
 
 def test_shipped_psnr_recomputed_with_onnxruntime(shipped: tuple[Any, dict[str, Any]], data: mnist.Split) -> None:
