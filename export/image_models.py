@@ -2,7 +2,7 @@
 
 `default` is the shipped model: a dense autoencoder on the flattened image whose logits get local
 corrections from small MLPs over 4-row strips (two tilings), MatMuls only, quantised to int8 after export.
-`unet` is a small conv U-Net of about the same quality, 3.6x slower in onnxruntime (its convolutions run at
+`unet` is a small conv U-Net of about the same quality, 3-4x slower in onnxruntime (its convolutions run at
 a third of the MatMuls' speed per multiply-add). `lecture` reproduces the lecture's model; `fast` is a
 smaller dense model, faster but below the quality goals. Every choice was made on the validation split
 (see `export/train_images.py`), never on the test images.

@@ -51,7 +51,7 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
 @click.command("images")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
 @click.option("--preset", default="default", show_default=True,
-              help="default (ships: dense + strips, int8), unet (conv, same quality, 3.6x slower), "
+              help="default (ships: dense + strips, int8), unet (conv, same quality, 3-4x slower), "
                    "fast (dense: faster, lower quality) or lecture.")
 @click.option("--sigma", type=float, default=0.5, show_default=True, help="Noise level trained for.")
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
