@@ -107,15 +107,16 @@ def image_meta(sigma: float) -> dict[str, Any]:
 
 
 def ship_int8(onnx_path: Path, meta: dict[str, Any], test: np.ndarray, validation: np.ndarray,
-              chosen: dict[float, Any] | None, parity_noisy: np.ndarray) -> dict[str, Any]:
-    """Replace the exported float model by its int8 quantisation, with every figure re-measured on the int8
-    file itself (test, validation); the float model stays beside it as NAME.fp32.onnx."""
+              parity_noisy: np.ndarray) -> dict[str, Any]:
+    """Replace the exported float model by its int8 quantisation, with the model's figures re-measured on the
+    int8 file itself (test, validation; the noisy-input and baseline rows do not change); the float model
+    stays beside it as NAME.fp32.onnx."""
     fp32_path = onnx_path.with_suffix(".fp32.onnx")
     onnx_path.replace(fp32_path)
     quantise_matmuls(fp32_path, onnx_path)
     int8, fp32 = onnx_runner(onnx_path), onnx_runner(fp32_path)
     sigma = meta["noise"]["sigma"]
-    metrics = {**meta["metrics"], **evaluate(int8, test, "test", EVAL_SIGMAS, chosen)}
+    metrics = _with_model_rows(meta["metrics"], evaluate(int8, test, "test", EVAL_SIGMAS))
     diff = np.abs(int8(parity_noisy) - fp32(parity_noisy))
     quantisation = {
         "method": "onnxruntime quantize_dynamic: int8 weights (per tensor), uint8 activations quantised per call, "
@@ -127,10 +128,15 @@ def ship_int8(onnx_path: Path, meta: dict[str, Any], test: np.ndarray, validatio
         "n_inputs": int(len(parity_noisy)),
     }
     int8_meta = {**meta, "metrics": metrics, "quantisation": quantisation,
-                 "validation": {**meta["validation"], **evaluate(int8, validation, "validation", (sigma,))}}
+                 "validation": _with_model_rows(meta["validation"], evaluate(int8, validation, "validation", (sigma,)))}
     set_metadata(onnx_path, int8_meta)
     set_metadata(fp32_path, {**meta, "name": meta["name"] + "-fp32"})
     return int8_meta
+
+
+def _with_model_rows(figures: dict[str, Any], model_rows: dict[str, Any]) -> dict[str, Any]:
+    """`figures` with each noise level's "model" row replaced by the one in `model_rows`."""
+    return {**figures, **{key: {**figures[key], "model": row["model"]} for key, row in model_rows.items()}}
 
 
 def train_images(preset: str = "default", out_dir: str | Path = "samples/models", epochs: int | None = None,
@@ -180,7 +186,7 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
     parity_noisy = mnist.add_noise(data.test[-N_PARITY:], sigma, mnist.noise_seed("test", sigma) + 1)
     meta = export_keras(model, onnx_path, meta, parity_noisy)
     if recipe.int8:
-        meta = ship_int8(onnx_path, meta, test, data.validation, chosen, parity_noisy)
+        meta = ship_int8(onnx_path, meta, test, data.validation, parity_noisy)
     card = write_card(meta, out_dir / f"{meta['name']}.card.md")
     return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_clean": test,
             "seconds": seconds}
