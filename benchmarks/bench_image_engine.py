@@ -98,17 +98,14 @@ def bare_rate(model_path: Path, images: np.ndarray, batch: int, threads: int) ->
 
 
 def keras_model(model_path: Path) -> Any:
-    import onnxruntime as ort
     import tensorflow as tf
 
     from export.image_models import build_autoencoder, get_preset
-    from streamer import modelmeta
+    from export.onnx_export import read_metadata
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    sess = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    meta = modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
-    model = build_autoencoder(get_preset(meta["training"]["preset"]))
+    model = build_autoencoder(get_preset(read_metadata(model_path)["training"]["preset"]))
     model.predict(np.zeros((8, 32, 32), np.float32), verbose=0)  # build and trace before timing
     return model
 

@@ -27,7 +27,7 @@ import numpy as np
 from export import music_data
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
-from export.onnx_export import export_keras, read_metadata, set_metadata, sha256_of_arrays, write_card
+from export.onnx_export import export_keras, onnx_runner, read_metadata, set_metadata, sha256_of_arrays, write_card
 from streamer import modelmeta
 
 VERSION = "1.0.0"
@@ -243,17 +243,10 @@ def batch1_ms(path: Path, frame: np.ndarray, n: int = 200) -> float:
 
 def quantise(fp32_path: Path, int8_path: Path, test: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
     """Dynamic int8 weights (onnxruntime), scored on the held-out test frames against the fp32 model."""
-    import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
-
-    def run(path: Path) -> np.ndarray:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        return np.concatenate([sess.run(None, {name: test[i:i + 256]})[0] for i in range(0, len(test), 256)])
-
-    fp32, int8 = run(fp32_path), run(int8_path)
+    fp32, int8 = onnx_runner(fp32_path, 256)(test), onnx_runner(int8_path, 256)(test)
     figures = {**codec_figures(test, int8), "on": "test pieces (held out)",
                "max_abs_diff_vs_fp32": round(float(np.max(np.abs(int8 - fp32))), 6),
                "snr_db_vs_fp32_output": round(codec_figures(fp32, int8)["snr_db"], 3),

@@ -280,7 +280,7 @@ def test_shipped_psnr_recomputed_with_onnxruntime(shipped: tuple[Any, dict[str, 
 
 @pytest.mark.slow
 def test_default_preset_meets_targets(tmp_path: Path) -> None:
-    """A full default training run (50 epochs and the int8 export, about 16 minutes on 2 cores) reaches the
+    """A full default training run (50 epochs and the int8 export, about 13 minutes on 2 cores) reaches the
     issue's targets (22.10 dB / SSIM 0.888 measured for the shipped model)."""
     pytest.importorskip("tensorflow")
     from export.train_images import train_images
