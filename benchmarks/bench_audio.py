@@ -63,12 +63,12 @@ def engine_step(path: Path, x: np.ndarray, threads: int) -> Callable[[], Any]:
     framing -> normalisation -> model -> de-normalisation -> SNR, edge and level figures -> output handed
     to a sink -> metrics (hop 4096: one frame per block, batch 1)."""
     from streamer.audio.task import AudioTask
-    from streamer.engine import Engine
-    from streamer.model import OnnxModel
-    from streamer.pacing import MAX_SPEED, Pacer
-    from streamer.sources import Block
+    from streamer.run.engine import Engine
+    from streamer.core.model import Model
+    from streamer.run.pacing import MAX_SPEED, Pacer
+    from streamer.run.sources import Block
 
-    model = OnnxModel(path, threads=threads)
+    model = Model(path, threads=threads)
     task = AudioTask(model, hop=4096, known_peak=1.0, outputs=[lambda out: None])
     engine = Engine(None, task, model, Pacer(MAX_SPEED))  # type: ignore[arg-type]  (blocks are fed directly)
     frame = x[0].astype(np.float64)

@@ -59,13 +59,13 @@ def per_beat(model_path: Path, record: Path, n: int) -> dict[str, Any]:
     from streamer.ecg.detector import detect_rpeaks
     from streamer.ecg.readers import read_recording
     from streamer.ecg.task import EcgTask
-    from streamer.engine import Engine
-    from streamer.model import OnnxModel
-    from streamer.pacing import Pacer
-    from streamer.sources import ArraySource
+    from streamer.run.engine import Engine
+    from streamer.core.model import Model
+    from streamer.run.pacing import Pacer
+    from streamer.run.sources import ArraySource
 
     rec = read_recording(record)
-    model = OnnxModel(model_path, threads=1)
+    model = Model(model_path, threads=1)
     task = EcgTask(model, rec.fs)
     first_minute = rec.signal[: int(60 * rec.fs)]
     beats = task.framer.feed(first_minute, list(detect_rpeaks(first_minute, rec.fs)))
@@ -100,13 +100,13 @@ def replay(model_path: Path, record: Path, repeats: int) -> dict[str, float]:
     """Whole record at --speed max on 1 thread: read + replay, and replay alone (start-up excluded)."""
     from streamer.ecg.readers import read_recording
     from streamer.ecg.task import EcgTask
-    from streamer.engine import Engine
-    from streamer.model import OnnxModel
-    from streamer.pacing import Pacer
+    from streamer.run.engine import Engine
+    from streamer.core.model import Model
+    from streamer.run.pacing import Pacer
     from streamer.run_ecg import FAST_BLOCK_S
-    from streamer.sources import ArraySource
+    from streamer.run.sources import ArraySource
 
-    model = OnnxModel(model_path, threads=1)
+    model = Model(model_path, threads=1)
     replays, reads, beats = [], [], 0
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -59,19 +59,19 @@ class StackSource:
 
     def blocks(self) -> Any:
         from streamer.images.sources import ImageStack
-        from streamer.sources import Block
+        from streamer.run.sources import Block
 
         for start in range(0, len(self.images), self.batch):
             yield Block(ImageStack(self.images[start:start + self.batch], None, start), start)
 
 
 def engine_rate(model_path: Path, images: np.ndarray, batch: int, threads: int) -> float:
-    from streamer.engine import Engine
+    from streamer.run.engine import Engine
     from streamer.images.task import ImageTask
-    from streamer.model import OnnxModel
-    from streamer.pacing import MAX_SPEED, Pacer
+    from streamer.core.model import Model
+    from streamer.run.pacing import MAX_SPEED, Pacer
 
-    model = OnnxModel(model_path, threads=threads)
+    model = Model(model_path, threads=threads)
     kept: list[int] = []
     task = ImageTask(model, outputs=[lambda name, image: kept.append(1)])
     engine = Engine(StackSource(images, batch), task, model, Pacer(MAX_SPEED))

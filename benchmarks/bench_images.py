@@ -88,7 +88,7 @@ def main() -> None:
     import tensorflow as tf
 
     from export import mnist
-    from streamer import modelmeta
+    from streamer.core import modelmeta
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)

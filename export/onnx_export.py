@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer import modelmeta
+from streamer.core import modelmeta
 
 OPSET = 17  # tf2onnx 1.17 refuses opset >= 19 for these models; 17 is verified here
 PARITY_ATOL = 1e-5

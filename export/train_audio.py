@@ -28,7 +28,7 @@ from export import music_data
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
 from export.onnx_export import export_keras, onnx_runner, read_metadata, set_metadata, sha256_of_arrays, write_card
-from streamer import modelmeta
+from streamer.core import modelmeta
 
 VERSION = "1.0.0"
 N_PARITY = 64  # held-out test frames for each ONNX parity check

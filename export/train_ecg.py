@@ -19,7 +19,7 @@ import numpy as np
 from export import ecg5000
 from export.ecg_models import Preset, build_autoencoder, get_preset
 from export.onnx_export import export_keras, sha256_of_arrays, write_card
-from streamer import modelmeta
+from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
 from streamer.ecg.scoring import beat_scores

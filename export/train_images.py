@@ -23,7 +23,7 @@ import numpy as np
 from export import image_baselines, mnist
 from export.image_models import PRESETS, Preset, build_autoencoder, get_preset, macs
 from export.onnx_export import export_keras, onnx_runner, quantise_matmuls, set_metadata, sha256_of_arrays, write_card
-from streamer import modelmeta
+from streamer.core import modelmeta
 from streamer.images import quality
 
 VERSION = "1.0.0"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from export.mitdb import LabelledBeats, labelled_beats, load_record, record_path
-from streamer import modelmeta
+from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
 from streamer.ecg.scoring import StreamingScorer, judged_from

@@ -10,21 +10,21 @@ import numpy as np
 
 from streamer.audio.framer import check_hop
 from streamer.audio.task import AudioTask, OutputSink, model_framing
-from streamer.engine import Engine, Source
-from streamer.errors import InputError, ModelError
-from streamer.model import OnnxModel
-from streamer.modelmeta import AUDIO_TASK
-from streamer.pacing import MAX_SPEED, Pacer, parse_speed
-from streamer.report import finish_run
-from streamer.sinks import JsonlSink
+from streamer.run.engine import Engine, Source
+from streamer.core.errors import InputError, ModelError
+from streamer.core.model import Model
+from streamer.core.modelmeta import AUDIO_TASK
+from streamer.run.pacing import MAX_SPEED, Pacer, parse_speed
+from streamer.ui.summary import finish_run
+from streamer.run.sinks import JsonlSink
 
 LIVE_BLOCK_S = 0.064  # device blocks: 512 samples at 8 kHz, small against the 512 ms frame
 PACED_BLOCK_S = 0.064
 FAST_BLOCK_S = 16.384  # --speed max: 32 frames of 4096 per block, run as one batch
 
 
-def open_autoencoder(path: Path, threads: int) -> OnnxModel:
-    model = OnnxModel(path, threads=threads, task=AUDIO_TASK)
+def open_autoencoder(path: Path, threads: int) -> Model:
+    model = Model(path, threads=threads, task=AUDIO_TASK)
     part = model.meta.get("part", "autoencoder")
     if part != "autoencoder":
         raise ModelError(path, f"this is the model's {part} alone; `streamer audio` needs the whole autoencoder")

@@ -10,14 +10,14 @@ import numpy as np
 from streamer.ecg.readers import Recording, check_signal, read_recording
 from streamer.ecg.task import EcgTask
 from streamer.ecg.threshold import parse_method
-from streamer.engine import Engine, Source
-from streamer.errors import InputError
-from streamer.model import OnnxModel
-from streamer.modelmeta import ECG_TASK
-from streamer.pacing import MAX_SPEED, Pacer, parse_speed
-from streamer.report import finish_run
-from streamer.sinks import JsonlSink
-from streamer.sources import ArraySource, TextLineSource
+from streamer.run.engine import Engine, Source
+from streamer.core.errors import InputError
+from streamer.core.model import Model
+from streamer.core.modelmeta import ECG_TASK
+from streamer.run.pacing import MAX_SPEED, Pacer, parse_speed
+from streamer.ui.summary import finish_run
+from streamer.run.sinks import JsonlSink
+from streamer.run.sources import ArraySource, TextLineSource
 
 PACED_BLOCK_S = 0.1  # s per block when replaying in real time: the dashboard moves smoothly
 FAST_BLOCK_S = 60.0  # s per block at --speed max: fewer, larger batches
@@ -47,7 +47,7 @@ def run_ecg(source: str, model_path: Path, lead: str | None = None, fs: float | 
         method = parse_method(calibrate_method) if calibrate_method else None
     except ValueError as exc:
         raise InputError("--calibrate-method", str(exc)) from None
-    model = OnnxModel(model_path, threads=threads, task=ECG_TASK)
+    model = Model(model_path, threads=threads, task=ECG_TASK)
     src, recording = open_source(source, lead, fs, pace)
     task = EcgTask(model, src.fs, threshold=threshold, calibrate_s=calibrate_s, reference=recording,
                    calibrate_method=method)

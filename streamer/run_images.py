@@ -8,14 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from streamer.engine import Engine, Source
-from streamer.errors import InputError
+from streamer.run.engine import Engine, Source
+from streamer.core.errors import InputError
 from streamer.images.task import ImageSink, ImageTask
-from streamer.model import OnnxModel
-from streamer.modelmeta import IMAGE_TASK
-from streamer.pacing import Pacer, parse_speed
-from streamer.report import finish_run
-from streamer.sinks import JsonlSink
+from streamer.core.model import Model
+from streamer.core.modelmeta import IMAGE_TASK
+from streamer.run.pacing import Pacer, parse_speed
+from streamer.ui.summary import finish_run
+from streamer.run.sinks import JsonlSink
 
 CLEAN_SUBFOLDER = "clean"  # a folder's own clean references, used without --clean
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
@@ -78,7 +78,7 @@ def run_images(source: str | None, model_path: Path, camera: int | None = None, 
         raise InputError("--speed", f"{speed!r} is not a speed (a number > 0, or max)") from None
     if add_noise is not None and not 0 < add_noise <= 2:
         raise InputError("--add-noise", f"sigma must be in (0, 2], not {add_noise}")
-    model = OnnxModel(model_path, threads=threads, task=IMAGE_TASK)
+    model = Model(model_path, threads=threads, task=IMAGE_TASK)
     src = open_source(source, camera, watch, clean, batch, out)
     sinks, closers = open_outputs(out, getattr(src, "fs", 25.0))
     try:

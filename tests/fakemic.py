@@ -83,7 +83,7 @@ def run_python(code: str, home: Path, mic_file: Path | None = None, speaker_file
 # Prepended to scripts that end like the CLI: a StreamerError is one line on stderr and its exit code.
 CLI_WRAPPER = """\
 import sys
-from streamer.errors import StreamerError
+from streamer.core.errors import StreamerError
 
 def _cli(main):
     try:

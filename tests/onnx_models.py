@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer import modelmeta
+from streamer.core import modelmeta
 
 FRAME, RATE, LATENT = 4096, 8000, 1024
 

@@ -17,7 +17,7 @@ import soxr
 from streamer.audio.files import FileSource, read_audio, wav_data_chunk
 from streamer.audio.resample import StreamResampler, mono
 from streamer.audio.wavsink import WavSink, to_pcm16, wav_header, write_wav
-from streamer.errors import InputError, StreamerError
+from streamer.core.errors import InputError, StreamerError
 
 from .audio_fixtures import bach_fixture, load_stereo
 from .fakemic import CLI_WRAPPER, ROOT

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from streamer.audio.task import AudioTask
-from streamer.engine import Engine
-from streamer.errors import ModelError
-from streamer.model import OnnxModel
-from streamer.modelmeta import ECG_TASK
-from streamer.pacing import MAX_SPEED, Pacer
+from streamer.run.engine import Engine
+from streamer.core.errors import ModelError
+from streamer.core.model import Model
+from streamer.core.modelmeta import ECG_TASK
+from streamer.run.pacing import MAX_SPEED, Pacer
 from streamer.run_audio import open_autoencoder
-from streamer.sources import ArraySource
+from streamer.run.sources import ArraySource
 from tests.onnx_models import dct_codec, gain_model
 
 
 def _run(model_path: Path, x: np.ndarray, hop: int | None = None, block_s: float = 0.3,
          known_peak: float | None = None) -> tuple[np.ndarray, dict]:  # type: ignore[type-arg]
-    model = OnnxModel(model_path)
+    model = Model(model_path)
     got: list[np.ndarray] = []
     peak = float(np.abs(x).max()) if known_peak is None else known_peak
     task = AudioTask(model, hop=hop, known_peak=peak, outputs=[got.append])
@@ -81,7 +81,7 @@ def test_silent_input_reports_snr_undefined(tmp_path: Path) -> None:
 def test_live_normalisation_is_undone(tmp_path: Path, music_8k: np.ndarray) -> None:
     """With a running (live) peak the gain changes between frames; the output level must not."""
     x = music_8k[: 8000 * 6] * 0.2
-    model = OnnxModel(gain_model(tmp_path / "half.onnx", 0.5))
+    model = Model(gain_model(tmp_path / "half.onnx", 0.5))
     got: list[np.ndarray] = []
     task = AudioTask(model, hop=2048, known_peak=None, outputs=[got.append])
     Engine(ArraySource(x, 8000, "live", 0.064), task, model, Pacer(MAX_SPEED)).run()
@@ -90,7 +90,7 @@ def test_live_normalisation_is_undone(tmp_path: Path, music_8k: np.ndarray) -> N
 
 def test_wrong_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="needs 'audio-codec'"):
-        OnnxModel(gain_model(tmp_path / "ecg.onnx", task=ECG_TASK), task="audio-codec")
+        Model(gain_model(tmp_path / "ecg.onnx", task=ECG_TASK), task="audio-codec")
     dct_codec(tmp_path)
     with pytest.raises(ModelError, match="encoder alone"):
         open_autoencoder(tmp_path / "dct.encoder.onnx", 1)

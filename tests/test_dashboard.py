@@ -7,7 +7,7 @@ import io
 import numpy as np
 from rich.console import Console
 
-from streamer.dashboard import render, sparkline, trace_rows
+from streamer.ui.dashboard import render, sparkline, trace_rows
 
 
 def _text(renderable: object) -> str:
@@ -43,7 +43,7 @@ def test_render_has_fields_scores_and_events() -> None:
 
 
 def test_audio_and_image_views_render() -> None:
-    from streamer.dashboard import pixel_art
+    from streamer.ui.dashboard import pixel_art
 
     snapshot = {"latency_ms": {"p50": 3.1, "p99": 5.0}, "model_ms": {"p50": 1.1}, "realtime_factor": 0.004,
                 "drops": {"overflow": 2}}

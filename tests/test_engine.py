@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from streamer.cli import main
 from streamer.ecg.readers import read_recording
 from streamer.ecg.task import EcgTask
-from streamer.engine import Engine
-from streamer.metrics import BINS_PER_DECADE, LatencyHistogram, Metrics
-from streamer.model import OnnxModel
-from streamer.pacing import Pacer, parse_speed
-from streamer.sinks import JsonlSink
-from streamer.sources import ArraySource, Block
+from streamer.run.engine import Engine
+from streamer.run.metrics import BINS_PER_DECADE, LatencyHistogram, Metrics
+from streamer.core.model import Model
+from streamer.run.pacing import Pacer, parse_speed
+from streamer.run.sinks import JsonlSink
+from streamer.run.sources import ArraySource, Block
 
 from .conftest import mitdb_record, write_slice
 
@@ -57,7 +57,7 @@ def test_pacer_waits_for_stream_time_with_injected_clock() -> None:
 def _run(record: Path, model: Path, block_s: float, events: Path | None = None,
          calibrate_s: float = 0.0) -> tuple[dict, EcgTask]:
     rec = read_recording(record)
-    onnx_model = OnnxModel(model)
+    onnx_model = Model(model)
     task = EcgTask(onnx_model, rec.fs, reference=rec, calibrate_s=calibrate_s)
     engine = Engine(ArraySource(rec.signal, rec.fs, str(record), block_s), task, onnx_model,
                     Pacer(float("inf")), events=JsonlSink(events) if events else None)
@@ -115,7 +115,7 @@ class _InterruptingSource(ArraySource):
 
 def test_ctrl_c_keeps_events_and_summary(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:
     rec = read_recording(slice106)
-    model = OnnxModel(ecg_model)
+    model = Model(ecg_model)
     task = EcgTask(model, rec.fs, reference=rec)
     events = tmp_path / "ev.jsonl"
     engine = Engine(_InterruptingSource(rec.signal, rec.fs, "s", 1.0), task, model, Pacer(float("inf")),
@@ -182,7 +182,7 @@ def test_calibration_method_is_applied(slice106: Path, ecg_model: Path) -> None:
     from streamer.ecg.threshold import parse_method
 
     rec = read_recording(slice106)
-    model = OnnxModel(ecg_model)
+    model = Model(ecg_model)
     task = EcgTask(model, rec.fs, calibrate_s=30.0, calibrate_method=parse_method("mean_std:2"))
     Engine(ArraySource(rec.signal, rec.fs, "s", 1.0), task, model, Pacer(float("inf"))).run()
     calib = np.asarray(task.calibration_scores)

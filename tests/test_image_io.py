@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.errors import InputError, StreamerError
+from streamer.core.errors import InputError, StreamerError
 from streamer.images import sinks as sinks_mod
 from streamer.images import sizing
 from streamer.images.sinks import FolderSink, VideoSink, output_name

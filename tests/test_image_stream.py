@@ -151,10 +151,10 @@ def test_bad_inputs_are_one_line(tmp_path: Path, models: dict[str, Path]) -> Non
 def test_dashboard_view_has_throughput_quality_and_preview(models: dict[str, Path]) -> None:
     from streamer.images.sources import ImageStack
     from streamer.images.task import ImageTask
-    from streamer.model import OnnxModel
-    from streamer.sources import Block
+    from streamer.core.model import Model
+    from streamer.run.sources import Block
 
-    model = OnnxModel(models["invert"])
+    model = Model(models["invert"])
     clean = as_float(_resized32(mnist_u8(64)[0]))
     task = ImageTask(model, add_noise=0.5)
     for start in (0, 32):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from streamer.ecg.readers import find_records, read_recording
-from streamer.errors import InputError
+from streamer.core.errors import InputError
 
 from .conftest import mitdb_record
 

@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from export import ecg5000  # noqa: E402
 from export.train_ecg import normalise_rows, train_ecg5000  # noqa: E402
-from streamer import modelmeta  # noqa: E402
+from streamer.core import modelmeta  # noqa: E402
 from streamer.ecg.beats import BeatSpec  # noqa: E402
 from streamer.ecg.evaluate import anomaly_scores  # noqa: E402
 from streamer.ecg.scoring import beat_scores  # noqa: E402

@@ -15,7 +15,7 @@ pytest.importorskip("cv2")
 ort = pytest.importorskip("onnxruntime")
 
 from export import mnist  # noqa: E402
-from streamer import modelmeta  # noqa: E402
+from streamer.core import modelmeta  # noqa: E402
 from streamer.images import quality  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "samples" / "models"

@@ -13,7 +13,7 @@ from export import train_records as tr
 from export.mitdb import labelled_beats, load_record
 from streamer.ecg.beats import BeatFramer, BeatSpec, TemplateTracker, extract_beats
 from streamer.ecg.scoring import StreamingScorer, beat_scores
-from streamer.model import OnnxModel
+from streamer.core.model import Model
 from tests.conftest import mitdb_record, write_slice
 
 SLICE_S = 300.0  # s of each record used for the training run: keeps the test well under a minute
@@ -89,7 +89,7 @@ def test_short_training_run_exports_a_faithful_model(short_records: list[Path], 
     assert meta["training_data"]["records"] == ["s106", "s100"]
     assert meta["threshold"]["value"] > 0 and meta["score"]["adaptive"]["reference"] > 0
 
-    model = OnnxModel(path)
+    model = Model(path)
     assert model.meta["score"] == meta["score"] and model.meta["beat"] == meta["beat"]
     spec = BeatSpec.from_meta(model.meta)
     model.check_input_size(spec.n_inputs)

@@ -14,17 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from streamer.errors import InputError, ModelError
-from streamer.model import OnnxModel
-from streamer.modelmeta import AUDIO_TASK
+from streamer.core.errors import InputError, ModelError
+from streamer.core.model import Model
+from streamer.core.modelmeta import AUDIO_TASK
 
 BATCH = 64  # frames per onnxruntime call
 MIX_PEAK = 0.89  # a mix is written peak-normalised to -1 dBFS
 
 
-def companion(model_path: Path, part: str, threads: int = 1) -> OnnxModel:
+def companion(model_path: Path, part: str, threads: int = 1) -> Model:
     """The encoder or decoder: `model_path` itself if it is that part, else the file its metadata names."""
-    model = OnnxModel(model_path, threads=threads, task=AUDIO_TASK)
+    model = Model(model_path, threads=threads, task=AUDIO_TASK)
     if model.meta.get("part") == part:
         return model
     name = model.meta.get("companions", {}).get(part)
@@ -33,7 +33,7 @@ def companion(model_path: Path, part: str, threads: int = 1) -> OnnxModel:
     path = model_path.parent / name
     if not path.is_file():
         raise ModelError(path, f"the {part} named by {model_path.name} is missing")
-    part_model = OnnxModel(path, threads=threads, task=AUDIO_TASK)
+    part_model = Model(path, threads=threads, task=AUDIO_TASK)
     if part_model.meta.get("part") != part:
         raise ModelError(path, f"expected the {part}, metadata says part {part_model.meta.get('part')!r}")
     return part_model
@@ -47,7 +47,7 @@ def frame_signal(signal: np.ndarray, frame: int) -> np.ndarray:
     return padded.reshape(n, frame)
 
 
-def run_batched(model: OnnxModel, rows: np.ndarray) -> np.ndarray:
+def run_batched(model: Model, rows: np.ndarray) -> np.ndarray:
     return np.concatenate([model.run(rows[i:i + BATCH]) for i in range(0, len(rows), BATCH)])
 
 
@@ -78,7 +78,7 @@ class Codes:
             raise InputError(path, f"not a codes file written by `streamer encode` ({exc})") from None
 
 
-def _framing(model: OnnxModel) -> tuple[int, int]:
+def _framing(model: Model) -> tuple[int, int]:
     return int(model.meta["sample_rate_hz"]), int(model.meta["frame"]["length"])
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from streamer.audio.resample import StreamResampler
-from streamer.cstderr import silence_c_stderr
-from streamer.errors import StreamerError
-from streamer.sources import Block
+from streamer.core.cstderr import silence_c_stderr
+from streamer.core.errors import StreamerError
+from streamer.run.sources import Block
 
 COMMON_RATES = (48000, 44100, 32000, 22050, 16000, 8000)  # Hz, tried in order when the default rate fails
 MAX_CHANNELS = 2  # a device is opened with at most this many channels, then mixed to mono

@@ -16,9 +16,9 @@ import numpy as np
 import soundfile as sf
 
 from streamer.audio.resample import StreamResampler, resample
-from streamer.cstderr import silence_c_stderr
-from streamer.errors import InputError
-from streamer.sources import Block
+from streamer.core.cstderr import silence_c_stderr
+from streamer.core.errors import InputError
+from streamer.run.sources import Block
 
 READ_FRAMES = 1 << 16  # frames decoded per step: memory stays at the model rate, not the file's
 MP3_SLACK = 2 * 1152  # frames: an MP3's stated length is an estimate to about two MPEG frames

@@ -16,10 +16,10 @@ import numpy as np
 from streamer.audio.framer import AudioFrame, FrameCutter, OverlapAdd
 from streamer.audio.levels import PeakNormaliser, dbfs
 from streamer.audio.quality import SILENCE, StreamingEdgeRatio
-from streamer.errors import ModelError
-from streamer.metrics import RecentSamples
-from streamer.model import OnnxModel
-from streamer.sources import Block
+from streamer.core.errors import ModelError
+from streamer.run.metrics import RecentSamples
+from streamer.core.model import Model
+from streamer.run.sources import Block
 
 TRACE_S = 2.0  # seconds of output drawn on the dashboard
 SNR_HISTORY = 60  # frames in the SNR sparkline
@@ -27,7 +27,7 @@ SNR_HISTORY = 60  # frames in the SNR sparkline
 OutputSink = Callable[[np.ndarray], None]
 
 
-def model_framing(model: OnnxModel) -> tuple[int, int]:
+def model_framing(model: Model) -> tuple[int, int]:
     """(sample rate, frame length) from the model's metadata."""
     try:
         return int(model.meta["sample_rate_hz"]), int(model.meta["frame"]["length"])
@@ -36,7 +36,7 @@ def model_framing(model: OnnxModel) -> tuple[int, int]:
 
 
 class AudioTask:
-    def __init__(self, model: OnnxModel, hop: int | None = None, known_peak: float | None = None,
+    def __init__(self, model: Model, hop: int | None = None, known_peak: float | None = None,
                  outputs: Sequence[OutputSink] = (), output_drops: Sequence[Callable[[], dict[str, int]]] = (),
                  info: dict[str, Any] | None = None) -> None:
         """`outputs` receive the finished reconstruction; `output_drops` report their losses (speakers);

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamer.errors import StreamerError
+from streamer.core.errors import StreamerError
 
 PCM_SCALE = 32767  # float 1.0 -> int16, as libsndfile writes PCM_16
 HEADER_BYTES = 44

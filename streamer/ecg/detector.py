@@ -1,4 +1,5 @@
-"""Causal, streaming R-peak detector (Pan-Tompkins family with real-time decision rules).
+"""Causal, streaming R-peak detector (Pan-Tompkins family with real-time decision rules), run for any
+number of streams at once.
 
 Pipeline, all causal, with every filter state carried across blocks:
 
@@ -7,14 +8,21 @@ Pipeline, all causal, with every filter state carried across blocks:
    a change of QRS amplitude moves the feature linearly. Local maxima of the integrator are QRS candidates.
 2. Locator signal: a gentle causal band-pass (0.5-40 Hz) of the raw ECG. The returned index is the R peak
    on it: the extremum in the record's dominant polarity, learned online from accepted beats.
-3. Decision rules per candidate, in time order (a Python loop per candidate, never per sample):
-   adaptive signal/noise levels with a threshold between them (Pan & Tompkins), a refractory period,
-   T-wave rejection by slope, a local-activity test (the candidate's integrated slope must stand out from
-   the mean slope over the surrounding ``LOCAL_WINDOW_S``, stricter for premature candidates: this is what
-   rejects noise bursts between beats), and a *real-time searchback*: rather than looking back for a
-   missed beat (an unbounded decision delay), the threshold is lowered when the beat is due (on time
-   w.r.t. the median RR) and halved again for every ``MISSED_RR_FACTOR`` RR without a beat, so a weak beat
-   is taken when it arrives and the detector recovers from any over-estimated signal level.
+3. Decision rules per candidate, in time order: adaptive signal/noise levels with a threshold between
+   them (Pan & Tompkins), a refractory period, T-wave rejection by slope, a local-activity test (the
+   candidate's integrated slope must stand out from the mean slope over the surrounding
+   ``LOCAL_WINDOW_S``, stricter for premature candidates: this is what rejects noise bursts between
+   beats), and a *real-time searchback*: rather than looking back for a missed beat (an unbounded decision
+   delay), the threshold is lowered when the beat is due (on time w.r.t. the median RR) and halved again for
+   every ``MISSED_RR_FACTOR`` RR without a beat, so a weak beat is taken when it arrives and the detector
+   recovers from any over-estimated signal level.
+
+Many streams at once. Steps 1 and 2 and everything a decision looks at (the candidate's height, its
+steepest slope, the local activity, the locator's extrema) are computed for all streams of one block
+length as array operations over (streams, samples); only step 3, a few float comparisons per candidate
+(2-4 candidates per beat), runs in Python, candidate by candidate, each with its own stream's `_Rules`.
+A single stream is simply a bank with one row, so a pool of streams gives each stream exactly what it
+would get alone.
 
 Decision delay. A candidate at integrator maximum ``m`` is decided as soon as ``CONFIRM_S`` of signal after
 ``m`` has been fed, and its R peak is searched in ``[m - (LOOKAHEAD_S - CONFIRM_S), m - RSEARCH_END_S]``.
@@ -22,27 +30,31 @@ Hence every returned peak ``p`` is returned by the ``feed`` call that delivers s
 ``p + floor(LOOKAHEAD_S * fs)`` at the latest, with ``LOOKAHEAD_S = 0.27 s``. (``flush`` returns the last
 pending ones at end of stream.)
 
-Block invariance: every decision depends only on samples in bounded windows around the candidate and on the
-state left by earlier candidates, a candidate is examined only once all of its window is available, and the
-per-sample features are bit-identical whatever the partition, so any block partition of the stream gives
-exactly the same peaks.
+Block invariance: every per-sample value is computed by the same arithmetic whatever the partition (the
+IIR recursions and the running sum of |slope| run sample by sample with their state carried), every
+decision depends only on samples in bounded windows around the candidate and on the state left by earlier
+candidates, and a candidate is examined only once all of its window is available, so any block partition
+of the stream gives exactly the same peaks.
 
 Start-up: candidates in the first ``WARMUP_S`` (filter settling) are not emitted, so an R peak in the very
 first ~0.15 s of a stream can be missed. Until the first beat the threshold is a fraction of the largest
 candidate seen so far.
 
 Measured on 8 MIT-BIH records (100, 102, 104, 105, 106, 116, 121, 123; 17 081 beats, channel 0, 150 ms
-tolerance): Se 99.81 %, PPV 99.81 %; see ``benchmarks/bench_detectors.py``.
+tolerance): see ``benchmarks/bench_detectors.py`` and the README.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from scipy.ndimage import maximum_filter1d
-from scipy.signal import butter, lfilter, lfilter_zi
+
+from streamer.core.dsp import IirDesign
+from streamer.core.rows import Rows
 
 # --- feature filters -------------------------------------------------------------------------------------
 QRS_BAND_HZ = (5.0, 15.0)  # Hz, where QRS slopes dominate P/T waves and baseline (Pan & Tompkins 1985)
@@ -80,6 +92,7 @@ MAX_SEARCHBACK_STEPS = 10  # floor of the lowered threshold: ratio ** steps (rec
 LOCAL_WINDOW_S = 0.500  # s, window (ending CONFIRM_S after the candidate) of the local mean |slope| ...
 LOCAL_RATIO = 1.0  # ... which the candidate's integrated |slope| must exceed by this factor ...
 LOCAL_RATIO_PREMATURE = 1.7  # ... or by this one if it is premature (noise bursts come between beats)
+PROBES = (-1.0, -0.5, 0.5, 1.0, -0.25, 0.25)  # window points tested first (fractions of pre / confirm)
 OPPOSITE_PEAK_RATIO = 2.0  # an opposite-polarity peak this much larger than the dominant one is the R peak
 POLARITY_GAIN = 0.1  # running-average weight of a beat's polarity vote
 
@@ -89,293 +102,364 @@ def _samples(seconds: float, fs: float) -> int:
     return max(1, int(math.ceil(seconds * fs)))
 
 
-class _CausalFilter:
-    """An IIR filter (transfer-function form) whose state survives between blocks.
-
-    The state starts at the steady state for a constant input equal to the first sample, so a DC offset at
-    stream start does not produce a start-up transient (that would look like a QRS). `lfilter` runs the
-    recursion sample by sample, so the output does not depend on the block partition; it is also much
-    cheaper per call than `sosfilt`, which matters for small blocks. The orders used here (<= 4) are low
-    enough for the transfer-function form to be accurate.
-    """
-
-    def __init__(self, b: np.ndarray, a: np.ndarray) -> None:
-        self._b, self._a = b, a
-        self._zi_unit = lfilter_zi(b, a)
-        self._zi: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._zi = None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self._zi is None:
-            self._zi = self._zi_unit * x[0]
-        y, self._zi = lfilter(self._b, self._a, x, zi=self._zi)
-        return y
-
-
-class _Frontend:
-    """Causal features per sample: integrated |slope| of the QRS band, that |slope|, and the locator.
-
-    Every output sample is computed by the same arithmetic whatever the block partition (the IIR recursions run
-    sample by sample; the moving sum adds the same window in the same order), so results are bit-identical.
-    """
+class _Timing:
+    """The detector's windows in samples at one rate."""
 
     def __init__(self, fs: float) -> None:
-        nyq = fs / 2.0
-        lo, hi = QRS_BAND_HZ
-        self._qrs = _CausalFilter(*butter(QRS_FILTER_ORDER, [lo, min(hi, 0.45 * fs)], "bandpass", fs=fs))
-        loc_lo, loc_hi = LOCATOR_BAND_HZ
-        self._loc = _CausalFilter(*butter(LOCATOR_ORDER, [loc_lo, min(loc_hi, 0.9 * nyq)], "bandpass", fs=fs))
-        self._n_mwi = _samples(MWI_S, fs)
-        self.reset()
-
-    def reset(self) -> None:
-        self._qrs.reset()
-        self._loc.reset()
-        self._last_bp = 0.0
-        self._slope_tail = np.zeros(self._n_mwi - 1)  # last slopes of the previous block (zeros at start)
-        self._absmax = 0.0  # largest |input| so far: the scale of floating-point round-off
-
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        bp = self._qrs(x)
-        # First difference with the previous block's last sample, so block edges are seamless.
-        slope = np.empty_like(bp)
-        slope[0] = bp[0] - self._last_bp
-        np.subtract(bp[1:], bp[:-1], out=slope[1:])
-        np.abs(slope, out=slope)
-        self._last_bp = float(bp[-1])
-        # Round-off of the filters on a constant input is ~1e-15 of its level: zero it, so a flat line at
-        # any offset has exactly zero energy and yields no candidates.
-        absmax = np.maximum.accumulate(np.maximum(np.abs(x), self._absmax))
-        self._absmax = float(absmax[-1])
-        slope[slope <= ROUNDOFF_FLOOR * absmax] = 0.0
-        ext = np.concatenate([self._slope_tail, slope])
-        self._slope_tail = ext[len(ext) - (self._n_mwi - 1):]
-        # Row k views ext[k:k + n]: each output sums the same n values in the same order (bit-exact).
-        windows = np.ndarray((len(slope), self._n_mwi), dtype=ext.dtype, buffer=ext, strides=(ext.strides[0],) * 2)
-        mwi = windows.sum(axis=1) / self._n_mwi
-        return mwi, slope, self._loc(x)
-
-
-class OnlineRPeakDetector:
-    """Streaming R-peak detector; see the module docstring for the method and the delay bound.
-
-    ``feed`` blocks of any size; each call returns the absolute sample indices (from stream start) of the
-    R peaks confirmed by that block, increasing. ``flush`` at end of stream returns the pending ones.
-    """
-
-    LOOKAHEAD_S: float = LOOKAHEAD_S  # s, max delay between an R peak and the moment it is returned
-
-    def __init__(self, fs: float) -> None:
-        if not fs >= MIN_FS:
-            raise ValueError(f"sampling rate {fs} Hz is below the supported minimum {MIN_FS} Hz")
-        self.fs = float(fs)
-        self._pre = _samples(CANDIDATE_PRE_S, fs)
-        self._confirm = _samples(CONFIRM_S, fs)
+        self.fs = fs
+        self.pre = _samples(CANDIDATE_PRE_S, fs)
+        self.confirm = _samples(CONFIRM_S, fs)
         # The R-search window starts where the delay bound allows: confirm + rsearch <= LOOKAHEAD_S * fs.
-        self._rsearch = int(math.floor(LOOKAHEAD_S * fs)) - self._confirm
-        self._rsearch_end = min(_samples(RSEARCH_END_S, fs), self._rsearch)
-        self._refractory = _samples(REFRACTORY_S, fs)
-        self._t_window = _samples(T_WAVE_WINDOW_S, fs)
-        self._slope_win = _samples(MWI_S, fs)
-        self._warmup = _samples(WARMUP_S, fs)
-        self._local_win = _samples(LOCAL_WINDOW_S, fs)
-        # History kept behind the oldest undecided sample: the longest window looking back from a candidate.
-        self._keep = max(self._pre, self._rsearch, self._slope_win, self._local_win) + 2
-        self._frontend = _Frontend(fs)
-        self.reset()
+        self.rsearch = int(math.floor(LOOKAHEAD_S * fs)) - self.confirm
+        self.rsearch_end = min(_samples(RSEARCH_END_S, fs), self.rsearch)
+        self.refractory = _samples(REFRACTORY_S, fs)
+        self.t_window = _samples(T_WAVE_WINDOW_S, fs)
+        self.slope_win = _samples(MWI_S, fs)
+        self.mwi = _samples(MWI_S, fs)
+        self.warmup = _samples(WARMUP_S, fs)
+        self.local_win = _samples(LOCAL_WINDOW_S, fs)
+        # Samples kept behind the newest one: the confirmation wait plus the longest window looking back
+        # from a candidate (and one more for its predecessor).
+        self.keep = self.confirm + max(self.pre, self.rsearch, self.slope_win, self.local_win, self.mwi) + 2
+        # The locator and slope windows of an emitted candidate (m >= warmup) never reach before the stream.
+        if self.warmup < max(self.rsearch, self.slope_win):
+            raise ValueError(f"detector windows inconsistent at {fs} Hz")
 
-    # --- public API ---------------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Back to the initial state (deterministic)."""
-        self._frontend.reset()
-        self._mwi = np.zeros(0)
-        self._slope = np.zeros(0)
-        self._locsig = np.zeros(0)
-        self._buf_start = 0  # absolute index of the first buffered sample
-        self._seen = 0  # samples fed so far
-        self._next = 0  # first absolute index not yet examined as a candidate
-        self._spk = 0.0  # signal (QRS) level of the integrator
-        self._npk = 0.0  # noise level of the integrator
-        self._init_max = 0.0  # largest candidate so far: scales the threshold until the first beat
-        self._last_beat = -1  # integrator-peak index of the last beat (-1: none yet)
-        self._last_slope = 0.0
-        self._anchor = -1  # integrator-peak index of the last regular (non-premature) beat
-        self._rr: list[float] = []
-        self._rr_median = INITIAL_RR_S * self.fs  # cached median of self._rr, in samples
-        self._polarity = 0.0  # > 0: R peaks are positive in the locator signal
 
-    def feed(self, block: np.ndarray) -> list[int]:
-        """Process one block; return the R peaks (absolute sample indices) confirmed by it."""
-        x = np.asarray(block, dtype=np.float64).ravel()
-        if x.size == 0:
-            return []
-        # Non-finite samples would poison the IIR state for good; treat them as a flat (zero-energy) input.
-        if not np.all(np.isfinite(x)):
-            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-        mwi, slope, loc = self._frontend(x)
-        self._mwi = np.concatenate([self._mwi, mwi])
-        self._slope = np.concatenate([self._slope, slope])
-        self._locsig = np.concatenate([self._locsig, loc])
-        self._seen += x.size
-        peaks = self._process(self._seen - self._confirm)
-        self._trim()
-        return peaks
+class _Rules:
+    """One stream's decision state (step 3): levels, RR history, polarity. Plain floats: it runs per candidate."""
 
-    def flush(self) -> list[int]:
-        """End of stream: decide the candidates still waiting for their confirmation window."""
-        peaks = self._process(self._seen, at_end=True)
-        self._trim()
-        return peaks
+    __slots__ = ("t", "spk", "npk", "init_max", "last_beat", "last_slope", "anchor", "rr", "rr_median",
+                 "polarity")
 
-    # --- internals ----------------------------------------------------------------------------------------
-    def _process(self, stop: int, at_end: bool = False) -> list[int]:
-        """Examine candidates in [self._next, stop): each has its whole confirmation window available."""
-        if stop <= self._next:
-            return []
-        lo = max(self._next - self._pre, self._buf_start)
-        seg = self._mwi[lo - self._buf_start:]
-        # Window max over [i - pre, i + confirm]; pad so stream start and (at flush) stream end are edges.
-        size = self._pre + self._confirm + 1
-        left = self._pre - (self._next - lo)  # > 0 only at stream start
-        padded = np.concatenate([np.full(left, -np.inf), seg, np.full(self._confirm if at_end else 0, -np.inf)])
-        wmax = maximum_filter1d(padded, size, origin=-(size // 2), mode="nearest")
-        first = self._next - lo  # offset of self._next in seg
-        idx = np.arange(first, stop - lo)
-        vals = seg[idx]
-        prev = np.where(idx > 0, seg[np.maximum(idx - 1, 0)], -np.inf)
-        # A candidate is the window's maximum and rises into it (so flat lines and plateaus give one or none).
-        is_cand = (vals >= wmax[idx + left - self._pre]) & (vals > prev) & (vals > 0.0)
-        peaks = [p for i in idx[is_cand] if (p := self._decide(lo + int(i))) is not None]
-        self._next = stop
-        return peaks
+    FIELDS = ("spk", "npk", "init_max", "last_beat", "last_slope", "anchor", "rr_median", "polarity")
 
-    def _trim(self) -> None:
-        """Drop buffered samples no future candidate can look at."""
-        cut = max(0, min(self._next, self._seen) - self._keep - self._buf_start)
-        if cut > 0:
-            self._mwi = self._mwi[cut:]
-            self._slope = self._slope[cut:]
-            self._locsig = self._locsig[cut:]
-            self._buf_start += cut
+    def __init__(self, t: _Timing) -> None:
+        self.t = t
+        self.spk = 0.0  # signal (QRS) level of the integrator
+        self.npk = 0.0  # noise level of the integrator
+        self.init_max = 0.0  # largest candidate so far: scales the threshold until the first beat
+        self.last_beat = -1  # integrator-peak index of the last beat (-1: none yet)
+        self.last_slope = 0.0
+        self.anchor = -1  # integrator-peak index of the last regular (non-premature) beat
+        self.rr: list[float] = []
+        self.rr_median = INITIAL_RR_S * t.fs  # median of self.rr, in samples
+        self.polarity = 0.0  # > 0: R peaks are positive in the locator signal
 
-    def _expected_rr(self) -> float:
-        """Median of the recent RR intervals, in samples (robust to one missed or extra beat)."""
-        return self._rr_median
+    # saving / restoring: plain numbers
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in self.FIELDS}
+        out["rr"] = list(self.rr)
+        return out
 
-    def _is_premature(self, m: int) -> bool:
-        """Whether a candidate comes early both after the last beat and after the last regular beat.
+    def set_state(self, values: Mapping[str, Any]) -> None:
+        for k in self.FIELDS:
+            setattr(self, k, int(values[k]) if k in ("last_beat", "anchor") else float(values[k]))
+        self.rr = [float(v) for v in values["rr"]]
 
-        An accepted early beat (ectopic, or noise that got through) does not reset the underlying rhythm,
-        so a candidate on time with respect to the last regular beat is not premature.
-        """
-        if self._last_beat < 0:
+    def premature(self, m: int) -> bool:
+        """Early both after the last beat and after the last regular beat (an accepted early beat does not
+        reset the underlying rhythm, so a candidate on time w.r.t. the last regular beat is not premature)."""
+        if self.last_beat < 0:
             return False
-        rr = self._expected_rr()
-        return (m - self._last_beat < PREMATURE_RR_FRACTION * rr
-                and m - self._anchor < ON_TIME_RR_FRACTION * rr)
+        rr = self.rr_median
+        return m - self.last_beat < PREMATURE_RR_FRACTION * rr and m - self.anchor < ON_TIME_RR_FRACTION * rr
 
-    def _local_activity(self, m: int) -> float:
-        """Mean |slope| over LOCAL_WINDOW_S ending CONFIRM_S after m (all of it already fed)."""
-        b = self._buf_start
-        end = min(m + self._confirm, b + len(self._slope) - 1) - b  # clipped only at flush
-        window = self._slope[max(end + 1 - self._local_win, 0):end + 1]
-        return float(window.sum()) / len(window)
-
-    def _threshold(self, m: int) -> tuple[float, float]:
-        """Detection threshold of the integrator for a candidate at m, and the missed-beat factor (<= 1).
-
-        The factor is how much the threshold was lowered because beats seem to have been missed; if the
-        candidate is accepted, the signal level was over-estimated by about as much.
-        """
-        if self._last_beat < 0:
-            # No beat yet: a fraction of the largest candidate so far (this lets the very first beat through).
-            thr = THRESHOLD_FRACTION * self._init_max
+    def threshold(self, m: int) -> tuple[float, float]:
+        """Detection threshold for a candidate at m, and the missed-beat factor (<= 1) it was lowered by."""
+        if self.last_beat < 0:
+            thr = THRESHOLD_FRACTION * self.init_max  # no beat yet: lets the very first beat through
         else:
-            thr = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
-        if self._is_premature(m):
-            thr = max(thr, PREMATURE_SIGNAL_RATIO * self._spk)
-        # Time without a beat, counted from stream start before the first one (a start-up artefact must not
-        # hold the threshold up for ever either).
-        missed = int((m - max(self._last_beat, 0)) // (MISSED_RR_FACTOR * self._expected_rr()))
+            thr = self.npk + THRESHOLD_FRACTION * (self.spk - self.npk)
+        if self.premature(m):
+            thr = max(thr, PREMATURE_SIGNAL_RATIO * self.spk)
+        # Time without a beat, counted from stream start before the first one.
+        missed = int((m - max(self.last_beat, 0)) // (MISSED_RR_FACTOR * self.rr_median))
         if missed > 0:
             # Each further expected beat that did not come lowers the threshold again, so the detector
             # recovers from any over-estimated level (e.g. after a large artefact or a gain drop).
             factor = SEARCHBACK_THRESHOLD_RATIO ** min(missed, MAX_SEARCHBACK_STEPS)
             return thr * factor, factor
-        if self._last_beat >= 0 and m - self._anchor >= ON_TIME_RR_FRACTION * self._expected_rr():
+        if self.last_beat >= 0 and m - self.anchor >= ON_TIME_RR_FRACTION * self.rr_median:
             return ON_TIME_THRESHOLD_RATIO * thr, 1.0
         return thr, 1.0
 
-    def _decide(self, m: int) -> int | None:
-        """Classify the candidate at integrator maximum m; return its R-peak index if it is a beat."""
-        b = self._buf_start
-        h = float(self._mwi[m - b])
-        self._init_max = max(self._init_max, h)
-        if m < self._warmup:
+    def noise(self, h: float) -> None:
+        self.npk += NOISE_LEVEL_GAIN * (h - self.npk)
+
+    def decide(self, m: int, h: float, steepest: float, local: float,
+               locate: tuple[int, float, int, float, int]) -> int | None:
+        """Classify the candidate at integrator maximum m; return its R-peak index if it is a beat.
+
+        `locate` = (argmax, max, argmin, min, start) of the locator over the R-search window."""
+        t = self.t
+        self.init_max = max(self.init_max, h)
+        if m < t.warmup:
             return None
-        since = m - self._last_beat if self._last_beat >= 0 else None
-        if since is not None and since < self._refractory:
+        since = m - self.last_beat if self.last_beat >= 0 else None
+        if since is not None and since < t.refractory:
             return None
-        s0 = max(m - self._slope_win, b)
-        steepest = float(self._slope[s0 - b:m + 1 - b].max())
-        if since is not None and since < self._t_window and steepest < T_WAVE_SLOPE_RATIO * self._last_slope:
-            self._npk += NOISE_LEVEL_GAIN * (h - self._npk)
+        if since is not None and since < t.t_window and steepest < T_WAVE_SLOPE_RATIO * self.last_slope:
+            self.noise(h)
             return None
-        thr, missed_factor = self._threshold(m)
+        thr, missed_factor = self.threshold(m)
         if h <= thr:
-            self._npk += NOISE_LEVEL_GAIN * (h - self._npk)
+            self.noise(h)
             return None
-        premature = self._is_premature(m)
-        if h < (LOCAL_RATIO_PREMATURE if premature else LOCAL_RATIO) * self._local_activity(m):
-            self._npk += NOISE_LEVEL_GAIN * (h - self._npk)
+        premature = self.premature(m)
+        if h < (LOCAL_RATIO_PREMATURE if premature else LOCAL_RATIO) * local:
+            self.noise(h)
             return None
-        p, vote = self._locate(m)
-        # Accepted as a beat: update signal level, RR history, slope reference, polarity.
+        p, vote = self._locate(*locate)
         if since is None:
-            self._spk = h
+            self.spk = h
         else:
             # Found by the lowered threshold: the signal level was over-estimated by about as much. (The noise
             # level is left alone: in noisy stretches it is right, and lowering it lets noise through.)
-            self._spk *= missed_factor
-            self._spk += SIGNAL_LEVEL_GAIN * (min(h, SIGNAL_CLIP_RATIO * self._spk) - self._spk)
+            self.spk *= missed_factor
+            self.spk += SIGNAL_LEVEL_GAIN * (min(h, SIGNAL_CLIP_RATIO * self.spk) - self.spk)
             # An interval spanning missed beats must not inflate the expected RR at once: clip it, so a real
             # slow-down still raises the median within a few beats.
-            rr = min(float(since), MISSED_RR_FACTOR * self._rr_median)
-            self._rr = (self._rr + [rr])[-RR_HISTORY:]
-            self._rr_median = float(statistics.median(self._rr))
-        self._last_beat = m
+            self.rr = (self.rr + [min(float(since), MISSED_RR_FACTOR * self.rr_median)])[-RR_HISTORY:]
+            self.rr_median = float(statistics.median(self.rr))
+        self.last_beat = m
         if not premature:
-            self._anchor = m
-        self._last_slope = steepest
-        self._polarity += POLARITY_GAIN * (vote - self._polarity)
+            self.anchor = m
+        self.last_slope = steepest
+        self.polarity += POLARITY_GAIN * (vote - self.polarity)
         return p
 
-    def _locate(self, m: int) -> tuple[int, float]:
-        """R-peak index: extremum of the locator signal in [m - RSEARCH, m - RSEARCH_END], dominant polarity.
-
-        Also returns this beat's polarity vote (+1: its largest deflection is positive).
-        """
-        b = self._buf_start
-        s0 = max(m - self._rsearch, b)
-        win = self._locsig[s0 - b:m + 1 - self._rsearch_end - b]
-        i_max, i_min = int(np.argmax(win)), int(np.argmin(win))
-        up, down = float(win[i_max]), float(-win[i_min])
+    def _locate(self, i_max: int, up: float, i_min: int, down: float, start: int) -> tuple[int, float]:
+        """R-peak index: the locator's extremum in the dominant polarity; and this beat's polarity vote."""
         vote = 1.0 if up >= down else -1.0
-        sign = self._polarity if self._polarity != 0.0 else vote
+        sign = self.polarity if self.polarity != 0.0 else vote
         (first, size1), (second, size2) = ((i_max, up), (i_min, down)) if sign > 0 else ((i_min, down), (i_max, up))
         # The opposite-polarity peak is the QRS when it dwarfs the dominant one (an inverted ectopic beat),
         # or when the dominant "extremum" is only the window edge, i.e. a slope (e.g. the upstroke after a
         # wide negative paced QRS).
-        last = len(win) - 1
+        last = self.t.rsearch - self.t.rsearch_end
         if size2 > OPPOSITE_PEAK_RATIO * size1 or (first in (0, last) and second not in (0, last)):
             first = second
-        return s0 + first, vote
+        return start + first, vote
+
+
+def _windows(a: np.ndarray, rows: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
+    """a[rows[i], ends[i] - width + 1 : ends[i] + 1] for every i, as an (n, width) array."""
+    return np.lib.stride_tricks.sliding_window_view(a, width, axis=1)[rows, ends - width + 1]
+
+
+class DetectorBank:
+    """The detector for many streams of one sampling rate. Streams are slots (0, 1, ...) given by the owner.
+
+    `feed(slots, blocks)` takes one block per slot, all of one length, and returns each slot's R peaks
+    (absolute sample indices from its stream's start, increasing) confirmed by that block; `flush(slots)`
+    at end of stream returns the pending ones. `clear(slot)` starts a slot afresh (a new or reset stream).
+    """
+
+    LOOKAHEAD_S: float = LOOKAHEAD_S
+
+    def __init__(self, fs: float) -> None:
+        if not fs >= MIN_FS:
+            raise ValueError(f"sampling rate {fs} Hz is below the supported minimum {MIN_FS} Hz")
+        self.fs = float(fs)
+        self.t = _Timing(self.fs)
+        hi = min(QRS_BAND_HZ[1], 0.45 * fs)
+        self.qrs = IirDesign(QRS_FILTER_ORDER, (QRS_BAND_HZ[0], hi), "bandpass", fs)
+        loc_hi = min(LOCATOR_BAND_HZ[1], 0.9 * fs / 2.0)
+        self.loc = IirDesign(LOCATOR_ORDER, (LOCATOR_BAND_HZ[0], loc_hi), "bandpass", fs)
+        k = self.t.keep
+        # Tails hold the newest `keep` samples of each per-sample signal (before a stream's start: values that
+        # never make a candidate, an empty |slope| and a zero running sum).
+        self.rows = Rows(
+            seen=((), np.int64, 0),  # samples fed so far
+            started=((), bool, False),  # filters started (steady state at the first sample)
+            qrs_zi=((self.qrs.order,), np.float64, 0.0),
+            loc_zi=((self.loc.order,), np.float64, 0.0),
+            last_bp=((), np.float64, 0.0),  # last band-passed sample: the first difference crosses blocks
+            absmax=((), np.float64, 0.0),  # largest |input| so far: the scale of floating-point round-off
+            mwi=((k,), np.float64, -np.inf),
+            slope=((k,), np.float64, 0.0),
+            csum=((k,), np.float64, 0.0),  # running sum of |slope| from the stream's start (the integrator)
+            loc=((k,), np.float64, 0.0),
+        )
+        self.rules: dict[int, _Rules] = {}
+
+    # --- streams -------------------------------------------------------------------------------------------
+    def clear(self, slot: int) -> None:
+        self.rows.clear(slot)
+        self.rules[slot] = _Rules(self.t)
+
+    def release(self, slot: int) -> None:
+        self.rules.pop(slot, None)
+
+    def state(self, slot: int) -> dict[str, Any]:
+        return {"rows": self.rows.row(slot), "rules": self.rules[slot].state()}
+
+    def set_state(self, slot: int, state: Mapping[str, Any]) -> None:
+        self.clear(slot)
+        self.rows.set_row(slot, state["rows"])
+        self.rules[slot].set_state(state["rules"])
+
+    # --- data ----------------------------------------------------------------------------------------------
+    def feed(self, slots: Sequence[int], blocks: np.ndarray) -> dict[int, list[int]]:
+        """Blocks (n, L) of finite samples for `slots` (n distinct); returns {slot: its new peaks} for the slots
+        that have any."""
+        s = np.asarray(slots, dtype=np.int64)
+        x = np.asarray(blocks, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] != len(s):
+            raise ValueError(f"blocks must be (streams, samples), got {x.shape} for {len(s)} streams")
+        if x.shape[1] == 0:
+            return {}
+        r = self.rows
+        started = r["started"][s]
+        bp, r["qrs_zi"][s] = self.qrs.run(x, r["qrs_zi"][s], started)
+        loc, r["loc_zi"][s] = self.loc.run(x, r["loc_zi"][s], started)
+        r["started"][s] = True
+        # Each per-sample signal as one array per tick: the kept tail, then this block (written in place).
+        k, n_new, n_mwi = self.t.keep, x.shape[1], self.t.mwi
+        ext = {name: np.empty((len(s), k + n_new)) for name in ("mwi", "slope", "csum", "loc")}
+        for name, a in ext.items():
+            a[:, :k] = r[name][s]
+        ext["loc"][:, k:] = loc
+        slope = ext["slope"][:, k:]
+        slope[:, 0] = bp[:, 0] - r["last_bp"][s]  # the first difference continues the previous block
+        np.subtract(bp[:, 1:], bp[:, :-1], out=slope[:, 1:])
+        np.abs(slope, out=slope)
+        r["last_bp"][s] = bp[:, -1]
+        self._zero_roundoff(s, x, slope)
+        # The integrator as a difference of a running sum; the sum is accumulated sample by sample (np.cumsum
+        # is sequential), seeded with the previous block's last value, so it is the same for any partition.
+        csum = ext["csum"]
+        csum[:, k:] = slope
+        csum[:, k] += csum[:, k - 1]
+        np.cumsum(csum[:, k:], axis=1, out=csum[:, k:])
+        mwi = ext["mwi"][:, k:]
+        np.subtract(csum[:, k:], csum[:, k - n_mwi:k - n_mwi + n_new], out=mwi)
+        mwi /= n_mwi
+        seen = r["seen"][s]
+        peaks = self._scan(s, ext, seen - k, lo=k - self.t.confirm, hi=k + n_new - self.t.confirm,
+                           total=seen + n_new)
+        for name, a in ext.items():
+            r[name][s] = a[:, -k:]
+        r["seen"][s] = seen + n_new
+        return peaks
+
+    def _zero_roundoff(self, s: np.ndarray, x: np.ndarray, slope: np.ndarray) -> None:
+        """Round-off of the filters on a constant input is ~1e-15 of its level: zero it, so a flat line at any
+        offset has exactly zero energy and yields no candidates. The floor follows the largest |input| so far,
+        sample by sample; only rows where some slope is that small need the running maximum."""
+        r = self.rows
+        before = r["absmax"][s]
+        absmax = np.maximum(before, np.abs(x).max(axis=1))
+        r["absmax"][s] = absmax
+        rows = np.flatnonzero((slope <= ROUNDOFF_FLOOR * absmax[:, None]).any(axis=1))
+        if len(rows):
+            running = np.maximum.accumulate(np.maximum(np.abs(x[rows]), before[rows, None]), axis=1)
+            sub = slope[rows]
+            sub[sub <= ROUNDOFF_FLOOR * running] = 0.0
+            slope[rows] = sub
+
+    def flush(self, slots: Sequence[int]) -> dict[int, list[int]]:
+        """End of stream: decide the candidates still waiting for their confirmation window."""
+        s = np.asarray(slots, dtype=np.int64)
+        if len(s) == 0:
+            return {}
+        r, k, c = self.rows, self.t.keep, self.t.confirm
+        pad = np.full((len(s), c), -np.inf)  # nothing after the end: every later sample is below any candidate
+        ext = {"mwi": np.concatenate([r["mwi"][s], pad], axis=1),
+               "slope": r["slope"][s], "csum": r["csum"][s], "loc": r["loc"][s]}
+        seen = r["seen"][s]
+        peaks = self._scan(s, ext, seen - k, lo=k - c, hi=k, total=seen)
+        r["mwi"][s] = np.full((len(s), k), -np.inf)  # flushed: nothing more to decide
+        return peaks
+
+    # --- internals -----------------------------------------------------------------------------------------
+    def _scan(self, s: np.ndarray, ext: dict[str, np.ndarray], origin: np.ndarray, lo: int, hi: int,
+              total: np.ndarray) -> dict[int, list[int]]:
+        """Find and decide the candidates at ext columns [lo, hi) of every row.
+
+        Column j of row i is absolute sample `origin[i] + j` of that stream; `total` is each stream's sample
+        count (nothing at or after it exists yet). Returns {slot: peaks} for the slots with peaks.
+        """
+        t = self.t
+        mwi = ext["mwi"]
+        v = mwi[:, lo:hi]
+        # A candidate rises into a maximum of the integrator over [i - pre, i + confirm] (flat lines and
+        # plateaus give one or none). First the cheap local test, then the window maximum for the few left.
+        rising = (v > mwi[:, lo - 1:hi - 1]) & (v >= mwi[:, lo + 1:hi + 1]) & (v > 0.0)
+        row, j = np.nonzero(rising)
+        row, cand = self._window_maxima(mwi, row, j + lo)
+        if len(row) == 0:
+            return {}
+        h = mwi[row, cand]
+        steepest = _windows(ext["slope"], row, cand, t.slope_win + 1).max(axis=1)
+        # Mean |slope| over LOCAL_WINDOW_S ending CONFIRM_S after m (clipped at the stream's end and start).
+        m_abs = origin[row] + cand
+        end_abs = np.minimum(m_abs + t.confirm, total[row] - 1)
+        end_col = end_abs - origin[row]
+        csum = ext["csum"]
+        first_abs = np.maximum(end_abs - t.local_win + 1, 0)
+        local = (csum[row, end_col] - csum[row, end_col - t.local_win]) / (end_abs - first_abs + 1)
+        # The locator's extrema over the R-search window [m - rsearch, m - rsearch_end].
+        win = _windows(ext["loc"], row, cand - t.rsearch_end, t.rsearch - t.rsearch_end + 1)
+        i_max, i_min = win.argmax(axis=1), win.argmin(axis=1)
+        up = win[np.arange(len(row)), i_max]
+        down = -win[np.arange(len(row)), i_min]
+        start = m_abs - t.rsearch
+        out: dict[int, list[int]] = {}
+        slots = s.tolist()
+        rules = self.rules
+        for ri, m, hm, st, lc, a, u, b, d, w0 in zip(
+                row.tolist(), m_abs.tolist(), h.tolist(), steepest.tolist(), local.tolist(), i_max.tolist(),
+                up.tolist(), i_min.tolist(), down.tolist(), start.tolist()):
+            slot = slots[ri]
+            p = rules[slot].decide(m, hm, st, lc, (a, u, b, d, w0))
+            if p is not None:
+                out.setdefault(slot, []).append(p)
+        return out
+
+    def _window_maxima(self, mwi: np.ndarray, row: np.ndarray, col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The (row, col) whose value is the maximum of mwi[row, col - pre : col + confirm + 1].
+
+        Most local maxima of the integrator are small ripples: a few probes across the window rule them
+        out before the exact test reads whole windows."""
+        t = self.t
+        v = mwi[row, col]
+        for offset in PROBES:
+            o = int(round(offset * (t.pre if offset < 0 else t.confirm)))
+            keep = v >= mwi[row, col + o]
+            row, col, v = row[keep], col[keep], v[keep]
+        keep = v >= _windows(mwi, row, col + t.confirm, t.pre + t.confirm + 1).max(axis=1)
+        return row[keep], col[keep]
 
 
 def detect_rpeaks(signal: np.ndarray, fs: float) -> np.ndarray:
-    """Offline convenience: the whole signal as one block, then flush."""
-    det = OnlineRPeakDetector(fs)
-    peaks = det.feed(np.asarray(signal, dtype=np.float64)) + det.flush()
+    """Offline convenience: the whole signal as one block of a one-stream bank, then flush."""
+    bank = DetectorBank(fs)
+    bank.clear(0)
+    x = np.asarray(signal, dtype=np.float64).reshape(1, -1)
+    if not np.isfinite(x).all():
+        raise ValueError("signal has non-finite samples")
+    peaks = bank.feed([0], x).get(0, []) + bank.flush([0]).get(0, [])
     return np.asarray(peaks, dtype=np.int64)
+
+
+class OnlineRPeakDetector:
+    """One stream's detector: a bank of one. `feed(block)` -> new peaks, `flush()`, `reset()`."""
+
+    LOOKAHEAD_S: float = LOOKAHEAD_S
+
+    def __init__(self, fs: float) -> None:
+        self.bank = DetectorBank(fs)
+        self.fs = self.bank.fs
+        self.reset()
+
+    def reset(self) -> None:
+        self.bank.clear(0)
+
+    def feed(self, block: np.ndarray) -> list[int]:
+        x = np.asarray(block, dtype=np.float64).ravel()
+        return self.bank.feed([0], x[None, :]).get(0, [])
+
+    def flush(self) -> list[int]:
+        return self.bank.flush([0]).get(0, [])

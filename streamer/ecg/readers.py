@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from streamer.ecg.evaluate import BEAT_SYMBOLS
-from streamer.errors import InputError
+from streamer.core.errors import InputError
 
 MIN_FS = 100.0  # Hz: below this QRS complexes (~80 ms) are not resolved
 FLAT_MV = 1e-6  # a signal whose range is below this is a flat line (lead off)

@@ -12,8 +12,8 @@ the previous K beats of the same stream (ignored until m beats have been seen) a
 training normals' median raw score. A low percentile of the patient's own recent scores is their typical
 normal beat's error as long as fewer than (100 - q)% of recent beats are abnormal, so the ratio discounts
 patient-wide misfit (unusual lead, noisy stretch) while surviving frequent PVCs; the reference floor keeps
-it from amplifying the small deviations of very clean recordings. It is stateful: use `StreamingScorer`
-(one per stream, beats in order), which equals `beat_scores` when there is no `adaptive` entry.
+it from amplifying the small deviations of very clean recordings. It is stateful: use `ScoreBank`
+(many streams) or `StreamingScorer` (one), which equal `beat_scores` when there is no `adaptive` entry.
 
 ``score.warmup_beats`` (optional, default 0): the first beats of a stream are scored but not judged, since
 the running template and the adaptive history are still filling; training, evaluation and the engine all
@@ -22,11 +22,12 @@ skip them (`judged_from`).
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from streamer.core.history import History
 
 
 def judged_from(score: Mapping[str, Any]) -> int:
@@ -55,28 +56,29 @@ def beat_scores(inputs: np.ndarray, recon: np.ndarray, names: Sequence[str], bea
     return (err * weights).sum(axis=1)  # not `err @ weights`: BLAS rounding would depend on the batch size
 
 
-def percentile(values: Iterable[float], q: float) -> float:
-    """np.percentile(values, q) (linear method, numpy's two-sided lerp) for a short history, without numpy's
-    per-call overhead: it runs once per beat."""
-    s = sorted(values)
-    pos = q / 100.0 * (len(s) - 1)
+def percentile_rows(sorted_rows: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile(row, q) (linear method, numpy's two-sided lerp) of every row of an already sorted array."""
+    n = sorted_rows.shape[1]
+    pos = q / 100.0 * (n - 1)
     lo = int(pos)
     t = pos - lo
-    if lo + 1 >= len(s):
-        return float(s[-1])
-    a, b = s[lo], s[lo + 1]
-    return float(b - (b - a) * (1 - t)) if t >= 0.5 else float(a + (b - a) * t)
+    if lo + 1 >= n:
+        return sorted_rows[:, -1].astype(np.float64)
+    a, b = sorted_rows[:, lo], sorted_rows[:, lo + 1]
+    return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
 ADAPTIVE_KIND = "quantile_ratio"
 MIN_DENOMINATOR = 1e-9  # guards the ratio against an all-zero history
 
 
-class StreamingScorer:
-    """Per-stream scorer: `beat_scores` then, if the metadata asks for it, the adaptive ratio.
+class ScoreBank:
+    """Per-stream scorer for many streams at once: `beat_scores`, then, if the metadata asks for it, the
+    adaptive ratio to a percentile of the stream's own recent raw scores.
 
-    `score(inputs, recon)` takes the beats of a stream in order, in batches of any size, and returns their
-    scores; splitting a stream into batches does not change them. `reset()` starts a new stream.
+    `score(slots, inputs, recon)` takes beats grouped by slot, in time order within each slot, in batches of
+    any size, and returns their scores; splitting a stream into batches does not change them, nor does
+    sharing a batch with other streams. `clear(slot)` starts a new stream.
     """
 
     def __init__(self, names: Sequence[str], beat_length: int, score: Mapping[str, Any]) -> None:
@@ -88,25 +90,48 @@ class StreamingScorer:
         self.adaptive = dict(adaptive) if adaptive else None
         if self.adaptive is not None and self.adaptive.get("kind") != ADAPTIVE_KIND:
             raise ValueError(f"unknown adaptive score kind {self.adaptive.get('kind')!r}")
-        self.reset()
+        self.history = History(int(self.adaptive["beats"])) if self.adaptive else None
 
-    def reset(self) -> None:
-        n = int(self.adaptive["beats"]) if self.adaptive else 0
-        self.history: deque[float] = deque(maxlen=max(n, 1))
+    def clear(self, slot: int) -> None:
+        if self.history is not None:
+            self.history.clear(slot)
+
+    def state(self, slot: int) -> dict[str, Any]:
+        return self.history.state(slot) if self.history is not None else {}
+
+    def set_state(self, slot: int, values: Mapping[str, Any]) -> None:
+        if self.history is not None:
+            self.history.set_state(slot, dict(values))
 
     def raw(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
         return beat_scores(inputs, recon, self.names, self.beat_length, self.spec, self.weights)
 
-    def score(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    def score(self, slots: np.ndarray, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
         raw = self.raw(np.asarray(inputs), np.asarray(recon))
-        if self.adaptive is None:
+        if self.adaptive is None or self.history is None:
             return raw
-        adaptive = self.adaptive
-        return np.array([self._ratio(float(s), adaptive) for s in raw], dtype=np.float64)
+        a = self.adaptive
+        den = np.full(len(raw), float(a["reference"]))
+        everything = np.ones(len(raw), dtype=bool)  # every beat's raw score enters the history
+        for k, idx, sets in self.history.sets(slots, raw, everything):
+            if k >= int(a["min_history"]):
+                level = percentile_rows(np.sort(sets, axis=-1), float(a["quantile"]))
+                den[idx] = np.maximum(den[idx], level)
+        return raw / np.maximum(den, MIN_DENOMINATOR)
 
-    def _ratio(self, raw: float, a: Mapping[str, Any]) -> float:
-        den = float(a["reference"])
-        if len(self.history) >= int(a["min_history"]):
-            den = max(den, percentile(self.history, float(a["quantile"])))
-        self.history.append(raw)
-        return raw / max(den, MIN_DENOMINATOR)
+
+class StreamingScorer:
+    """One stream's scorer (a `ScoreBank` of one): `score(inputs, recon)` for its beats in order."""
+
+    def __init__(self, names: Sequence[str], beat_length: int, score: Mapping[str, Any]) -> None:
+        self.bank = ScoreBank(names, beat_length, score)
+        self.reset()
+
+    def reset(self) -> None:
+        self.bank.clear(0)
+
+    def raw(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        return self.bank.raw(inputs, recon)
+
+    def score(self, inputs: np.ndarray, recon: np.ndarray) -> np.ndarray:
+        return self.bank.score(np.zeros(len(inputs), dtype=np.int64), inputs, recon)

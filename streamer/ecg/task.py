@@ -20,9 +20,9 @@ from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak
 from streamer.ecg.readers import Recording
 from streamer.ecg.scoring import StreamingScorer, judged_from
 from streamer.ecg.threshold import threshold_from
-from streamer.errors import ModelError
-from streamer.model import OnnxModel
-from streamer.sources import Block
+from streamer.core.errors import ModelError
+from streamer.core.model import Model
+from streamer.run.sources import Block
 
 TRACE_S = 5.0  # seconds of signal kept for the dashboard trace
 SCORE_HISTORY = 60  # beats shown in the score sparkline
@@ -34,7 +34,7 @@ MISFIT_MIN_BEATS = 50
 
 
 class EcgTask:
-    def __init__(self, model: OnnxModel, fs: float, threshold: float | None = None,
+    def __init__(self, model: Model, fs: float, threshold: float | None = None,
                  calibrate_s: float = 0.0, reference: Recording | None = None,
                  calibrate_method: tuple[str, float] | None = None) -> None:
         self.model = model

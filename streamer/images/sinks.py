@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.errors import StreamerError
+from streamer.core.errors import StreamerError
 
 FALLBACK_SUFFIX = ".png"  # for names with no suffix (frame_000123) or one OpenCV cannot write
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}

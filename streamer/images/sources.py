@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from streamer.cstderr import silence_c_stderr
-from streamer.errors import InputError
-from streamer.sources import Block
+from streamer.core.cstderr import silence_c_stderr
+from streamer.core.errors import InputError
+from streamer.run.sources import Block
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
 IGNORED_SUFFIXES = (".tmp", ".part")  # files still being written by a downloader or an atomic writer

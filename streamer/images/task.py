@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from streamer.errors import ModelError
+from streamer.core.errors import ModelError
 from streamer.images import sizing
 from streamer.images.quality import psnr_db, ssim
 from streamer.images.sources import ImageStack
-from streamer.model import OnnxModel
-from streamer.sources import Block
+from streamer.core.model import Model
+from streamer.run.sources import Block
 
 SSIM_MIN_SIDE = 11  # the Gaussian SSIM window; smaller images get PSNR only
 QUALITY_HISTORY = 60  # images in the PSNR sparkline
@@ -43,7 +43,7 @@ class Work:
         return len(self.names)
 
 
-def model_image_size(model: OnnxModel) -> tuple[int, int]:
+def model_image_size(model: Model) -> tuple[int, int]:
     try:
         image = model.meta["image"]
         return int(image["height"]), int(image["width"])
@@ -52,7 +52,7 @@ def model_image_size(model: OnnxModel) -> tuple[int, int]:
 
 
 class ImageTask:
-    def __init__(self, model: OnnxModel, outputs: Sequence[ImageSink] = (), add_noise: float | None = None,
+    def __init__(self, model: Model, outputs: Sequence[ImageSink] = (), add_noise: float | None = None,
                  seed: int = 0, events: bool = False, info: dict[str, Any] | None = None) -> None:
         """`outputs` receive (name, denoised image); `add_noise` sigma makes noisy inputs from clean ones;
         `events` asks for one event per image; `info` (output path) goes into the summary."""

@@ -15,7 +15,7 @@ from streamer.cli_common import (  # noqa: F401  (SAMPLES: tests)
     need_training_extra,
     one_line_errors,
 )
-from streamer.errors import MissingExtraError
+from streamer.core.errors import MissingExtraError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

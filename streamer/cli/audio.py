@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from streamer.cli_common import check_preset, default_model, need_training_extra, one_line_errors
-from streamer.errors import InputError
+from streamer.core.errors import InputError
 
 MODEL_FILE = "music.onnx"
 

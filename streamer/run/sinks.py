@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from streamer.errors import StreamerError
+from streamer.core.errors import StreamerError
 
 
 def _clean(value: Any) -> Any:

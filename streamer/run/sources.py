@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from streamer.errors import InputError
+from streamer.core.errors import InputError
 
 READ_BYTES = 1 << 16  # per read from a live text stream: whatever has arrived, up to this
 

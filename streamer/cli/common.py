@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from streamer.errors import MissingExtraError, StreamerError
+from streamer.core.errors import MissingExtraError, StreamerError
 
 EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streamer.dashboard import Dashboard
-from streamer.engine import Engine, Task
-from streamer.sinks import write_summary
+from streamer.ui.dashboard import Dashboard
+from streamer.run.engine import Engine, Task
+from streamer.run.sinks import write_summary
 
 EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED = 0, 2, 130
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamer.cli_common import SAMPLES
-from streamer.errors import StreamerError
+from streamer.core.errors import StreamerError
 
 ECG_SPEED = "100"  # 30 minutes of ECG in about 18 s
 AUDIO_SPEED = "2"  # the 30 s clip in 15 s, still paced like a live stream

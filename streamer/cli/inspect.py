@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from streamer.model import OnnxModel
+from streamer.core.model import Model
 
 ORDER = ("name", "task", "part", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
          "frame", "latent", "companions", "image", "noise", "beat", "features", "normalisation", "score",
@@ -24,7 +24,7 @@ def _compact(value: object) -> str:
 
 
 def describe_model(path: Path, as_json: bool = False, console: Console | None = None) -> None:
-    model = OnnxModel(path)
+    model = Model(path)
     console = console or Console()
     meta = model.meta
     if as_json:

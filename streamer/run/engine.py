@@ -12,12 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamer.errors import StreamerError
-from streamer.metrics import Metrics
-from streamer.model import OnnxModel
-from streamer.pacing import Pacer
-from streamer.sinks import JsonlSink
-from streamer.sources import Block
+from streamer.core.errors import StreamerError
+from streamer.run.metrics import Metrics
+from streamer.core.model import Model
+from streamer.run.pacing import Pacer
+from streamer.run.sinks import JsonlSink
+from streamer.run.sources import Block
 
 
 class Source(Protocol):
@@ -46,7 +46,7 @@ class Task(Protocol):
 
 
 class Engine:
-    def __init__(self, source: Source, task: Task, model: OnnxModel, pacer: Pacer,
+    def __init__(self, source: Source, task: Task, model: Model, pacer: Pacer,
                  events: JsonlSink | None = None, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.source = source

@@ -1,0 +1,33 @@
+"""What an ECG stream returns: one event per beat."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BeatEvent:
+    """One scored beat.
+
+    `state` is `judged` (compared with the threshold), `warmup` (one of the stream's first beats: scored,
+    not judged) or `calibrating` (in the stream's calibration seconds: scored, not judged); only judged
+    beats can be anomalies.
+    """
+
+    stream: Hashable
+    beat: int  # beat number in the stream, from 0
+    t: float  # s, R peak time from the stream's start
+    r_sample: int  # R peak, sample index from the stream's start (the stream's rate)
+    score: float  # anomaly score (the model's definition: reconstruction error, maybe patient-adaptive)
+    threshold: float  # the stream's threshold when the beat was judged
+    anomaly: bool
+    rr_ms: float  # interval from the previous R peak
+    state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["t"] = round(self.t, 4)
+        out["rr_ms"] = round(self.rr_ms, 1)
+        return out

@@ -1,0 +1,237 @@
+"""The ECG stream kind: R peaks found online -> beats framed -> autoencoder -> score -> judge -> beat events.
+
+Streams are grouped by sampling rate (the filters depend on it); within a rate, the detector, the framer
+and the scorer work on arrays of streams, so a tick costs array operations over all streams plus a little
+Python per beat, never per stream. Any rate of at least 100 Hz works: beat windows are defined in seconds
+and resampled to the model's beat length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streamer.core.errors import ModelError, StreamError
+from streamer.core.kind import Chunk, Key
+from streamer.core.model import Model
+from streamer.core.modelmeta import ECG_TASK
+from streamer.ecg.beats import BeatSpec, FramedBeats, FramerBank
+from streamer.ecg.detector import MIN_FS, DetectorBank
+from streamer.ecg.events import BeatEvent
+from streamer.ecg.judge import Judge
+from streamer.ecg.scoring import ScoreBank, judged_from
+from streamer.ecg.threshold import parse_method
+
+
+class _RateGroup:
+    """Everything per-stream for the streams of one sampling rate, by slot."""
+
+    def __init__(self, fs: float, spec: BeatSpec, score: Mapping[str, Any]) -> None:
+        self.fs = fs
+        self.detector = DetectorBank(fs)
+        self.framer = FramerBank(spec, fs)
+        self.scorer = ScoreBank(spec.feature_names, spec.length, score)
+        self.free: list[int] = []
+        self.next_slot = 0
+
+    def take(self) -> int:
+        slot = self.free.pop() if self.free else self.next_slot
+        self.next_slot = max(self.next_slot, slot + 1)
+        self.clear(slot)
+        return slot
+
+    def clear(self, slot: int) -> None:
+        self.detector.clear(slot)
+        self.framer.clear(slot)
+        self.scorer.clear(slot)
+
+    def give_back(self, slot: int) -> None:
+        self.detector.release(slot)
+        self.framer.release(slot)
+        self.free.append(slot)
+
+
+@dataclass
+class _EcgStream:
+    key: Key
+    fs: float
+    slot: int
+    judge: Judge
+    samples: int = 0  # samples taken so far
+
+
+@dataclass
+class EcgWork:
+    """Beats framed in one tick: model inputs, and for each rate group which rows are whose."""
+
+    inputs: np.ndarray
+    parts: list[tuple[_RateGroup, FramedBeats]] = field(default_factory=list)
+
+
+class EcgKind:
+    """ECG streams on one beat-anomaly model. Options per stream: `rate` (Hz, required), `threshold`
+    (fixed), `calibrate_s` and `calibrate_method` (`"mean_std:K"` or `"percentile:Q"`)."""
+
+    task = ECG_TASK
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        try:
+            self.spec = BeatSpec.from_meta(model.meta)
+            self.score_spec = dict(model.meta["score"])
+            ScoreBank(self.spec.feature_names, self.spec.length, self.score_spec)  # validates it
+            self.model_threshold = dict(model.meta["threshold"])
+            float(self.model_threshold["value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(model.path, f"beat, score or threshold description not understood ({exc})") from None
+        model.check_input_size(self.spec.n_inputs)
+        self.warmup_beats = judged_from(self.score_spec)
+        self.groups: dict[float, _RateGroup] = {}
+        self.streams: dict[Key, _EcgStream] = {}
+        self.owners: dict[tuple[float, int], _EcgStream] = {}  # (rate, slot) -> stream
+
+    # --- streams -------------------------------------------------------------------------------------------
+    def open(self, key: Key, options: Mapping[str, Any]) -> None:
+        unknown = set(options) - {"rate", "threshold", "calibrate_s", "calibrate_method"}
+        if unknown:
+            raise StreamError(key, f"unknown ECG stream options {sorted(unknown)}",
+                              expected="rate, threshold, calibrate_s, calibrate_method")
+        rate = options.get("rate")
+        if rate is None:
+            raise StreamError(key, "an ECG stream needs its sampling rate (rate=Hz)")
+        fs = float(rate)
+        if not fs >= MIN_FS:
+            raise StreamError(key, "sampling rate too low to find QRS complexes", expected=f">= {MIN_FS:g} Hz",
+                              got=f"{fs:g} Hz")
+        judge = self._judge(key, options)
+        group = self.groups.get(fs)
+        if group is None:
+            group = self.groups[fs] = _RateGroup(fs, self.spec, self.score_spec)
+        stream = self.streams[key] = _EcgStream(key, fs, group.take(), judge)
+        self.owners[(fs, stream.slot)] = stream
+
+    def _judge(self, key: Key, options: Mapping[str, Any]) -> Judge:
+        threshold = options.get("threshold")
+        calibrate_s = float(options.get("calibrate_s") or 0.0)
+        if calibrate_s < 0:
+            raise StreamError(key, "calibrate_s must be >= 0", got=calibrate_s)
+        method = options.get("calibrate_method")
+        if isinstance(method, str):
+            try:
+                method = parse_method(method)
+            except ValueError as exc:
+                raise StreamError(key, str(exc)) from None
+        default = (str(self.model_threshold.get("method", "percentile")), float(self.model_threshold.get("param", 99)))
+        if threshold is not None:
+            return Judge(float(threshold), "fixed (--threshold)", self.warmup_beats, calibrate_s, method or default)
+        return Judge(float(self.model_threshold["value"]), "model", self.warmup_beats, calibrate_s,
+                     method or default)
+
+    def close(self, key: Key) -> None:
+        s = self.streams.pop(key)
+        del self.owners[(s.fs, s.slot)]
+        self.groups[s.fs].give_back(s.slot)
+
+    def reset(self, key: Key) -> None:
+        s = self.streams[key]
+        self.groups[s.fs].clear(s.slot)
+        s.judge.reset()
+        s.samples = 0
+
+    def save(self, key: Key) -> dict[str, Any]:
+        s = self.streams[key]
+        g = self.groups[s.fs]
+        return {"samples": s.samples, "detector": g.detector.state(s.slot), "framer": g.framer.state(s.slot),
+                "scorer": g.scorer.state(s.slot), "judge": s.judge.state()}
+
+    def restore(self, key: Key, state: Mapping[str, Any]) -> None:
+        s = self.streams[key]
+        g = self.groups[s.fs]
+        g.detector.set_state(s.slot, state["detector"])
+        g.framer.set_state(s.slot, state["framer"])
+        g.scorer.set_state(s.slot, state["scorer"])
+        s.judge.set_state(state["judge"])
+        s.samples = int(state["samples"])
+
+    def counters(self, key: Key) -> dict[str, int]:
+        s = self.streams[key]
+        return self.groups[s.fs].framer.dropped(s.slot)
+
+    def describe(self, key: Key) -> dict[str, Any]:
+        s = self.streams[key]
+        return {"rate_hz": s.fs, "samples": s.samples, "threshold": s.judge.threshold,
+                "threshold_source": s.judge.source, "phase": s.judge.phase,
+                "calibrate_s": s.judge.calibrate_s}
+
+    # --- data ----------------------------------------------------------------------------------------------
+    def check(self, key: Key, chunk: Chunk) -> np.ndarray:
+        s = self.streams[key]
+        x = np.asarray(chunk.samples, dtype=np.float64) if not isinstance(chunk.samples, np.ndarray) \
+            or chunk.samples.dtype != np.float64 else chunk.samples
+        if x.ndim != 1:
+            raise StreamError(key, "an ECG chunk is one lead of samples", expected="shape (n,)", got=f"shape {x.shape}")
+        if chunk.rate is not None and float(chunk.rate) != s.fs:
+            raise StreamError(key, "chunk rate differs from the stream's", expected=f"{s.fs:g} Hz",
+                              got=f"{float(chunk.rate):g} Hz")
+        if chunk.start is not None and int(chunk.start) != s.samples:
+            gap = "gap" if chunk.start > s.samples else "overlap"
+            raise StreamError(key, f"chunk does not continue the stream ({gap})", expected=f"start {s.samples}",
+                              got=f"start {chunk.start}")
+        bad = np.flatnonzero(~np.isfinite(x))
+        if len(bad):
+            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad[0]} of the chunk")
+        return x
+
+    def frame(self, prepared: Mapping[Key, np.ndarray]) -> EcgWork:
+        by_block: dict[tuple[float, int], list[Key]] = {}
+        for key, x in prepared.items():
+            s = self.streams[key]
+            by_block.setdefault((s.fs, len(x)), []).append(key)
+        parts = []
+        for (fs, n), keys in by_block.items():
+            if n == 0:
+                continue
+            g = self.groups[fs]
+            slots = [self.streams[k].slot for k in keys]
+            blocks = np.stack([prepared[k] for k in keys]) if len(keys) > 1 else prepared[keys[0]][None, :]
+            peaks = g.detector.feed(slots, blocks)
+            parts.append((g, g.framer.feed(slots, blocks, peaks)))
+            for k in keys:
+                self.streams[k].samples += n
+        return self._work(parts)
+
+    def frame_end(self, keys: Iterable[Key]) -> EcgWork:
+        by_rate: dict[float, list[int]] = {}
+        for key in keys:
+            s = self.streams[key]
+            by_rate.setdefault(s.fs, []).append(s.slot)
+        parts = []
+        for fs, slots in by_rate.items():
+            g = self.groups[fs]
+            parts.append((g, g.framer.flush(slots, g.detector.flush(slots))))
+        return self._work(parts)
+
+    def _work(self, parts: list[tuple[_RateGroup, FramedBeats]]) -> EcgWork:
+        parts = [(g, f) for g, f in parts if len(f)]
+        inputs = np.concatenate([f.features for _, f in parts]) if parts else np.zeros((0, self.spec.n_inputs),
+                                                                                       np.float32)
+        return EcgWork(inputs, parts)
+
+    def judge(self, work: EcgWork, outputs: np.ndarray) -> dict[Key, list[Any]]:
+        events: dict[Key, list[Any]] = {}
+        row = 0
+        for g, f in work.parts:
+            n = len(f)
+            scores = g.scorer.score(f.slots, f.features, outputs[row:row + n])
+            row += n
+            for slot, index, r, rr_prev, score in zip(f.slots.tolist(), f.index.tolist(), f.r_sample.tolist(),
+                                                      f.rr_prev_s.tolist(), scores.tolist()):
+                s = self.owners[(g.fs, slot)]
+                t = r / g.fs
+                anomaly, state = s.judge.judge(index, t, score)
+                events.setdefault(s.key, []).append(BeatEvent(s.key, index, t, r, score, s.judge.threshold,
+                                                              anomaly, 1e3 * rr_prev, state))
+        return events
