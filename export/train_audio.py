@@ -27,12 +27,23 @@ import numpy as np
 from export import music_data
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
-from export.onnx_export import export_keras, onnx_runner, read_metadata, set_metadata, sha256_of_arrays, write_card
+from export.onnx_export import (
+    QUANTISATION,
+    export_keras,
+    onnx_runner,
+    quantise_int8,
+    read_metadata,
+    set_metadata,
+    sha256_of_arrays,
+    write_card,
+)
 from streamer.core import modelmeta
+from streamer.core.session import create_session
 
 VERSION = "1.0.0"
 N_PARITY = 64  # held-out test frames for each ONNX parity check
 N_TRAIN_EVAL = 1500  # training frames scored to show over/underfitting (a fixed, evenly spaced subset)
+N_CALIBRATION = 512  # training frames (evenly spaced) that fix the int8 activation scales
 PATIENCE = 6  # epochs without validation improvement before stopping (topk presets)
 PARTS = ("autoencoder", "encoder", "decoder")
 DESCRIPTION = {
@@ -142,12 +153,9 @@ def evaluate(model: Any, train: np.ndarray, validation: np.ndarray, test: np.nda
 
 def reference_figures(paths: Sequence[str | Path], sha256: str) -> dict[str, dict[str, Any]]:
     """Held-out figures of other models trained on the very same split (checked by the data hash)."""
-    import onnxruntime as ort
-
     out = {}
     for path in paths:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
+        meta = read_metadata(path)
         if meta.get("training_data", {}).get("sha256") != sha256:
             raise ValueError(f"{path}: trained on other data than this model; its figures are not comparable")
         m = meta["metrics"]
@@ -226,11 +234,7 @@ def _child_export(preset: Preset, weights: str, part: str, path: str, meta: dict
 
 def batch1_ms(path: Path, frame: np.ndarray, n: int = 200) -> float:
     """Median onnxruntime time of one frame at batch 1 on 1 thread (a rough figure: the machine may be busy)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = create_session(path, threads=1)
     feed = {sess.get_inputs()[0].name: frame[None, :].astype(np.float32)}
     times = []
     for i in range(n + 10):
@@ -241,11 +245,11 @@ def batch1_ms(path: Path, frame: np.ndarray, n: int = 200) -> float:
     return round(float(np.median(times)) * 1e3, 3)
 
 
-def quantise(fp32_path: Path, int8_path: Path, test: np.ndarray, meta: dict[str, Any]) -> dict[str, Any]:
-    """Dynamic int8 weights (onnxruntime), scored on the held-out test frames against the fp32 model."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+def quantise(fp32_path: Path, int8_path: Path, test: np.ndarray, meta: dict[str, Any],
+             calibration: np.ndarray) -> dict[str, Any]:
+    """The project's int8 recipe (`quantise_int8`, calibrated on training frames), scored on the held-out test
+    frames against the fp32 model."""
+    quantise_int8(fp32_path, int8_path, calibration)
     fp32, int8 = onnx_runner(fp32_path, 256)(test), onnx_runner(int8_path, 256)(test)
     figures = {**codec_figures(test, int8), "on": "test pieces (held out)",
                "max_abs_diff_vs_fp32": round(float(np.max(np.abs(int8 - fp32))), 6),
@@ -255,7 +259,8 @@ def quantise(fp32_path: Path, int8_path: Path, test: np.ndarray, meta: dict[str,
                "ms_per_frame_batch1_1thread": {"int8": batch1_ms(int8_path, test[0]),
                                                "fp32": batch1_ms(fp32_path, test[0])}}
     int8_meta = {**meta, "name": meta["name"] + "-int8", "part": "autoencoder",
-                 "quantisation": {"method": "onnxruntime quantize_dynamic, QInt8 weights", **figures}}
+                 "quantisation": {"method": QUANTISATION, "calibration": f"{len(calibration)} training frames",
+                                  **figures}}
     set_metadata(int8_path, int8_meta)
     return figures
 
@@ -310,10 +315,12 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
     full_meta = written["autoencoder"]
     if ship_int8:
         paths["int8"] = out_dir / companions["int8"]
-        full_meta["metrics"]["int8"] = quantise(paths["autoencoder"], paths["int8"], test, full_meta)
+        full_meta["metrics"]["int8"] = quantise(paths["autoencoder"], paths["int8"], test, full_meta,
+                                               evenly(train, N_CALIBRATION))
     elif int8 == "evaluate":
         with tempfile.TemporaryDirectory() as tmp:
-            figures = quantise(paths["autoencoder"], Path(tmp) / "int8.onnx", test, full_meta)
+            figures = quantise(paths["autoencoder"], Path(tmp) / "int8.onnx", test, full_meta,
+                               evenly(train, N_CALIBRATION))
         full_meta["metrics"]["int8"] = {**figures, "shipped": False}
     if int8:
         set_metadata(paths["autoencoder"], full_meta)  # the fp32 model quotes its int8 variant too

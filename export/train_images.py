@@ -22,13 +22,22 @@ import numpy as np
 
 from export import image_baselines, mnist
 from export.image_models import PRESETS, Preset, build_autoencoder, get_preset, macs
-from export.onnx_export import export_keras, onnx_runner, quantise_matmuls, set_metadata, sha256_of_arrays, write_card
+from export.onnx_export import (
+    QUANTISATION,
+    export_keras,
+    onnx_runner,
+    quantise_int8,
+    set_metadata,
+    sha256_of_arrays,
+    write_card,
+)
 from streamer.core import modelmeta
 from streamer.images import quality
 
 VERSION = "1.0.0"
 EVAL_SIGMAS = (0.3, 0.5, 0.7)  # noise levels the test figures are reported at
 N_PARITY = 500  # test images for the exporter's ONNX parity check
+N_CALIBRATION = 2000  # noisy training images that fix the int8 activation scales
 PREDICT_BATCH = 1024
 
 
@@ -107,20 +116,20 @@ def image_meta(sigma: float) -> dict[str, Any]:
 
 
 def ship_int8(onnx_path: Path, meta: dict[str, Any], test: np.ndarray, validation: np.ndarray,
-              parity_noisy: np.ndarray) -> dict[str, Any]:
+              parity_noisy: np.ndarray, calibration: np.ndarray) -> dict[str, Any]:
     """Replace the exported float model by its int8 quantisation, with the model's figures re-measured on the
     int8 file itself (test, validation; the noisy-input and baseline rows do not change); the float model
     stays beside it as NAME.fp32.onnx."""
     fp32_path = onnx_path.with_suffix(".fp32.onnx")
     onnx_path.replace(fp32_path)
-    quantise_matmuls(fp32_path, onnx_path)
+    quantise_int8(fp32_path, onnx_path, calibration)
     int8, fp32 = onnx_runner(onnx_path), onnx_runner(fp32_path)
     sigma = meta["noise"]["sigma"]
     metrics = _with_model_rows(meta["metrics"], evaluate(int8, test, "test", EVAL_SIGMAS))
     diff = np.abs(int8(parity_noisy) - fp32(parity_noisy))
     quantisation = {
-        "method": "onnxruntime quantize_dynamic: int8 weights (per tensor), uint8 activations quantised per call, "
-                  "MatMul only",
+        "method": QUANTISATION,
+        "calibration": f"{len(calibration)} noisy training images (sigma {meta['noise']['sigma']:g})",
         "float_model": fp32_path.name,
         "float_test_figures": {k: v["model"] for k, v in meta["metrics"].items() if k.startswith("sigma_")},
         "max_abs_diff_vs_float": round(float(diff.max()), 6),
@@ -186,7 +195,8 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
     parity_noisy = mnist.add_noise(data.test[-N_PARITY:], sigma, mnist.noise_seed("test", sigma) + 1)
     meta = export_keras(model, onnx_path, meta, parity_noisy)
     if recipe.int8:
-        meta = ship_int8(onnx_path, meta, test, data.validation, parity_noisy)
+        calibration = mnist.add_noise(train[:N_CALIBRATION], sigma, mnist.noise_seed("train", sigma))
+        meta = ship_int8(onnx_path, meta, test, data.validation, parity_noisy, calibration)
     card = write_card(meta, out_dir / f"{meta['name']}.card.md")
     return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_clean": test,
             "seconds": seconds}

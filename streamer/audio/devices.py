@@ -13,7 +13,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from streamer.audio.resample import StreamResampler
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import StreamerError
-from streamer.run.sources import Block
+from streamer.run.sources import Block, Timing
 
 COMMON_RATES = (48000, 44100, 32000, 22050, 16000, 8000)  # Hz, tried in order when the default rate fails
 MAX_CHANNELS = 2  # a device is opened with at most this many channels, then mixed to mono
@@ -176,24 +176,25 @@ class _OpenDevice:
 
 
 class DeviceSource(_OpenDevice):
-    """Live capture: yields mono blocks at `rate` (float32) as the device delivers them.
+    """Live capture: yields the device's own blocks, (n, channels) float32 at its own rate, as it delivers
+    them; the stream resamples and mixes them at its edge.
 
-    The PortAudio callback copies each buffer (`block_s` long, at the device rate) into a queue holding at
-    most `max_queue_s`; a full queue drops the buffer (`overflow`, counted in buffers). PortAudio's own
-    overruns count as `input_overflow`. `start` indices stay contiguous across drops: the stream the model
-    sees simply lacks the dropped audio. `max_frames` (at `rate`) or `seconds` end the stream early.
+    The PortAudio callback copies each buffer (`block_s` long) into a queue holding at most `max_queue_s`; a
+    full queue drops the buffer (`overflow`, counted in buffers). PortAudio's own overruns count as
+    `input_overflow`. `start` indices stay contiguous across drops: the stream the model sees simply lacks
+    the dropped audio. `max_frames` (at the device's rate) or `seconds` end the stream early.
     """
 
-    live = True
+    timing = Timing.LIVE
 
-    def __init__(self, device: str | int | None, rate: int, block_s: float, max_queue_s: float = 5.0, *,
-                 max_frames: int | None = None, seconds: float | None = None, stall_s: float = STALL_S) -> None:
+    def __init__(self, device: str | int | None, block_s: float, max_queue_s: float = 5.0, *,
+                 max_frames: int | None = None, seconds: float | None = None, stall_s: float = STALL_S,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.info = resolve_device(device, "input")
         self.name = str(self.info["name"])
-        self.fs = float(rate)
         self.block_s = block_s
         self.stall_s = stall_s
-        self.max_frames = max_frames if seconds is None else int(round(seconds * rate))
+        self.clock = clock
         size = max(2, math.ceil(max_queue_s / block_s))
         self.queue: queue.Queue[tuple[float, np.ndarray]] = queue.Queue(maxsize=size)
         self.overflow = 0  # buffers dropped because the queue was full
@@ -201,13 +202,14 @@ class DeviceSource(_OpenDevice):
         self.stream: Any = None
         self.stream, self.device_rate, self.channels = _open_stream(_sd().InputStream, self.info, "input",
                                                                     block_s, self._callback)
-        self.resampler = StreamResampler(self.device_rate, rate, self.channels)
+        self.rate = float(self.device_rate)
+        self.max_frames = max_frames if seconds is None else int(round(seconds * self.rate))
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status.input_overflow:
             self.input_overflow += 1
         try:
-            self.queue.put_nowait((time.perf_counter(), indata.copy()))  # arrival time: latency counts from it
+            self.queue.put_nowait((self.clock(), indata.copy()))  # arrival time: latency counts from it
         except queue.Full:
             self.overflow += 1
 
@@ -218,14 +220,16 @@ class DeviceSource(_OpenDevice):
                 self.stream.start()
             while self.max_frames is None or start < self.max_frames:
                 arrival, buffer = self._next_buffer()
-                out = self.resampler.process(buffer)
                 if self.max_frames is not None:
-                    out = out[:self.max_frames - start]
-                if len(out):
-                    yield Block(out, start, arrival)
-                    start += len(out)
+                    buffer = buffer[:self.max_frames - start]
+                if len(buffer):
+                    yield Block(buffer, start, arrival)
+                    start += len(buffer)
         finally:
             self.close()
+
+    def summary(self) -> dict[str, Any]:
+        return {"device": self.device_info()}
 
     def _next_buffer(self) -> tuple[float, np.ndarray]:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -18,7 +19,7 @@ import soundfile as sf
 from streamer.audio.resample import StreamResampler, resample
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
-from streamer.run.sources import Block
+from streamer.run.sources import Block, Timing
 
 READ_FRAMES = 1 << 16  # frames decoded per step: memory stays at the model rate, not the file's
 MP3_SLACK = 2 * 1152  # frames: an MP3's stated length is an estimate to about two MPEG frames
@@ -130,21 +131,32 @@ def read_audio(path: str | Path, rate: int) -> tuple[np.ndarray, float]:
 
 
 class FileSource:
-    """An audio file read once, converted to mono at `rate`, replayed in blocks of `block_s` seconds.
+    """An audio file read once, converted to mono at `rate` (one-shot soxr, as training did), replayed in
+    blocks of `block_s` seconds. Its peak is known before the replay, as in training (`peak`).
 
-    Not live: the engine paces the replay (real time by default, `--speed`).
+    A replay: the engine paces it (real time by default, `--speed`).
     """
 
-    live = False
+    timing = Timing.REPLAY
 
     def __init__(self, path: str | Path, rate: int, block_s: float) -> None:
         self.path = Path(path)
         self.name = str(path)
-        self.fs = float(rate)
-        self.signal, self.native_rate = read_audio(self.path, rate)  # named as in `ArraySource`
+        self.rate = float(rate)
+        self.signal, self.native_rate = read_audio(self.path, rate)
         self.duration_s = len(self.signal) / rate
         self.block = max(1, int(round(block_s * rate)))
+        self.peak = float(np.max(np.abs(self.signal))) if len(self.signal) else 0.0
 
     def blocks(self) -> Iterator[Block]:
         for start in range(0, len(self.signal), self.block):
             yield Block(self.signal[start:start + self.block], start)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {"input": f"{self.name} ({self.native_rate:g} Hz)"}
+
+    def close(self) -> None:
+        pass

@@ -10,7 +10,9 @@ the same number of frames; an identity model then gives back its input exactly.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -45,9 +47,20 @@ class FrameCutter:
         self.frame = frame
         self.hop = hop
         self.pad = frame - hop
+        self.reset()
+
+    def reset(self) -> None:
         self.buffer = np.zeros(self.pad)  # stream samples from `self.buffer_start` on
         self.buffer_start = -self.pad
         self.received = 0  # real samples seen
+
+    def state(self) -> dict[str, Any]:
+        return {"buffer": self.buffer.copy(), "buffer_start": self.buffer_start, "received": self.received}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.buffer = np.asarray(state["buffer"], dtype=np.float64)
+        self.buffer_start = int(state["buffer_start"])
+        self.received = int(state["received"])
 
     def feed(self, samples: np.ndarray) -> list[AudioFrame]:
         self.buffer = np.concatenate([self.buffer, np.asarray(samples, dtype=np.float64)])
@@ -89,10 +102,23 @@ class OverlapAdd:
         self.frame = frame
         self.hop = hop
         self.window = synthesis_window(frame, hop)
-        self.acc = np.zeros(frame)  # weighted sum for stream samples from `self.acc_start` on
-        self.weight = np.zeros(frame)  # sum of windows over the same samples
-        self.acc_start = -(frame - hop)
+        self.reset()
+
+    def reset(self) -> None:
+        self.acc = np.zeros(self.frame)  # weighted sum for stream samples from `self.acc_start` on
+        self.weight = np.zeros(self.frame)  # sum of windows over the same samples
+        self.acc_start = -(self.frame - self.hop)
         self.emitted = 0  # output samples returned so far (stream indices 0 .. emitted-1)
+
+    def state(self) -> dict[str, Any]:
+        return {"acc": self.acc.copy(), "weight": self.weight.copy(), "acc_start": self.acc_start,
+                "emitted": self.emitted}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.acc = np.asarray(state["acc"], dtype=np.float64)
+        self.weight = np.asarray(state["weight"], dtype=np.float64)
+        self.acc_start = int(state["acc_start"])
+        self.emitted = int(state["emitted"])
 
     def add(self, start: int, reconstruction: np.ndarray, stream_end: int | None = None) -> np.ndarray:
         """Adds the next frame; returns the output samples now final (possibly none).

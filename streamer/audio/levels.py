@@ -31,7 +31,11 @@ class PeakNormaliser:
             raise ValueError(f"normalisation kind {kind!r} not supported (peak)")
         self.target = float(normalisation.get("target", 1.0))
         self.fixed = known_peak is not None
-        self.peak = float(known_peak) if known_peak is not None else 0.0
+        self.initial = float(known_peak) if known_peak is not None else 0.0
+        self.peak = self.initial
+
+    def reset(self) -> None:
+        self.peak = self.initial
 
     def gain(self, frame: np.ndarray) -> float:
         if not self.fixed and len(frame):

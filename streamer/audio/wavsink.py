@@ -84,6 +84,9 @@ class WavSink:
     def duration_s(self) -> float:
         return self.frames / self.rate
 
+    def drops(self) -> dict[str, int]:
+        return {}
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)

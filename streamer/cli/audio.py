@@ -4,44 +4,106 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from streamer.cli_common import check_preset, default_model, need_training_extra, one_line_errors
-from streamer.core.errors import InputError
+from streamer.audio.framer import check_hop
+from streamer.audio.kind import model_framing
+from streamer.audio.outputs import ReconstructionSink
+from streamer.audio.report import AudioReport
+from streamer.cli.common import check_preset, default_model, need_training_extra, one_line_errors
+from streamer.cli.execute import execute
+from streamer.cli.options import RunOptions, collect, run_options
+from streamer.core.errors import InputError, ModelError
+from streamer.core.model import load_model
+from streamer.core.modelmeta import AUDIO_TASK
+from streamer.run.engine import RunPlan
+from streamer.run.pacing import MAX_SPEED
+from streamer.run.sinks import JsonlSink, Sink
+from streamer.run.sources import Source
 
 MODEL_FILE = "music.onnx"
+LIVE_BLOCK_S = 0.064  # device blocks: 512 samples at 8 kHz, small against the 512 ms frame
+PACED_BLOCK_S = 0.064
+FAST_BLOCK_S = 16.384  # --speed max: 32 frames of 4096 per block, run as one batch
+
+
+def open_source(file: str | None, device: str | None, rate: int, speed: float, seconds: float | None
+                ) -> tuple[Source, dict[str, Any], str]:
+    """(source, the stream options it implies, a description for titles and the summary)."""
+    if file is not None:
+        from streamer.audio.files import FileSource
+
+        block_s = FAST_BLOCK_S if speed == MAX_SPEED else PACED_BLOCK_S * max(1.0, speed / 4)
+        src = FileSource(file, rate, block_s)  # mono at the model's rate; its peak is known, as in training
+        return src, {"rate": src.rate, "peak": src.peak}, f"{file} ({src.native_rate:g} Hz)"
+    from streamer.audio.devices import DeviceSource
+
+    dev = DeviceSource(device, LIVE_BLOCK_S, seconds=seconds)  # the device's own rate and channels
+    return dev, {"rate": dev.rate, "channels": dev.channels}, dev.describe()
+
+
+def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int | None = None,
+               out: Path | None = None, play: bool = False, play_device: str | None = None,
+               seconds: float | None = None) -> RunPlan:
+    if file is not None and device is not None:
+        raise InputError("--file/--device", "give one source: a file or an input device")
+    model = load_model(run.model, threads=run.threads, provider=run.provider, task=AUDIO_TASK)
+    if model.meta.get("part", "autoencoder") != "autoencoder":
+        raise ModelError(run.model, f"this is the model's {model.meta.get('part')} alone; "
+                                    "`streamer audio` needs the whole autoencoder")
+    rate, frame = model_framing(model)
+    if hop is not None:
+        try:
+            check_hop(frame, hop)
+        except ValueError as exc:
+            raise InputError("--hop", str(exc)) from None
+    src, options, described = open_source(file, device, rate, run.speed, seconds)
+    sinks: list[Sink] = []
+    info: dict[str, Any] = {}
+    try:
+        if out is not None:
+            from streamer.audio.wavsink import WavSink
+
+            sinks.append(ReconstructionSink(WavSink(out, rate)))
+            info["out"] = str(out)
+        if play:
+            from streamer.audio.devices import Player
+
+            player = Player(play_device, rate)
+            sinks.append(ReconstructionSink(player))
+            info["play"] = player.describe()
+        if run.events:
+            sinks.append(JsonlSink(run.events))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        src.close()
+        raise
+    stream = model.stream(stream_id=src.name, hop=hop, **options)
+    info["input"] = described
+    report = AudioReport(stream, info)
+    return RunPlan(f"aestream audio · {described} · model {model.name}", src, stream, sinks, report)
 
 
 @click.command()
 @click.option("--file", "file", help="Audio file replayed as if live (WAV, FLAC, OGG, MP3).")
 @click.option("--device", help="Input device (index or name, see `streamer devices`; default: the system's).")
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
-              help=f"ONNX autoencoder (default: samples/models/{MODEL_FILE}).")
 @click.option("--hop", type=int, help="Samples between frame starts: 4096 (default, no overlap) or <= 2048 "
                                       "for windowed overlap-add (no clicks at frame edges).")
-@click.option("--speed", default="1", show_default=True, help="File replay speed: 1 = real time, N, or max.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write the reconstruction to this WAV file.")
 @click.option("--play", is_flag=True, help="Play the reconstruction on the output device.")
 @click.option("--play-device", help="Output device for --play (default: the system's).")
 @click.option("--seconds", type=float, help="Stop a live stream after this many seconds.")
-@click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per frame (t, SNR).")
-@click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here.")
-@click.option("--no-dashboard", is_flag=True, help="Print only the final summary.")
-@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
+@run_options(MODEL_FILE, speed_help="file replay speed")
 @one_line_errors
-def audio(file: str | None, device: str | None, model_path: Path | None, hop: int | None, speed: str,
-          out: Path | None, play: bool, play_device: str | None, seconds: float | None, events: Path | None,
-          summary: Path | None, no_dashboard: bool, threads: int) -> None:
+def audio(file: str | None, device: str | None, hop: int | None, out: Path | None, play: bool,
+          play_device: str | None, seconds: float | None, **shared: Any) -> None:
     """Live microphone (default) or an audio file through the codec autoencoder; hear or save the result."""
-    from streamer.run_audio import run_audio
-
-    if file is not None and device is not None:
-        raise InputError("--file/--device", "give one source: a file or an input device")
-    code = run_audio(file, device, model_path or default_model(MODEL_FILE), hop=hop, speed=speed, out=out,
-                     play=play_device, play_enabled=play, summary_path=summary, events=events,
-                     dashboard=not no_dashboard, threads=threads, seconds=seconds)
-    sys.exit(code)
+    run = collect(MODEL_FILE, shared)
+    plan = plan_audio(file, device, run, hop=hop, out=out, play=play, play_device=play_device, seconds=seconds)
+    sys.exit(execute(plan, run))
 
 
 @click.command()

@@ -16,7 +16,7 @@ from streamer.core.errors import MissingExtraError, StreamerError
 
 EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def one_line_errors(func: F) -> F:
@@ -51,8 +51,7 @@ def need_training_extra() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     missing = [name for name in ("tensorflow", "tf2onnx") if importlib.util.find_spec(name) is None]
     if missing:
-        raise MissingExtraError(f"training needs {' and '.join(missing)}: pip install 'aestream[train]' "
-                                "(see README, 'Quick start')")
+        raise MissingExtraError("training", "train", " and ".join(missing))
 
 
 def check_preset(preset: str, presets: dict[str, Any]) -> None:

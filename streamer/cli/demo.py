@@ -13,8 +13,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streamer.cli_common import SAMPLES
+from streamer.cli.common import SAMPLES
+from streamer.cli.execute import execute
+from streamer.cli.options import RunOptions
 from streamer.core.errors import StreamerError
+from streamer.run.pacing import MAX_SPEED, parse_speed
 
 ECG_SPEED = "100"  # 30 minutes of ECG in about 18 s
 AUDIO_SPEED = "2"  # the 30 s clip in 15 s, still paced like a live stream
@@ -28,23 +31,28 @@ def sample(path: str) -> Path:
 
 
 def run_demo(out: Path, dashboard: bool = True, fast: bool = False) -> int:
-    from streamer.run_audio import run_audio
-    from streamer.run_ecg import run_ecg
-    from streamer.run_images import run_images
+    from streamer.cli.audio import plan_audio
+    from streamer.cli.ecg import plan_ecg
+    from streamer.cli.images import plan_images
 
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     codes = []
+
+    def options(model: str, speed: str, stream: str, threads: int = 1) -> RunOptions:
+        return RunOptions(sample(f"models/{model}"), MAX_SPEED if fast else parse_speed(speed),
+                          out / f"{stream}_events.jsonl", out / f"{stream}_summary.json", dashboard, threads, "cpu")
+
     console.rule("1/3 ECG: MIT-BIH record 106 replayed, beats scored by ecg.onnx")
-    codes.append(run_ecg(str(sample("ecg/106")), sample("models/ecg.onnx"), speed="max" if fast else ECG_SPEED,
-                         events=out / "ecg_beats.jsonl", summary_path=out / "ecg_summary.json", dashboard=dashboard))
+    run = options("ecg.onnx", ECG_SPEED, "ecg")
+    codes.append(execute(plan_ecg(str(sample("ecg/106")), run), run))
     console.rule("2/3 audio: a held-out Bach chorale through the music codec, overlap-add")
-    codes.append(run_audio(str(sample("audio/bach.wav")), None, sample("models/music.onnx"), hop=2048,
-                           speed="max" if fast else AUDIO_SPEED, out=out / "bach_reconstructed.wav",
-                           summary_path=out / "audio_summary.json", dashboard=dashboard))
+    run = options("music.onnx", AUDIO_SPEED, "audio")
+    codes.append(execute(plan_audio(str(sample("audio/bach.wav")), None, run, hop=2048,
+                                    out=out / "bach_reconstructed.wav"), run))
     console.rule("3/3 images: noisy MNIST test digits through the denoiser")
-    codes.append(run_images(str(sample("images")), sample("models/denoise.onnx"), out=out / "denoised",
-                            summary_path=out / "images_summary.json", dashboard=dashboard))
+    run = options("denoise.onnx", "max", "images", threads=2)
+    codes.append(execute(plan_images(str(sample("images")), run, out=out / "denoised"), run))
     console.print(headline(out))
     return next((c for c in codes if c != 0), 0)
 

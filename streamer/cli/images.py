@@ -4,12 +4,79 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from streamer.cli_common import check_preset, default_model, need_training_extra, one_line_errors
+from streamer.cli.common import check_preset, need_training_extra, one_line_errors
+from streamer.cli.execute import execute
+from streamer.cli.options import RunOptions, collect, run_options
+from streamer.core.errors import InputError
+from streamer.core.model import load_model
+from streamer.core.modelmeta import IMAGE_TASK
+from streamer.images.report import ImageReport
+from streamer.run.engine import RunPlan
+from streamer.run.sinks import JsonlSink, Sink
+from streamer.run.sources import Source
 
 MODEL_FILE = "denoise.onnx"
+CLEAN_SUBFOLDER = "clean"  # a folder's own clean references, used without --clean
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
+
+
+def open_source(source: str | None, camera: int | None, watch: bool, clean: Path | None,
+                batch: int, out: Path | None = None) -> Source:
+    if camera is not None:
+        from streamer.images.sources import CameraSource
+
+        return CameraSource(camera)
+    if source is None:
+        raise InputError("images", "give a SOURCE (folder, glob, video, .npz, IDX) or --camera N")
+    path = Path(source)
+    if path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir():
+        from streamer.images.sources import VideoSource
+
+        return VideoSource(path, batch=batch)
+    from streamer.images.sources import is_image_array
+
+    if is_image_array(path) and not path.is_dir():
+        from streamer.images.sources import ImageArraySource
+
+        return ImageArraySource(path, batch=batch)
+    from streamer.images.sources import FolderSource
+
+    if clean is None and path.is_dir() and (path / CLEAN_SUBFOLDER).is_dir():
+        clean = path / CLEAN_SUBFOLDER  # the convention of samples/images: references beside the inputs
+    # never read our own outputs or the references as inputs, even when they sit inside the folder
+    exclude = [p for p in (out, clean) if p is not None]
+    return FolderSource(source, batch=batch, watch=watch, clean_dir=clean, exclude=exclude)
+
+
+def open_output(out: Path, fps: float) -> Sink:
+    if out.suffix.lower() in VIDEO_SUFFIXES:
+        from streamer.images.sinks import VideoSink
+
+        return VideoSink(out, fps)  # the frame size is taken from the first image
+    from streamer.images.sinks import FolderSink
+
+    return FolderSink(out)
+
+
+def plan_images(source: str | None, run: RunOptions, camera: int | None = None, watch: bool = False,
+                clean: Path | None = None, add_noise: float | None = None, seed: int = 0, out: Path | None = None,
+                batch: int = 256) -> RunPlan:
+    if add_noise is not None and not 0 < add_noise <= 2:
+        raise InputError("--add-noise", f"sigma must be in (0, 2], not {add_noise}")
+    model = load_model(run.model, threads=run.threads, provider=run.provider, task=IMAGE_TASK)
+    src = open_source(source, camera, watch, clean, batch, out)
+    sinks: list[Sink] = []
+    if out is not None:
+        sinks.append(open_output(out, src.rate))
+    if run.events:
+        sinks.append(JsonlSink(run.events))
+    stream = model.stream(stream_id=src.name, add_noise=add_noise, seed=seed)
+    report = ImageReport({"out": str(out)} if out else None, add_noise)
+    return RunPlan(f"aestream images · {src.name} · model {model.name}", src, stream, sinks, report)
 
 
 @click.command()
@@ -23,29 +90,20 @@ MODEL_FILE = "denoise.onnx"
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --add-noise.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Folder for denoised images (same names), or a video file (.mp4, .avi).")
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
-              help=f"ONNX denoiser (default: samples/models/{MODEL_FILE}).")
-@click.option("--speed", default="max", show_default=True, help="Video replay speed: 1 = its frame rate, N, max.")
 @click.option("--batch", type=int, default=256, show_default=True, help="Images per model call at most.")
-@click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per image (PSNR, SSIM).")
-@click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here.")
-@click.option("--no-dashboard", is_flag=True, help="Print only the final summary.")
-@click.option("--threads", type=int, default=2, show_default=True, help="onnxruntime intra-op threads.")
+@run_options(MODEL_FILE, threads=2, speed="max", speed_help="video replay speed (1 = its frame rate)")
 @one_line_errors
 def images(source: str | None, camera: int | None, watch: bool, clean: Path | None, add_noise: float | None,
-           seed: int, out: Path | None, model_path: Path | None, speed: str, batch: int, events: Path | None,
-           summary: Path | None, no_dashboard: bool, threads: int) -> None:
+           seed: int, out: Path | None, batch: int, **shared: Any) -> None:
     """Denoise a stream of grayscale images: a folder or glob, a video, a camera, an .npz or IDX array.
 
     Colour images become grayscale. Images up to twice the model's size are resized to it and back;
     larger ones are cut into overlapping tiles that are blended back (nothing is cropped).
     """
-    from streamer.run_images import run_images
-
-    code = run_images(source, model_path or default_model(MODEL_FILE), camera=camera, watch=watch, clean=clean,
-                      add_noise=add_noise, seed=seed, out=out, speed=speed, batch=batch, summary_path=summary,
-                      events=events, dashboard=not no_dashboard, threads=threads)
-    sys.exit(code)
+    run = collect(MODEL_FILE, shared)
+    plan = plan_images(source, run, camera=camera, watch=watch, clean=clean, add_noise=add_noise, seed=seed,
+                       out=out, batch=batch)
+    sys.exit(execute(plan, run))
 
 
 @click.command("images")

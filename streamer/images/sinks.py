@@ -7,6 +7,7 @@ imported inside the functions that need it.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from streamer.core.errors import StreamerError
+from streamer.images.events import ImageEvent
 
 FALLBACK_SUFFIX = ".png"  # for names with no suffix (frame_000123) or one OpenCV cannot write
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -66,7 +68,15 @@ class FolderSink:
     def path_for(self, name: str) -> Path:
         return self.out_dir / output_name(name)
 
-    def write(self, name: str, image: np.ndarray) -> None:
+    def write(self, events: Sequence[ImageEvent]) -> None:
+        """The run path's sink call: every denoised image under its input's name."""
+        for e in events:
+            self.save(e.name, e.image)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def save(self, name: str, image: np.ndarray) -> None:
         """Write one image under `path_for(name)`."""
         import cv2
 
@@ -130,7 +140,16 @@ class VideoSink:
         self.size = (w, h)
         self.writer = writer
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, events: Sequence[ImageEvent]) -> None:
+        """The run path's sink call: every denoised image as the next frame."""
+        for e in events:
+            self.add(e.image)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def add(self, image: np.ndarray) -> None:
+        """Append one frame."""
         import cv2
 
         if self.writer is None:

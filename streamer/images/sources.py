@@ -1,6 +1,7 @@
 """Image sources: a folder or glob of image files (optionally watched for new ones), a video file, a
-camera, and an array of images (.npz, .npy, or MNIST's IDX format). Each yields `Block`s whose `samples`
-is a list of `ImageItem`s and whose `start` is the stream index of the first one.
+camera, and an array of images (.npz, .npy, or MNIST's IDX format). Each is a run `Source` whose blocks hold
+a list of (h, w) images (an (n, h, w) array for array files), their names and clean references in `extras`,
+and the stream index of the first one in `start`.
 
 Every image becomes (H, W) float32 grayscale in [0, 1]: colour through `cv2.cvtColor` (BGR/BGRA to gray),
 8-bit / 255, 16-bit / 65535. OpenCV is imported inside the functions that need it, so other streams do
@@ -26,7 +27,8 @@ import numpy as np
 
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
-from streamer.run.sources import Block
+from streamer.images.kind import frame_name
+from streamer.run.sources import Block, Timing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
 IGNORED_SUFFIXES = (".tmp", ".part")  # files still being written by a downloader or an atomic writer
@@ -50,33 +52,21 @@ class ImageItem:
     arrival: float | None = None  # perf_counter() when a live source (camera, --watch) got it
 
 
-@dataclass
-class ImageStack:
-    """Equal-sized images travelling as arrays (an array file): no per-image objects on the data path."""
+def _blocks(items: list[ImageItem], live: bool) -> Iterator[Block]:
+    """`Block`s of images (a list of (h, w) arrays) with their names and references in `extras`; consecutive
+    items with and without a reference go in separate blocks. For live sources, `arrival` is when the first
+    item arrived (latency counts from it)."""
+    i = 0
+    while i < len(items):
+        j = i + 1
+        while j < len(items) and (items[j].clean is None) == (items[i].clean is None):
+            j += 1
+        run = items[i:j]
+        clean = None if run[0].clean is None else [it.clean for it in run]
+        yield Block([it.image for it in run], run[0].index, run[0].arrival if live else None,
+                    {"names": [it.name for it in run], "clean": clean})
+        i = j
 
-    images: np.ndarray  # (n, H, W) float32 in [0, 1]
-    clean: np.ndarray | None  # (n, H, W) references, or None
-    start: int  # stream index of images[0]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __iter__(self) -> Iterator[ImageItem]:
-        """One item per image (for callers that want items; the engine uses the arrays)."""
-        for i, image in enumerate(self.images):
-            clean = None if self.clean is None else self.clean[i]
-            yield ImageItem(frame_name(self.start + i), image, clean, self.start + i)
-
-    @property
-    def names(self) -> list[str]:
-        return [frame_name(i) for i in range(self.start, self.start + len(self.images))]
-
-
-def _block(items: list[ImageItem], start: int, live: bool) -> Block:
-    """A `Block` of images; for live sources, `arrival` is when its first item arrived (latency counts from it)."""
-    samples: Any = items  # Block.samples is typed for 1-D signals; image blocks carry a list of items
-    arrival = items[0].arrival if live and items else None
-    return Block(samples, start, arrival)
 
 
 # --- decoding ---------------------------------------------------------------------------------------
@@ -201,9 +191,6 @@ class FolderSource:
     `clean` None and is noted in `clean_missing`.
     """
 
-    paced = False
-    timed = False  # a folder has no signal time (no real-time factor)
-
     def __init__(self, pattern: str | Path, batch: int = ARRAY_BATCH, watch: bool = False, poll_s: float = POLL_S,
                  settle_s: float = SETTLE_S, clean_dir: Path | None = None, max_idle_s: float | None = None,
                  give_up_s: float = GIVE_UP_S, exclude: Sequence[Path] = (),
@@ -220,7 +207,8 @@ class FolderSource:
         self.clock = clock
         self.sleep = sleep
         self.live = watch
-        self.fs = NOMINAL_FS
+        self.timing = Timing.LIVE if watch else Timing.UNTIMED  # a folder has no signal time: no RTF
+        self.rate = NOMINAL_FS
         self.name = self.pattern
         self.skipped: list[str] = []
         self.clean_missing: list[str] = []
@@ -307,6 +295,9 @@ class FolderSource:
     def drops(self) -> dict[str, int]:
         return {"unreadable image": len(self.skipped)} if self.skipped else {}
 
+    def close(self) -> None:
+        pass
+
     # -- streaming
     def blocks(self) -> Iterator[Block]:
         return self._watch() if self.watch else self._once()
@@ -321,10 +312,10 @@ class FolderSource:
                 continue
             items.append(self._item(rel, image))
             if len(items) == self.batch:
-                yield _block(items, items[0].index, self.live)
+                yield from _blocks(items, self.live)
                 items = []
         if items:
-            yield _block(items, items[0].index, self.live)
+            yield from _blocks(items, self.live)
         if self.taken == 0:
             raise InputError(self.pattern, f"none of the {len(self.skipped)} image files could be read "
                                            f"(first: {self.skipped[0]})")
@@ -345,7 +336,7 @@ class FolderSource:
                     items.append(self._item(rel, image))
             for i in range(0, len(items), self.batch):
                 part = items[i:i + self.batch]
-                yield _block(part, part[0].index, self.live)
+                yield from _blocks(part, self.live)
             if self.max_idle_s is not None and not watcher.pending and self.clock() - last_change >= self.max_idle_s:
                 return
             self.sleep(self.poll_s)
@@ -402,10 +393,6 @@ class _Watcher:
 
 # --- video and camera -------------------------------------------------------------------------------
 
-def frame_name(index: int) -> str:
-    return f"frame_{index:06d}"
-
-
 def _fps(capture: Any, fallback: float) -> float:
     import cv2
 
@@ -421,7 +408,7 @@ class VideoSource:
     """
 
     live = False
-    paced = True
+    timing = Timing.REPLAY
 
     def __init__(self, path: str | Path, batch: int = VIDEO_BATCH) -> None:
         import cv2
@@ -440,9 +427,18 @@ class VideoSource:
             raise InputError(self.path, "cannot open video (not a video file, or no codec for it)")
         self.capture = capture
         self.first: np.ndarray | None = first[1]
-        self.fs = _fps(capture, VIDEO_FALLBACK_FPS)
+        self.rate = _fps(capture, VIDEO_FALLBACK_FPS)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.total = count if count > 0 else None  # as the container says: an estimate for some formats
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {"fps": self.rate}
+
+    def close(self) -> None:
+        self.capture.release()
 
     def _frames(self) -> Iterator[np.ndarray]:
         if self.first is not None:
@@ -462,10 +458,10 @@ class VideoSource:
                 items.append(ImageItem(frame_name(index), to_gray_float(frame), None, index))
                 index += 1
                 if len(items) == self.batch:
-                    yield _block(items, items[0].index, self.live)
+                    yield from _blocks(items, self.live)
                     items = []
             if items:
-                yield _block(items, items[0].index, self.live)
+                yield from _blocks(items, self.live)
         finally:
             self.capture.release()
 
@@ -478,7 +474,7 @@ class CameraSource:
     """
 
     live = True
-    paced = False
+    timing = Timing.LIVE
 
     def __init__(self, index: int, batch: int = 1) -> None:
         import cv2
@@ -493,7 +489,16 @@ class CameraSource:
             capture.release()
             raise InputError(self.name, "no such camera (or it cannot be opened)")
         self.capture = capture
-        self.fs = _fps(capture, CAMERA_FALLBACK_FPS)
+        self.rate = _fps(capture, CAMERA_FALLBACK_FPS)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {"camera": self.index, "fps": self.rate}
+
+    def close(self) -> None:
+        self.capture.release()
 
     def blocks(self) -> Iterator[Block]:
         items: list[ImageItem] = []
@@ -506,10 +511,10 @@ class CameraSource:
                 items.append(ImageItem(frame_name(index), to_gray_float(frame), None, index, time.perf_counter()))
                 index += 1
                 if len(items) == self.batch:
-                    yield _block(items, items[0].index, self.live)
+                    yield from _blocks(items, self.live)
                     items = []
             if items:
-                yield _block(items, items[0].index, self.live)
+                yield from _blocks(items, self.live)
         finally:
             self.capture.release()
 
@@ -618,19 +623,28 @@ class ImageArraySource:
     """All images of an array file (see `load_image_array`), in blocks of `batch`, unpaced."""
 
     live = False
-    paced = False
-    timed = False
+    timing = Timing.UNTIMED
 
     def __init__(self, path: str | Path, batch: int = ARRAY_BATCH) -> None:
         self.path = Path(path)
         self.name = str(path)
         self.batch = max(1, int(batch))
-        self.fs = NOMINAL_FS
+        self.rate = NOMINAL_FS
         self.images, self.clean = load_image_array(self.path)
         self.total = len(self.images)
 
     def blocks(self) -> Iterator[Block]:
         for start in range(0, self.total, self.batch):
             stop = min(start + self.batch, self.total)
-            stack = ImageStack(self.images[start:stop], None if self.clean is None else self.clean[start:stop], start)
-            yield Block(stack, start)
+            names = [frame_name(i) for i in range(start, stop)]
+            clean = None if self.clean is None else self.clean[start:stop]
+            yield Block(self.images[start:stop], start, extras={"names": names, "clean": clean})
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass

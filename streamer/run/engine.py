@@ -1,124 +1,136 @@
-"""The engine: Source -> Framer -> Model -> Task logic -> Sinks, with Metrics and a Dashboard.
+"""The one run path of the command line: Source -> Stream (the library) -> Sinks, with Metrics and a Report.
 
-Each stream supplies a `Task` (framing + task logic); sources, the model wrapper, metrics, sinks and the
-dashboard are shared. All model inputs that become ready in one block run as one batch.
+Every `streamer ecg|audio|images` run is a `RunPlan` executed here: blocks from the source (paced when it
+is a replay), fed to one library `Stream`, its events handed to every sink and to the stream kind's
+`Report` (what the dashboard shows and the summary evaluates), metrics kept on the way. The engine owns the
+sinks and the source: it closes them whatever ends the run, and always returns the summary.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from streamer.core.errors import StreamerError
+from streamer.core.kind import Chunk
+from streamer.core.pool import Stream
 from streamer.run.metrics import Metrics
-from streamer.core.model import Model
 from streamer.run.pacing import Pacer
-from streamer.run.sinks import JsonlSink
-from streamer.run.sources import Block
+from streamer.run.sinks import Sink
+from streamer.run.sources import Block, Source, Timing
 
 
-class Source(Protocol):
-    fs: float
-    name: str
-    live: bool
+class Report(Protocol):
+    """A stream kind's record of one run, built from the blocks and events only: what the dashboard shows
+    (`view`, called from the dashboard's thread) and what the summary evaluates at the end (`summary`, e.g.
+    against a record's annotations)."""
 
-    def blocks(self) -> Iterator[Block]: ...
-
-
-class Task(Protocol):
-    """What differs between streams: framing (`feed`/`flush`) and what to do with model outputs.
-
-    `count(items)` is how many user-visible items (beats, frames, images) a list of work items holds:
-    an image task may pack many images into one work item.
-    """
-
-    def feed(self, block: Block) -> Sequence[Any]: ...
-    def flush(self) -> Sequence[Any]: ...
-    def inputs(self, items: Sequence[Any]) -> np.ndarray: ...
-    def handle(self, items: Sequence[Any], inputs: np.ndarray, outputs: np.ndarray) -> list[dict[str, Any]]: ...
-    def drops(self) -> dict[str, int]: ...
-    def count(self, items: Sequence[Any]) -> int: ...
-    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]: ...
+    def on_block(self, block: Block) -> None: ...
+    def on_events(self, events: Sequence[Any]) -> None: ...
     def view(self) -> dict[str, Any]: ...
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@dataclass
+class RunPlan:
+    """Everything one run needs, assembled by a stream's command from the user's options."""
+
+    title: str
+    source: Source
+    stream: Stream
+    sinks: list[Sink]
+    report: Report
+    info: dict[str, Any] = field(default_factory=dict)  # goes into the summary (model, options, outputs)
 
 
 class Engine:
-    def __init__(self, source: Source, task: Task, model: Model, pacer: Pacer,
-                 events: JsonlSink | None = None, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
-        self.source = source
-        self.task = task
-        self.model = model
+    def __init__(self, plan: RunPlan, pacer: Pacer, clock: Callable[[], float] = time.perf_counter,
+                 metrics: Metrics | None = None) -> None:
+        self.plan = plan
         self.pacer = pacer
-        self.events = events
         self.clock = clock
         self.metrics = metrics or Metrics(clock)
-        self.interrupted = False
+        self.interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM turned into one
         self.error: StreamerError | None = None
 
     def run(self) -> dict[str, Any]:
-        """Runs to the end of the source, Ctrl-C or a source error; always returns the summary.
+        """Runs to the end of the source, an interruption or a source error; always returns the summary.
 
-        A source error (e.g. stdin stopping mid-line) is kept in `self.error` after everything before it
-        was processed, so the caller can still write outputs and then report it.
+        A source error (e.g. stdin stopping mid-line) is kept in `self.error` after everything before it was
+        processed and flushed, so the caller can still write the outputs and then report it.
         """
+        plan = self.plan
         try:
-            for block in self.source.blocks():
-                if not self.source.live and getattr(self.source, "paced", True):  # live: paced by its writer
-                    self.pacer.wait_until((block.start + len(block.samples)) / self.source.fs)
-                self._step(block)
-            self._process(self.task.flush(), self.clock())
-        except KeyboardInterrupt:
-            self.interrupted = True
-        except StreamerError as exc:
-            self.error = exc
-            self._process(self.task.flush(), self.clock())
+            try:
+                for block in plan.source.blocks():
+                    if plan.source.timing is Timing.REPLAY:
+                        self.pacer.wait_until((block.start + len(block.samples)) / plan.source.rate)
+                    self._step(block)
+            except StreamerError as exc:
+                self.error = exc
+            self._deliver(plan.stream.flush(), self.clock())
+        except KeyboardInterrupt as exc:
+            self.interruption = exc
         finally:
-            if self.events is not None:
-                self.events.close()
+            self._close()
         return self.summary()
 
-    def _step(self, block: Block) -> None:
-        now = self.clock()  # the block's last sample is here: latency counts from now
-        arrival = block.arrival if block.arrival is not None else now  # or from when the device gave it
-        self._process(self.task.feed(block), arrival)
-        self.metrics.consumed(len(block.samples) / self.source.fs, self.clock() - now)
+    @property
+    def interrupted(self) -> bool:
+        return self.interruption is not None
 
-    def _process(self, items: Sequence[Any], arrival: float) -> None:
-        if not items:
+    def _step(self, block: Block) -> None:
+        now = self.clock()  # the block's last sample is here: latency counts from now ...
+        arrival = block.arrival if block.arrival is not None else now  # ... or from when a device gave it
+        events = self.plan.stream.feed(Chunk(block.samples, start=block.start, extras=block.extras))
+        self.plan.report.on_block(block)
+        self._deliver(events, arrival)
+        self.metrics.consumed(len(block.samples) / self.plan.source.rate, self.clock() - now)
+
+    def _deliver(self, events: Sequence[Any], arrival: float) -> None:
+        tick = self.plan.stream.pool.last
+        if tick.rows:
+            self.metrics.batch(tick.rows, tick.model_s)
+        if not events:
             return
-        n = self.task.count(items)
-        batch = self.task.inputs(items)
-        t0 = self.clock()
-        outputs = self.model.run(batch)
-        self.metrics.batch(n, self.clock() - t0)
-        events = self.task.handle(items, batch, outputs)
-        if self.events is not None:
-            self.events.write(events)
-        self.metrics.done_batch(self.clock() - arrival, n)
+        for sink in self.plan.sinks:
+            sink.write(events)
+        self.plan.report.on_events(events)
+        self.metrics.done_batch(self.clock() - arrival, len(events))
+
+    def _close(self) -> None:
+        """Close every sink and the source, each once, even if another one fails."""
+        errors: list[StreamerError] = []
+        for closer in [s.close for s in self.plan.sinks] + [self.plan.source.close]:
+            try:
+                closer()
+            except StreamerError as exc:
+                errors.append(exc)
+        if errors and self.error is None:
+            self.error = errors[0]
 
     def snapshot(self) -> dict[str, Any]:
-        """Metrics snapshot with the framer's drops merged in (what the dashboard shows)."""
+        """Metrics with every drop merged in (what the dashboard shows)."""
         snap = self.metrics.snapshot()
-        source_drops = getattr(self.source, "drops", None)  # live devices count overflows
-        drops = {**snap["drops"], **self.task.drops(), **(source_drops() if source_drops else {})}
+        drops = {**snap["drops"], **self.plan.stream.counters(), **self.plan.source.drops()}
+        for sink in self.plan.sinks:
+            drops.update(sink.drops())
         snap.update(drops=drops, dropped=sum(drops.values()))
         return snap
 
     def summary(self) -> dict[str, Any]:
         snap = self.snapshot()
-        out = {"source": self.source.name, "model": self.model.name, "model_path": str(self.model.path),
-               "interrupted": self.interrupted, "error": str(self.error) if self.error else None,
-               "duration_s": round(snap["stream_s"], 3), "realtime_factor": snap["realtime_factor"],
-               "latency_ms": snap["latency_ms"], "model_ms": snap["model_ms"],
-               "dropped": snap["dropped"], "drops": snap["drops"], "batches": snap["batches"]}
-        if not getattr(self.source, "timed", True):  # a folder of images has no signal time: no RTF either
+        plan = self.plan
+        out: dict[str, Any] = {
+            "source": plan.source.name, "model": plan.stream.model.name, "model_path": str(plan.stream.model.path),
+            "interrupted": self.interrupted, "error": str(self.error) if self.error else None,
+            "duration_s": round(snap["stream_s"], 3), "realtime_factor": snap["realtime_factor"],
+            "latency_ms": snap["latency_ms"], "model_ms": snap["model_ms"],
+            "dropped": snap["dropped"], "drops": snap["drops"], "batches": snap["batches"], **plan.info}
+        if plan.source.timing is Timing.UNTIMED:  # a folder of images has no signal time: no RTF either
             del out["duration_s"], out["realtime_factor"]
-        out.update(self.task.summary(snap))
-        source_summary = getattr(self.source, "summary", None)  # e.g. images skipped as unreadable
-        if source_summary is not None:
-            out.update(source_summary())
+        out.update(plan.report.summary(snap))
+        out.update(plan.source.summary())
         return out

@@ -1,4 +1,9 @@
-"""Outputs the user keeps: a JSON Lines event log (flushed per event) and the JSON summary."""
+"""Sinks: what a run writes for the user. The engine owns them: it hands each one the events of every block
+and closes them all at the end, whatever ended the run (end of input, an error, Ctrl-C, SIGTERM).
+
+Here: the Sink protocol, the JSON Lines event log (flushed per block) and the JSON summary. Stream-specific
+sinks (a WAV file, speakers, a folder of images, a video) live in their stream's package.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,24 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO, Any, Protocol
 
 from streamer.core.errors import StreamerError
+
+
+class Sink(Protocol):
+    def write(self, events: Sequence[Any]) -> None:
+        """The events of one block (possibly none)."""
+        ...
+
+    def drops(self) -> dict[str, int]:
+        """What the sink could not deliver, by reason (e.g. speakers that ran dry)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release; called once by the engine, also after Ctrl-C or an error."""
+        ...
 
 
 def _clean(value: Any) -> Any:
@@ -29,7 +49,8 @@ def dumps(value: Any, **kwargs: Any) -> str:
 
 
 class JsonlSink:
-    """One JSON object per line, flushed on every write so a killed run keeps what it scored."""
+    """One JSON object per event (`event.to_dict()`), one per line, flushed per block so a killed run keeps
+    what it scored."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -38,11 +59,14 @@ class JsonlSink:
         except OSError as exc:
             raise StreamerError(f"{self.path}: cannot write events ({exc.strerror})") from None
 
-    def write(self, events: list[dict[str, Any]]) -> None:
+    def write(self, events: Sequence[Any]) -> None:
         if self.file is None or not events:
             return
-        self.file.write("".join(dumps(e) + "\n" for e in events))
+        self.file.write("".join(dumps(e.to_dict()) + "\n" for e in events))
         self.file.flush()
+
+    def drops(self) -> dict[str, int]:
+        return {}
 
     def close(self) -> None:
         if self.file is not None:

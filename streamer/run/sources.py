@@ -1,12 +1,18 @@
-"""Sources yield blocks of samples with their position in the stream: a recorded array replayed in
-blocks (the engine paces it), or a text stream read live (stdin, one sample per line)."""
+"""Sources: where a run's samples (or images) come from. Every source declares how its time flows:
+
+- `LIVE`: the data arrives in real time (a device, stdin, a camera, a watched folder); the engine never
+  waits for it, and latency counts from each block's `arrival`;
+- `REPLAY`: a recording delivered as if live; the engine paces it (`--speed`);
+- `UNTIMED`: items with no signal time (a folder of images, an array file): no pacing, no real-time factor.
+"""
 
 from __future__ import annotations
 
+import enum
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -15,27 +21,65 @@ from streamer.core.errors import InputError
 READ_BYTES = 1 << 16  # per read from a live text stream: whatever has arrived, up to this
 
 
+class Timing(enum.Enum):
+    LIVE = "live"
+    REPLAY = "replay"
+    UNTIMED = "untimed"
+
+
 @dataclass
 class Block:
-    samples: Any  # 1-D float samples; for images a list of items or an (n, h, w) array
-    start: int  # index of samples[0] from stream start
-    arrival: float | None = None  # perf_counter() when a live device delivered it (latency counts from here)
+    samples: Any  # 1-D or (n, channels) samples; images: an (n, h, w) array or a list of (h, w) arrays
+    start: int  # stream index of samples[0]
+    arrival: float | None = None  # clock() when a live source received it (latency counts from here)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-kind fields (images: names, clean)
+
+
+class Source(Protocol):
+    """What the run path needs from a source."""
+
+    name: str  # shown in titles and summaries (a path, a device name)
+    rate: float  # samples (or items) per second of stream time; nominal for UNTIMED sources
+    timing: Timing
+
+    def blocks(self) -> Iterator[Block]: ...
+
+    def drops(self) -> dict[str, int]:
+        """What the source itself lost, by reason (a device's overflows, unreadable files)."""
+        ...
+
+    def summary(self) -> dict[str, Any]:
+        """What the source adds to the run's summary (device, native rate, files skipped...)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class ArraySource:
     """A whole recording replayed in fixed blocks of `block_s` seconds."""
 
-    live = False
+    timing = Timing.REPLAY
 
-    def __init__(self, signal: np.ndarray, fs: float, name: str, block_s: float) -> None:
+    def __init__(self, signal: np.ndarray, rate: float, name: str, block_s: float,
+                 info: dict[str, Any] | None = None) -> None:
         self.signal = signal
-        self.fs = fs
+        self.rate = float(rate)
         self.name = name
-        self.block = max(1, int(round(block_s * fs)))
+        self.block = max(1, int(round(block_s * rate)))
+        self.info = dict(info or {})
 
     def blocks(self) -> Iterator[Block]:
         for start in range(0, len(self.signal), self.block):
             yield Block(self.signal[start:start + self.block], start)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.info)
+
+    def close(self) -> None:
+        pass
 
 
 class TextLineSource:
@@ -45,13 +89,16 @@ class TextLineSource:
     blocks before it are still yielded (and scored), then an `InputError` says what happened.
     """
 
-    live = True
+    timing = Timing.LIVE
 
-    def __init__(self, fs: float, stream: BinaryIO, name: str = "-") -> None:
-        self.fs = fs
+    def __init__(self, rate: float, stream: BinaryIO, name: str = "-", clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.rate = float(rate)
         self.stream = stream
         self.name = name
         self.line = 0
+        self.clock = clock or time.perf_counter
 
     def _read(self) -> bytes:
         try:
@@ -66,11 +113,12 @@ class TextLineSource:
             chunk = self._read()
             if not chunk:
                 break
+            arrival = self.clock()
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
             values = self._parse(lines)
             if len(values):
-                yield Block(values, start)
+                yield Block(values, start, arrival)
                 start += len(values)
         if pending.strip():
             tail = pending[:20].decode(errors="replace")
@@ -97,3 +145,12 @@ class TextLineSource:
             out[n] = value
             n += 1
         return out[:n]
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass

@@ -1,26 +1,12 @@
-"""End of a run, shared by all streams: dashboard around the engine, summary file, printed summary."""
+"""The summary printed at the end of a run (the same dict goes to `--summary PATH` as JSON)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from streamer.ui.dashboard import Dashboard
-from streamer.run.engine import Engine, Task
-from streamer.run.sinks import write_summary
-
-EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED = 0, 2, 130
-
-
-def use_dashboard(requested: bool) -> bool:
-    """Live dashboard only on a terminal: headless runs (CI, pipes) print the final summary only."""
-    return requested and sys.stderr.isatty()
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -41,26 +27,3 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list):
         return "; ".join(map(str, value)) or "-"
     return "-" if value is None else str(value)
-
-
-def finish_run(engine: Engine, task: Task, title: str, summary_path: Path | None, dashboard: bool,
-               on_end: Callable[[], None] | None = None) -> int:
-    """Run the engine under the dashboard; always write and print the summary; return the exit code.
-
-    `on_end` runs after the stream ends (normally, on error or on Ctrl-C), before the summary is made:
-    it closes the stream's own outputs (WAV file, speakers), so the summary counts what they did.
-    """
-    with Dashboard(engine.snapshot, task.view, title, use_dashboard(dashboard)):
-        try:
-            engine.run()
-        finally:
-            if on_end is not None:
-                on_end()
-        summary = engine.summary()
-    if summary_path is not None:
-        write_summary(summary_path, summary)
-    print_summary(summary)
-    if engine.error is not None:
-        print(f"streamer: error: {engine.error}", file=sys.stderr)
-        return EXIT_INPUT
-    return EXIT_INTERRUPTED if engine.interrupted else EXIT_OK

@@ -1,0 +1,65 @@
+"""Running a `RunPlan` for the command line: dashboard around the engine, Ctrl-C and SIGTERM, the summary
+(printed, and written to `--summary`), the exit code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from streamer.cli.options import RunOptions
+from streamer.run.engine import Engine, RunPlan
+from streamer.run.pacing import Pacer
+from streamer.run.sinks import write_summary
+from streamer.ui.dashboard import Dashboard
+from streamer.ui.summary import print_summary
+
+EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends the run exactly like Ctrl-C (outputs flushed, summary written), exit code 143."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def use_dashboard(requested: bool) -> bool:
+    """Live dashboard only on a terminal: headless runs (CI, pipes) print the final summary only."""
+    return requested and sys.stderr.isatty()
+
+
+def execute(plan: RunPlan, opts: RunOptions) -> int:
+    """Run the plan to its end; always write and print the summary; return the exit code."""
+    engine = Engine(plan, Pacer(opts.speed))
+    with sigterm_as_interrupt():
+        try:
+            with Dashboard(engine.snapshot, plan.report.view, plan.title, use_dashboard(opts.dashboard)):
+                engine.run()
+        except KeyboardInterrupt as exc:  # arrived outside the engine's loop (dashboard teardown)
+            engine.interruption = exc
+    summary = engine.summary()
+    if opts.summary is not None:
+        write_summary(opts.summary, summary)
+    print_summary(summary)
+    if engine.error is not None:
+        print(f"streamer: error: {engine.error}", file=sys.stderr)
+        return EXIT_INPUT
+    if engine.interruption is not None:
+        return EXIT_TERMINATED if isinstance(engine.interruption, Terminated) else EXIT_INTERRUPTED
+    return EXIT_OK

@@ -1,0 +1,64 @@
+"""Options every stream command shares, declared once: the model and how it runs, pacing, outputs, display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from streamer.core.errors import InputError
+from streamer.run.pacing import parse_speed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class RunOptions:
+    model: Path
+    speed: float  # replay speed factor (inf: as fast as possible)
+    events: Path | None
+    summary: Path | None
+    dashboard: bool
+    threads: int
+    provider: str
+
+
+def run_options(model_file: str, threads: int = 1, speed: str = "1", speed_help: str = "replay speed") -> Callable[[F], F]:
+    """Click options of a stream command; the command receives them as one `RunOptions` named `run`."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option("--model", "model_path", type=click.Path(path_type=Path),
+                         help=f"ONNX model (default: samples/models/{model_file})."),
+            click.option("--speed", default=speed, show_default=True,
+                         help=f"The {speed_help}: 1 = real time, N = N times, max = as fast as possible."),
+            click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per event here."),
+            click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here."),
+            click.option("--no-dashboard", is_flag=True, help="Print only the final summary."),
+            click.option("--threads", type=int, default=threads, show_default=True,
+                         help="onnxruntime intra-op threads."),
+            click.option("--provider", default="cpu", show_default=True,
+                         help="onnxruntime execution provider: cpu, cuda, openvino, coreml, ... (if installed)."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def collect(model_file: str, kwargs: dict[str, Any]) -> RunOptions:
+    """Pop the shared options out of a command's keyword arguments."""
+    from streamer.cli.common import default_model
+
+    speed_text = kwargs.pop("speed")
+    try:
+        speed = parse_speed(speed_text)
+    except ValueError:
+        raise InputError("--speed", f"{speed_text!r} is not a speed (a number > 0, or max)") from None
+    model = kwargs.pop("model_path") or default_model(model_file)
+    return RunOptions(model, speed, kwargs.pop("events"), kwargs.pop("summary"), not kwargs.pop("no_dashboard"),
+                      kwargs.pop("threads"), kwargs.pop("provider"))

@@ -1,0 +1,139 @@
+"""An ECG run's record, from its blocks and beat events only: the dashboard's view while it runs, and at the
+end the summary, evaluated over the event log against the record's reference annotations when it has them
+(R-peak sensitivity/PPV; PVC detection with `V` beats positive)."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from streamer.core.pool import Stream
+from streamer.ecg.detector import LOOKAHEAD_S
+from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
+from streamer.ecg.events import BeatEvent
+from streamer.ecg.judge import JUDGED
+from streamer.ecg.readers import Recording
+from streamer.run.metrics import RecentSamples
+from streamer.run.sources import Block
+
+TRACE_S = 5.0  # seconds of signal kept for the dashboard trace
+SCORE_HISTORY = 60  # beats shown in the score sparkline
+EVENT_HISTORY = 8  # anomaly events listed on the dashboard
+HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
+MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS judged beats): the model does not fit
+MISFIT_MIN_BEATS = 50
+
+
+class EcgReport:
+    def __init__(self, stream: Stream, rate: float, reference: Recording | None = None) -> None:
+        self.stream = stream
+        self.fs = rate
+        self.reference = reference
+        self.lock = threading.Lock()
+        self.trace = RecentSamples(int(TRACE_S * rate))
+        self.recent: deque[BeatEvent] = deque(maxlen=SCORE_HISTORY)
+        self.anomalies: deque[BeatEvent] = deque(maxlen=EVENT_HISTORY)
+        self.rr: deque[float] = deque(maxlen=HR_BEATS)
+        # the event log, kept compactly for the evaluation at the end
+        self.r_samples: list[int] = []
+        self.scores: list[float] = []
+        self.judged: list[bool] = []
+        self.n_anomalies = 0
+        self.n_judged = 0
+
+    def on_block(self, block: Block) -> None:
+        self.trace.add(block.samples)
+
+    def on_events(self, events: Sequence[BeatEvent]) -> None:
+        with self.lock:
+            for e in events:
+                self.r_samples.append(e.r_sample)
+                self.scores.append(e.score)
+                self.judged.append(e.state == JUDGED)
+                self.n_judged += e.state == JUDGED
+                self.n_anomalies += e.anomaly
+                self.recent.append(e)
+                self.rr.append(e.rr_ms)
+                if e.anomaly:
+                    self.anomalies.append(e)
+
+    # --- while it runs -------------------------------------------------------------------------------------
+    def heart_rate(self) -> float:
+        with self.lock:
+            rr = list(self.rr)
+        return 60e3 / float(np.median(rr)) if rr else float("nan")
+
+    def view(self) -> dict[str, Any]:
+        with self.lock:
+            recent = list(self.recent)
+            events = [e.to_dict() for e in self.anomalies]
+            n_beats, n_anomalies = len(self.scores), self.n_anomalies
+        state = self.stream.describe()
+        fields = {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(n_beats), "anomalies": str(n_anomalies),
+                  "threshold": f"{state['threshold']:.4g} ({state['threshold_source']})"}
+        for warning in self.warnings():
+            fields["warning"] = warning
+        return {"kind": "ecg", "trace": self.trace.get(), "trace_label": f"ECG ({TRACE_S:g} s)",
+                "scores": [e.score for e in recent], "threshold": state["threshold"], "events": events,
+                "fields": fields}
+
+    def warnings(self) -> list[str]:
+        """Advice when the run's figures say the model does not fit this recording."""
+        n, flagged = self.n_judged, self.n_anomalies
+        if n >= MISFIT_MIN_BEATS and flagged > MISFIT_FRACTION * n:
+            return [f"{flagged} of {n} beats are above the threshold: the model probably does not fit this "
+                    "recording (other lead, rate or population); try --calibrate SECONDS, or fit a model "
+                    "with `streamer train ecg --records`"]
+        return []
+
+    # --- at the end ----------------------------------------------------------------------------------------
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        state = self.stream.describe()
+        out: dict[str, Any] = {
+            "beats": len(self.scores), "anomalies": self.n_anomalies, "beats_judged": self.n_judged,
+            "heart_rate_bpm": self._mean_hr(),
+            "threshold": {"value": state["threshold"], "source": state["threshold_source"]},
+            "detector_lookahead_ms": 1e3 * LOOKAHEAD_S,
+        }
+        out.update(self._against_reference())
+        out["warnings"] = self.warnings()
+        return out
+
+    def _mean_hr(self) -> float | None:
+        if len(self.r_samples) < 2:
+            return None
+        return round(60.0 * self.fs / float(np.median(np.diff(self.r_samples))), 1)
+
+    def _against_reference(self) -> dict[str, Any]:
+        """R-peak Se/PPV and PVC detection figures over the beats scored, up to the last one (a stream stopped
+        early, or its last beat which has no successor, is not held against the detector)."""
+        ref = self.reference
+        if ref is None or ref.ref_samples is None or ref.ref_symbols is None or not self.r_samples:
+            return {}
+        r = np.asarray(self.r_samples, dtype=np.int64)
+        cutoff = int(r[-1]) + int(LOOKAHEAD_S * self.fs)
+        keep = ref.ref_samples <= cutoff
+        ref_samples, ref_symbols = ref.ref_samples[keep], ref.ref_symbols[keep]
+        rpeaks = rpeak_scores(r, ref_samples, self.fs)
+        keys = ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")
+        out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in keys}}
+        judged = np.asarray(self.judged, dtype=bool)
+        if not judged.any():
+            return out
+        is_pvc, _ = label_peaks(r[judged], ref_samples, ref_symbols, self.fs)  # false detections count as normal
+        duration_s = (cutoff + 1) / self.fs
+        threshold = float(self.stream.describe()["threshold"])
+        figures = anomaly_scores(np.asarray(self.scores)[judged], is_pvc, threshold, duration_s=duration_s)
+        # recall over every annotated PVC: one the detector missed was not flagged either
+        n_pvc = int((ref_symbols == PVC_SYMBOL).sum())
+        figures["recall"] = figures["tp"] / n_pvc if n_pvc else float("nan")
+        figures["fn"] = n_pvc - figures["tp"]
+        figures["pvc_annotated"] = n_pvc
+        out["anomaly"] = {k: figures[k] for k in ("auc", "precision", "recall", "f1", "false_alarms_per_min",
+                                                 "tp", "fp", "fn", "pvc_annotated")}
+        out["anomaly"]["positive_class"] = "V (PVC)"
+        return out
