@@ -140,7 +140,10 @@ def quantise_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        try:
+            quant_pre_process(str(fp32_path), str(prepared))
+        except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs, e.g. top-k scatter)
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8)

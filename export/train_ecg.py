@@ -55,8 +55,8 @@ def beat_meta(train_x: np.ndarray, train_normal: np.ndarray) -> dict[str, Any]:
 
 
 def normalise_rows(spec: BeatSpec, x: np.ndarray) -> np.ndarray:
-    """Float64 beats as the engine prepares them; BeatSpec.normalise works on one beat (per-beat zscore)."""
-    return np.stack([spec.normalise(row) for row in x])
+    """Float64 beats (rows) as the engine prepares them (the stateless steps, per beat)."""
+    return spec.normalise(np.asarray(x, dtype=np.float64))
 
 
 def prepare(split: ecg5000.Split) -> Prepared:

@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 from click.testing import CliRunner
 
-from streamer.cli import main
+from streamer.cli.main import main
 from tests.audio_fixtures import bach_fixture, load_stereo
 from tests.fakemic import MIC, ROOT, SPEAKER, device_env, make_home, write_raw
 from tests.onnx_models import dct_codec, gain_model
@@ -37,7 +37,7 @@ def mic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarra
 
 def _streamer(args: list[str], home: Path, mic_file: Path | None = None, speaker: Path | None = None,
               timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "streamer.cli", *args], env=device_env(home, mic_file, speaker),
+    return subprocess.run([sys.executable, "-m", "streamer.cli.main", *args], env=device_env(home, mic_file, speaker),
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -55,7 +55,11 @@ def _one_line(result: subprocess.CompletedProcess[str] | object, *needles: str) 
 def test_live_microphone_to_wav_and_speakers(mic: tuple[Path, Path, np.ndarray], identity: Path,
                                              tmp_path: Path) -> None:
     """A real sounddevice InputStream at 48 kHz stereo -> 8 kHz mono frames -> identity model -> WAV: the
-    reconstruction equals the microphone's signal, converted once."""
+    reconstruction equals the microphone's signal, converted once.
+
+    The device source yields its own 48 kHz stereo blocks, cut at 3 s of device time; the stream converts
+    them at its edge and flushes its resampler at the end, so the reference is the one-shot conversion of
+    exactly those 3 s."""
     home, raw, samples = mic
     speaker = tmp_path / "speaker.raw"
     r = _streamer(["audio", "--device", MIC, "--seconds", "3", "--model", str(identity), "--hop", "2048",
@@ -67,7 +71,7 @@ def test_live_microphone_to_wav_and_speakers(mic: tuple[Path, Path, np.ndarray],
     assert s["samples_out"] == 3 * 8000 and s["frames"] == -(-(3 * 8000 + 2048) // 2048)
     assert s["peak_gain"].startswith("running peak")
     out, rate = sf.read(str(tmp_path / "live.wav"))
-    expected = soxr.resample(samples.astype(np.float64).mean(axis=1), 48000, 8000, quality="HQ")[:3 * 8000]
+    expected = soxr.resample(samples[:3 * 48000].astype(np.float64).mean(axis=1), 48000, 8000, quality="HQ")
     assert rate == 8000 and len(out) == len(expected)
     np.testing.assert_allclose(out, expected, atol=1e-4)  # 16-bit WAV
     # the virtual speaker is not paced: it reads silence between the player's buffers; drop it
@@ -86,7 +90,7 @@ def test_device_that_cannot_open(mic: tuple[Path, Path, np.ndarray], identity: P
     home, raw, _ = mic
     code = ("import os, sys, sounddevice\n"  # PortAudio lists the devices now, while the file is there
             "os.environ['FAKEMIC_FILE'] = '/nonexistent/unplugged.raw'\n"
-            "from streamer.cli import main\n"
+            "from streamer.cli.main import main\n"
             "main(sys.argv[1:])\n")
     r = subprocess.run([sys.executable, "-c", code, "audio", "--device", MIC, "--model", str(identity)],
                        env=device_env(home, raw), cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -150,7 +154,7 @@ def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Pat
 
     model = dct_codec(tmp_path)
     wav, summary, events = tmp_path / "r.wav", tmp_path / "s.json", tmp_path / "e.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "audio", "--file", str(music_wav), "--model",
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli.main", "audio", "--file", str(music_wav), "--model",
                              str(model), "--speed", "4", "--hop", "2048", "--out", str(wav), "--events", str(events),
                              "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
@@ -183,8 +187,10 @@ def test_train_audio_command_on_own_files(tmp_path: Path, music_wav: Path) -> No
     r = CliRunner().invoke(main, ["train", "audio", "--data", str(tmp_path), "--epochs", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     from streamer.audio.codec import companion
-    from streamer.run_audio import open_autoencoder
+    from streamer.core.model import load_model
+    from streamer.core.modelmeta import AUDIO_TASK
 
-    model = open_autoencoder(out / "music.onnx", 1)
+    model = load_model(out / "music.onnx", task=AUDIO_TASK)
+    assert model.stream().describe()["frame"] == 4096  # the runtime streams it (the whole autoencoder)
     assert model.meta["training_data"]["split"] and companion(out / "music.onnx", "decoder").meta["part"] == "decoder"
     assert "wrote" in r.output

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from streamer.audio.codec import Codes, decode_codes, encode_file, mix_codes
-from streamer.cli import main
+from streamer.cli.main import main
 from tests.onnx_models import dct_codec, dct_matrix
 
 

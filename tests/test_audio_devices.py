@@ -17,6 +17,7 @@ import soxr
 
 from .audio_fixtures import bach_fixture, load_stereo
 from .fakemic import CLI_WRAPPER, MIC, ROOT, SPEAKER, device_env, make_home, run_python, write_raw
+from .onnx_models import gain_model
 
 pytest.importorskip("sounddevice")
 
@@ -79,25 +80,41 @@ def assert_one_line_error(code: int, stderr: str, *needles: str) -> None:
 CAPTURE = """
 import sys, numpy as np
 from streamer.audio.devices import DeviceSource
-rate, n, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-src = DeviceSource(sys.argv[4], rate, 0.1, max_queue_s=120, max_frames=n)
+n, out = int(sys.argv[1]), sys.argv[2]
+src = DeviceSource(sys.argv[3], 0.1, max_queue_s=120, max_frames=n)
 starts, parts = [], []
 for block in src.blocks():
     starts.append(block.start)
     parts.append(block.samples)
 assert src.stream is None  # closed at the end of the stream
 np.savez(out, x=np.concatenate(parts), starts=np.array(starts), lens=np.array([len(p) for p in parts]),
-         dtype=str(parts[0].dtype), info=repr(src.device_info()))
+         dtype=str(parts[0].dtype), info=repr(src.device_info()), rate=src.rate, channels=src.channels)
 """
 
 
-def capture(home: Path, mic: Path, rate: int, n: int, tmp: Path, device: str = MIC) -> dict[str, object]:
-    out = tmp / f"capture{rate}.npz"
-    run_ok(CAPTURE, home, mic, str(rate), str(n), str(out), device)
+def capture(home: Path, mic: Path, n: int, tmp: Path, device: str = MIC) -> dict[str, np.ndarray]:
+    """`n` frames of the device's own blocks: (n, channels) float32 at the device's own rate."""
+    out = tmp / "capture.npz"
+    run_ok(CAPTURE, home, mic, str(n), str(out), device)
     data = dict(np.load(out))
     assert np.array_equal(data["starts"], np.concatenate([[0], np.cumsum(data["lens"])[:-1]]))  # contiguous
-    assert len(data["x"]) == n and str(data["dtype"]) == "float32"
+    assert data["x"].shape == (n, int(data["channels"])) and str(data["dtype"]) == "float32"
     return data
+
+
+def through_stream(data: dict[str, np.ndarray], model_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The captured blocks, as the device gave them, into a stream opened at the device's rate and channels
+    (as `streamer audio --device` opens it): (the input it converted to mono at the model's rate, the
+    identity model's reconstruction)."""
+    from streamer.core.model import load_model
+
+    stream = load_model(model_path).stream(rate=float(data["rate"]), channels=int(data["channels"]))
+    events = []
+    for block, start in zip(np.split(data["x"], np.cumsum(data["lens"])[:-1]), data["starts"]):
+        events += stream.feed(block, start=int(start))
+    events += stream.flush()
+    assert [e.start for e in events] == list(np.cumsum([0] + [len(e.samples) for e in events])[:-1])
+    return np.concatenate([e.reference for e in events]), np.concatenate([e.samples for e in events])
 
 
 def test_fake_device_capture_is_bit_exact(mic16k: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
@@ -117,25 +134,35 @@ np.save(sys.argv[2], np.concatenate(got)[:n])
     np.testing.assert_array_equal(np.load(tmp_path / "raw.npy"), pcm[:n])
 
 
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gain_model(tmp_path_factory.mktemp("models") / "identity.onnx", 1.0)
+
+
 def test_device_source_at_device_rate_equals_file(mic16k_float: tuple[Path, Path, np.ndarray],
                                                   tmp_path: Path) -> None:
+    """The source gives the device's own blocks: the file's stereo float32 samples, bit for bit."""
     home, raw, samples = mic16k_float
     n = CAPTURE_S * 16000
-    data = capture(home, raw, 16000, n, tmp_path)
+    data = capture(home, raw, n, tmp_path)
     assert "'rate': 16000.0" in str(data["info"]) and "'channels': 2" in str(data["info"])  # min(128, 2)
-    np.testing.assert_array_equal(data["x"], samples[:n].mean(axis=1, dtype=np.float32))
+    assert float(data["rate"]) == 16000 and int(data["channels"]) == 2
+    np.testing.assert_array_equal(data["x"], samples[:n])
 
 
 def test_device_source_8k_matches_one_shot_resampling(mic16k_float: tuple[Path, Path, np.ndarray],
-                                                      tmp_path: Path) -> None:
+                                                      identity: Path, tmp_path: Path) -> None:
+    """16 kHz stereo device blocks -> the stream's edge conversion -> 8 kHz mono: equal to converting the
+    captured signal in one go."""
     home, raw, samples = mic16k_float
-    n = CAPTURE_S * MODEL_RATE
-    got = capture(home, raw, MODEL_RATE, n, tmp_path)["x"]
-    reference = soxr.resample(samples.mean(axis=1, dtype=np.float32), 16000, MODEL_RATE, quality="HQ")[:n]
-    assert isinstance(got, np.ndarray)
+    n = CAPTURE_S * 16000
+    got, recon = through_stream(capture(home, raw, n, tmp_path), identity)
+    reference = soxr.resample(samples[:n].mean(axis=1, dtype=np.float32), 16000, MODEL_RATE, quality="HQ")
+    assert len(got) == len(reference) == CAPTURE_S * MODEL_RATE
     lag = best_lag(got, reference, 50)
     assert lag == 0  # soxr compensates its delay: aligned from the first sample
     np.testing.assert_allclose(got, reference, atol=1e-6)
+    np.testing.assert_allclose(recon, reference, atol=1e-6)  # and the identity model gives it back
     assert np.std(reference) > 0.01
 
 
@@ -147,15 +174,19 @@ def best_lag(x: np.ndarray, ref: np.ndarray, max_lag: int) -> int:
     return int(np.argmin(errors)) - max_lag
 
 
-def test_stereo_44k_device(mic44k: tuple[Path, Path, np.ndarray], tmp_path: Path) -> None:
+def test_stereo_44k_device(mic44k: tuple[Path, Path, np.ndarray], identity: Path, tmp_path: Path) -> None:
     home, raw, samples = mic44k
-    n = CAPTURE_S * MODEL_RATE
-    data = capture(home, raw, MODEL_RATE, n, tmp_path)
+    n = CAPTURE_S * 44100
+    data = capture(home, raw, n, tmp_path)
     assert "'rate': 44100.0" in str(data["info"]) and "'channels': 2" in str(data["info"])
-    reference = soxr.resample(samples.astype(np.float64).mean(axis=1), 44100, MODEL_RATE, quality="HQ")[:n]
-    np.testing.assert_allclose(data["x"], reference, atol=1e-5)
-    left_only = soxr.resample(samples[:, 0], 44100, MODEL_RATE)[:n]
-    assert np.max(np.abs(data["x"] - left_only)) > 0.01  # it really mixed both channels
+    np.testing.assert_array_equal(data["x"], samples[:n])
+    got, recon = through_stream(data, identity)
+    reference = soxr.resample(samples[:n].astype(np.float64).mean(axis=1), 44100, MODEL_RATE, quality="HQ")
+    assert len(got) == len(reference) == CAPTURE_S * MODEL_RATE
+    np.testing.assert_allclose(got, reference, atol=1e-5)
+    np.testing.assert_allclose(recon, reference, atol=1e-5)
+    left_only = soxr.resample(samples[:n, 0], 44100, MODEL_RATE)
+    assert np.max(np.abs(got - left_only)) > 0.01  # it really mixed both channels
 
 
 def test_list_and_print_devices(mic16k: tuple[Path, Path, np.ndarray]) -> None:
@@ -189,7 +220,7 @@ from streamer.audio.devices import list_devices, print_devices, DeviceSource
 assert list_devices() == []
 print_devices(Console())
 def main():
-    DeviceSource(None, 8000, 0.1)
+    DeviceSource(None, 0.1)
 """
     result = run_python(CLI_WRAPPER + code + "\n_cli(main)\n", home)
     assert "no audio devices found" in result.stdout
@@ -199,10 +230,10 @@ def main():
 def test_no_such_device(mic16k: tuple[Path, Path, np.ndarray]) -> None:
     home, raw, _ = mic16k
     code, err = run_cli_like("def main():\n    from streamer.audio.devices import DeviceSource\n"
-                             "    DeviceSource('7', 8000, 0.1)\n", home, raw)
+                             "    DeviceSource('7', 0.1)\n", home, raw)
     assert_one_line_error(code, err, "no such input device '7' (run `streamer devices`)")
     code, err = run_cli_like("def main():\n    from streamer.audio.devices import DeviceSource\n"
-                             "    DeviceSource('usb microphone', 8000, 0.1)\n", home, raw)
+                             "    DeviceSource('usb microphone', 0.1)\n", home, raw)
     assert_one_line_error(code, err, "no such input device 'usb microphone'")
     code, err = run_cli_like("def main():\n    from streamer.audio.devices import Player\n"
                              "    Player('fake', 8000)\n", home, raw)
@@ -217,7 +248,7 @@ import os, sounddevice  # PortAudio lists the devices now, while the file is the
 from streamer.audio.devices import DeviceSource
 os.environ["FAKEMIC_FILE"] = "/nonexistent/unplugged.raw"
 def main():
-    DeviceSource("fakemic", 8000, 0.1)
+    DeviceSource("fakemic", 0.1)
 """
     code_, err = run_cli_like(code, home, raw)
     assert_one_line_error(code_, err, "input device 0 'fakemic' cannot open at any rate",
@@ -227,27 +258,27 @@ def main():
 OVERFLOW = """
 import json, time
 from streamer.audio.devices import DeviceSource
-src = DeviceSource("fakemic", 8000, 0.05, max_queue_s=0.2, seconds=2)
+src = DeviceSource("fakemic", 0.05, max_queue_s=0.2, seconds=2)
 starts, n = [], 0
 for block in src.blocks():
     assert block.start == n
     n += len(block.samples)
     time.sleep(0.01)  # a consumer slower than this (unpaced) device
-print(json.dumps({"n": n, "drops": src.drops()}))
+print(json.dumps({"n": n, "rate": src.rate, "drops": src.drops()}))
 """
 
 
 def test_overflow_is_counted_not_blocking(mic16k: tuple[Path, Path, np.ndarray]) -> None:
     home, raw, _ = mic16k
     report = json.loads(run_ok(OVERFLOW, home, raw))
-    assert report["n"] == 2 * MODEL_RATE
+    assert report["rate"] == 16000 and report["n"] == 2 * 16000  # 2 s at the device's own rate
     assert report["drops"].get("overflow", 0) > 0
 
 
 INTERRUPTED = """
 import numpy as np
 from streamer.audio.devices import DeviceSource
-src = DeviceSource("fakemic", 8000, 0.05, max_queue_s=1)
+src = DeviceSource("fakemic", 0.05, max_queue_s=1)
 try:
     for block in src.blocks():
         print("block", flush=True)

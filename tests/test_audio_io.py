@@ -18,6 +18,7 @@ from streamer.audio.files import FileSource, read_audio, wav_data_chunk
 from streamer.audio.resample import StreamResampler, mono
 from streamer.audio.wavsink import WavSink, to_pcm16, wav_header, write_wav
 from streamer.core.errors import InputError, StreamerError
+from streamer.run.sources import Timing
 
 from .audio_fixtures import bach_fixture, load_stereo
 from .fakemic import CLI_WRAPPER, ROOT
@@ -245,13 +246,15 @@ def test_librosa_fallback_when_installed(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_file_source_blocks(bach: Path) -> None:
     source = FileSource(bach, MODEL_RATE, 0.25)
-    assert source.live is False and source.fs == MODEL_RATE and source.native_rate == 22050
+    assert source.timing is Timing.REPLAY and source.rate == MODEL_RATE and source.native_rate == 22050
     assert source.name == str(bach)
     blocks = list(source.blocks())
     assert [b.start for b in blocks] == list(range(0, len(source.signal), 2000))
     assert all(len(b.samples) == 2000 for b in blocks[:-1]) and 0 < len(blocks[-1].samples) <= 2000
     np.testing.assert_array_equal(np.concatenate([b.samples for b in blocks]), read_audio(bach, MODEL_RATE)[0])
     assert source.duration_s == pytest.approx(len(source.signal) / MODEL_RATE)
+    assert source.peak == float(np.max(np.abs(source.signal))) > 0.01  # known before the replay, as in training
+    assert source.summary() == {"input": f"{bach} (22050 Hz)"} and source.drops() == {}
 
 
 # --- the WAV sink -----------------------------------------------------------------------------------------

@@ -7,26 +7,55 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.audio.task import AudioTask
-from streamer.run.engine import Engine
+from streamer.audio.levels import dbfs
+from streamer.audio.outputs import ReconstructionSink
+from streamer.audio.report import AudioReport
 from streamer.core.errors import ModelError
-from streamer.core.model import Model
-from streamer.core.modelmeta import ECG_TASK
+from streamer.core.model import load_model
+from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK
+from streamer.run.engine import Engine, RunPlan
 from streamer.run.pacing import MAX_SPEED, Pacer
-from streamer.run_audio import open_autoencoder
 from streamer.run.sources import ArraySource
+from tests.audio_fixtures import bach_fixture, load_stereo
 from tests.onnx_models import dct_codec, gain_model
+
+
+class Collect:
+    """A sample writer (as WavSink and Player are) that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.got: list[np.ndarray] = []
+        self.closed = False
+
+    def write(self, samples: np.ndarray) -> None:
+        self.got.append(np.asarray(samples).copy())
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        self.closed = True
+
+    def samples(self) -> np.ndarray:
+        return np.concatenate(self.got) if self.got else np.zeros(0)
+
+
+def _engine(model_path: Path, x: np.ndarray, name: str, block_s: float, **options: object
+            ) -> tuple[np.ndarray, dict]:  # type: ignore[type-arg]
+    """The run path of `streamer audio`: ArraySource -> model.stream(...) -> reconstruction sink + report."""
+    stream = load_model(model_path, task=AUDIO_TASK).stream(rate=8000, **options)
+    writer = Collect()
+    plan = RunPlan(name, ArraySource(x, 8000, name, block_s), stream, [ReconstructionSink(writer)],
+                   AudioReport(stream))
+    summary = Engine(plan, Pacer(MAX_SPEED)).run()
+    assert writer.closed  # the engine closes its sinks
+    return writer.samples(), summary
 
 
 def _run(model_path: Path, x: np.ndarray, hop: int | None = None, block_s: float = 0.3,
          known_peak: float | None = None) -> tuple[np.ndarray, dict]:  # type: ignore[type-arg]
-    model = Model(model_path)
-    got: list[np.ndarray] = []
     peak = float(np.abs(x).max()) if known_peak is None else known_peak
-    task = AudioTask(model, hop=hop, known_peak=peak, outputs=[got.append])
-    engine = Engine(ArraySource(x, 8000, "clip", block_s), task, model, Pacer(MAX_SPEED))
-    summary = engine.run()
-    return (np.concatenate(got) if got else np.zeros(0)), summary
+    return _engine(model_path, x, "clip", block_s, hop=hop, peak=peak)
 
 
 @pytest.mark.parametrize("hop", [4096, 2048])
@@ -81,16 +110,36 @@ def test_silent_input_reports_snr_undefined(tmp_path: Path) -> None:
 def test_live_normalisation_is_undone(tmp_path: Path, music_8k: np.ndarray) -> None:
     """With a running (live) peak the gain changes between frames; the output level must not."""
     x = music_8k[: 8000 * 6] * 0.2
-    model = Model(gain_model(tmp_path / "half.onnx", 0.5))
-    got: list[np.ndarray] = []
-    task = AudioTask(model, hop=2048, known_peak=None, outputs=[got.append])
-    Engine(ArraySource(x, 8000, "live", 0.064), task, model, Pacer(MAX_SPEED)).run()
-    np.testing.assert_allclose(np.concatenate(got), 0.5 * x, atol=1e-6)
+    y, s = _engine(gain_model(tmp_path / "half.onnx", 0.5), x, "live", 0.064, hop=2048)  # no peak: running
+    assert s["peak_gain"].startswith("running peak")
+    np.testing.assert_allclose(y, 0.5 * x, atol=1e-6)
 
 
 def test_wrong_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="needs 'audio-codec'"):
-        Model(gain_model(tmp_path / "ecg.onnx", task=ECG_TASK), task="audio-codec")
+        load_model(gain_model(tmp_path / "ecg.onnx", task=ECG_TASK), task=AUDIO_TASK)
     dct_codec(tmp_path)
     with pytest.raises(ModelError, match="encoder alone"):
-        open_autoencoder(tmp_path / "dct.encoder.onnx", 1)
+        load_model(tmp_path / "dct.encoder.onnx", task=AUDIO_TASK).stream()
+
+
+def test_stereo_at_its_own_rate_is_converted_at_the_stream_edge(tmp_path: Path,
+                                                                tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A source at 22050 Hz stereo, as a device now gives it (the rendered chorale): the stream mixes and
+    resamples it once; the report meters the input level of the mono mix."""
+    import soxr
+
+    x, rate = load_stereo(bach_fixture(tmp_path_factory))
+    x = x[: 6 * rate]
+    stream = load_model(gain_model(tmp_path / "identity.onnx"), task=AUDIO_TASK).stream(rate=rate, channels=2,
+                                                                                         hop=2048)
+    writer, report = Collect(), AudioReport(stream)
+    source = ArraySource(x, rate, "stereo", 0.064)
+    s = Engine(RunPlan("stereo", source, stream, [ReconstructionSink(writer)], report), Pacer(MAX_SPEED)).run()
+    expected = soxr.resample(x.mean(axis=1, dtype=np.float32), rate, 8000, quality="HQ")
+    y = writer.samples()
+    assert len(y) == len(expected) == s["samples_out"] == 6 * 8000 and s["duration_s"] == pytest.approx(6.0)
+    np.testing.assert_allclose(y, expected, atol=1e-6)
+    assert np.max(np.abs(y - soxr.resample(x[:, 0], rate, 8000))) > 0.01  # both channels, not the left one
+    last = x[(len(x) - 1) // source.block * source.block:].astype(np.float64)
+    assert report.view()["meters"][0]["text"] == f"{dbfs(last.mean(axis=1)):.1f} dBFS"

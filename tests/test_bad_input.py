@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from streamer.cli import main
+from streamer.cli.main import main
 
 from .conftest import mitdb_record, write_slice
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from streamer.cli import main
+from streamer.cli.main import main
 
 
 def test_inspect_shows_metadata(ecg5000_model: Path) -> None:
@@ -51,7 +51,7 @@ def test_misfit_model_is_reported(slice106: Path, ecg5000_model: Path, tmp_path:
     CliRunner().invoke(main, ["ecg", str(slice106), "--model", str(ecg5000_model), "--speed", "max",
                               "--summary", str(summary)])
     data = json.loads(summary.read_text())
-    flagged_most = data["anomalies"] > 0.5 * data["beats"]
+    flagged_most = data["anomalies"] > 0.5 * data["beats_judged"]
     assert bool(data["warnings"]) == flagged_most
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import soundfile as sf
 from click.testing import CliRunner
 
-from streamer.cli import main
+from streamer.cli.main import main
 
 
 def test_demo_runs_the_three_streams(tmp_path: Path) -> None:

@@ -67,16 +67,45 @@ def test_streaming_equals_offline_for_any_block_size(slice_106: tuple[np.ndarray
 
 
 def test_features_are_bit_identical_across_partitions(slice_106: tuple[np.ndarray, np.ndarray]) -> None:
-    """Stronger than equal peaks: the per-sample features do not depend on the block partition at all."""
-    from streamer.ecg.detector import _Frontend  # internal, but it is what makes streaming exact
+    """Stronger than equal peaks: the per-sample features (integrator, |slope|, running sum, locator) and the
+    decision state after every block equal those after feeding the same prefix in one call, bit for bit."""
+    from streamer.ecg.detector import DetectorBank
 
     signal = slice_106[0][: int(20 * FS)]
-    whole = _Frontend(FS)(signal)
-    frontend = _Frontend(FS)
     cuts = np.cumsum(np.random.default_rng(2).integers(1, 700, size=60))
-    parts = [frontend(block) for block in np.split(signal, cuts[cuts < len(signal)])]
-    for k in range(len(whole)):
-        assert np.array_equal(whole[k], np.concatenate([part[k] for part in parts]))
+    cuts = cuts[cuts < len(signal)]
+    parts = DetectorBank(FS)
+    parts.clear(0)
+    for end, block in zip(np.r_[cuts, len(signal)], np.split(signal, cuts)):
+        parts.feed([0], block[None, :])
+        whole = DetectorBank(FS)
+        whole.clear(0)
+        whole.feed([0], signal[None, :end])
+        a, b = parts.state(0), whole.state(0)
+        for name, row in a["rows"].items():
+            assert np.array_equal(row, b["rows"][name]), (name, end)
+        assert a["rules"] == b["rules"]
+
+
+def test_many_streams_in_one_bank_equal_each_alone() -> None:
+    """Streams of one rate share every array operation; each gets exactly the peaks it gets alone."""
+    from streamer.ecg.detector import DetectorBank
+
+    signals = [_load(r, 60.0, 120.0)[0] for r in ("106", "100", "116")]
+    signals.append(-signals[0] * 3 + 0.5)  # another polarity, gain and offset
+    bank = DetectorBank(FS)
+    for slot in range(len(signals)):
+        bank.clear(slot)
+    got: list[list[int]] = [[] for _ in signals]
+    order = [3, 0, 2, 1]  # slots need not come in order
+    for start in range(0, len(signals[0]), 360):
+        blocks = np.stack([signals[i][start:start + 360] for i in order])
+        for slot, peaks in bank.feed(order, blocks).items():
+            got[slot] += peaks
+    for slot, peaks in bank.flush(order).items():
+        got[slot] += peaks
+    for i, x in enumerate(signals):
+        assert got[i] == detect_rpeaks(x, FS).tolist()
 
 
 def test_streaming_sample_by_sample_equals_offline(slice_106: tuple[np.ndarray, np.ndarray]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,10 @@ from streamer.images.sources import (
     CameraSource,
     FolderSource,
     ImageArraySource,
-    ImageItem,
     VideoSource,
     parse_idx,
 )
+from streamer.run.sources import Block, Source, Timing
 from tests.image_fixtures import (
     as_float,
     idx_bytes,
@@ -38,8 +39,46 @@ from tests.image_fixtures import (
 cv2 = pytest.importorskip("cv2")
 
 
-def items_of(source: object) -> list[ImageItem]:
-    return [item for block in source.blocks() for item in block.samples]  # type: ignore[attr-defined]
+@dataclass
+class Item:
+    """One image of a source's blocks, as the stream receives it."""
+
+    name: str
+    image: np.ndarray
+    clean: np.ndarray | None
+    index: int
+    arrival: float | None
+
+
+def items_in(block: Block) -> list[Item]:
+    """The images of one run `Block`, checked against the block contract: `samples` a list of (h, w) float32
+    images or an (n, h, w) float32 array, `extras` one name per image and references for all or none of them,
+    `start` the stream index of the first."""
+    samples, extras = block.samples, block.extras
+    assert isinstance(samples, list) or (isinstance(samples, np.ndarray) and samples.ndim == 3)
+    assert set(extras) == {"names", "clean"}
+    names, clean = extras["names"], extras["clean"]
+    assert len(names) == len(samples) > 0
+    if clean is not None:
+        assert len(clean) == len(samples)
+    out = []
+    for j, image in enumerate(samples):
+        assert isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.float32
+        ref = None if clean is None else clean[j]
+        assert ref is None or ref.shape == image.shape
+        out.append(Item(names[j], image, ref, block.start + j, block.arrival))
+    return out
+
+
+def items_of(source: Source) -> list[Item]:
+    return [item for block in source.blocks() for item in items_in(block)]
+
+
+def assert_is_run_source(source: Source, timing: Timing) -> None:
+    """The run `Source` protocol: name, rate, timing, blocks, drops, summary, close."""
+    assert isinstance(source.name, str) and source.name and source.rate > 0 and source.timing is timing
+    assert isinstance(source.drops(), dict) and isinstance(source.summary(), dict)
+    assert callable(source.blocks) and callable(source.close)
 
 
 # --- folders ----------------------------------------------------------------------------------------
@@ -50,17 +89,19 @@ def test_folder_natural_order_batches_and_decoding(tmp_path: Path) -> None:
     for name, digit in zip(names, digits):
         write_image(tmp_path / name, digit)
     src = FolderSource(tmp_path, batch=4)
+    assert_is_run_source(src, Timing.UNTIMED)
     blocks = list(src.blocks())
     assert [len(b.samples) for b in blocks] == [4, 4, 4]
     assert [b.start for b in blocks] == [0, 4, 8]
-    items = [it for b in blocks for it in b.samples]
+    assert all(b.extras["clean"] is None and b.arrival is None for b in blocks)
+    items = [it for b in blocks for it in items_in(b)]
     assert [it.name for it in items] == names  # 2 before 10, sub/ after the top-level files
     assert [it.index for it in items] == list(range(12))
     for it, digit in zip(items, digits):
         assert it.image.dtype == np.float32 and it.image.shape == (28, 28)
         np.testing.assert_array_equal(it.image, as_float(digit))
         assert it.clean is None
-    assert src.drops() == {} and src.skipped == [] and not src.live and src.fs > 0 and src.total == 12
+    assert src.drops() == {} and src.skipped == [] and src.summary() == {"skipped": []} and src.total == 12
 
 
 def test_glob_colour_16bit_and_clean_references(tmp_path: Path) -> None:
@@ -73,7 +114,11 @@ def test_glob_colour_16bit_and_clean_references(tmp_path: Path) -> None:
     for name, d in references.items():
         write_image(tmp_path / "clean" / name, d)
     src = FolderSource(str(tmp_path / "in" / "*.png"), clean_dir=tmp_path / "clean")
-    items = {it.name: it for it in items_of(src)}
+    blocks = list(src.blocks())
+    # consecutive images with and without a reference travel in separate blocks (natural order: c, d, g)
+    assert [(b.start, b.extras["names"], b.extras["clean"] is None) for b in blocks] == [
+        (0, ["colour.png"], False), (1, ["deep.png"], True), (2, ["gray.png"], False)]
+    items = {it.name: it for b in blocks for it in items_in(b)}
     assert sorted(items) == ["colour.png", "deep.png", "gray.png"]
     for name, d in zip(["gray.png", "colour.png", "deep.png"], digits):
         np.testing.assert_allclose(items[name].image, as_float(d), atol=1e-6)
@@ -81,6 +126,7 @@ def test_glob_colour_16bit_and_clean_references(tmp_path: Path) -> None:
     assert items["colour.png"].clean is not None  # same stem, other suffix (JPEG: lossy)
     assert np.abs(items["colour.png"].clean - as_float(digits[1])).mean() < 0.02
     assert items["deep.png"].clean is None and src.clean_missing == ["deep.png: no reference"]
+    assert src.summary() == {"skipped": [], "clean_missing": ["deep.png: no reference"]}
 
 
 def test_unreadable_images_are_skipped_counted_and_named(tmp_path: Path) -> None:
@@ -100,6 +146,7 @@ def test_unreadable_images_are_skipped_counted_and_named(tmp_path: Path) -> None
     assert sorted(skipped) == ["3a_cut.png", "3b_cut.jpg", "4a_notes.png"]
     assert "truncated PNG" in skipped["3a_cut.png"] and "truncated JPEG" in skipped["3b_cut.jpg"]
     assert "not an image" in skipped["4a_notes.png"]
+    assert src.summary() == {"skipped": src.skipped}
 
 
 def test_empty_or_unreadable_folder_is_an_error(tmp_path: Path) -> None:
@@ -145,14 +192,14 @@ def test_watch_takes_files_written_while_running_once_and_complete(tmp_path: Pat
 
     expected["sub/09.png"] = expected.pop("09.png")
     src = FolderSource(tmp_path, watch=True, poll_s=0.03, settle_s=0.15, give_up_s=1.5, max_idle_s=1.0)
-    assert src.live
+    assert_is_run_source(src, Timing.LIVE)
     thread = threading.Thread(target=writer)
     thread.start()
     t0 = time.monotonic()
-    items: list[ImageItem] = []
+    items: list[Item] = []
     try:
         for block in src.blocks():  # ends after max_idle_s without new files
-            items += block.samples
+            items += items_in(block)
             if time.monotonic() - t0 > 15:  # a watcher that never goes idle fails here instead of hanging
                 break
     finally:
@@ -175,16 +222,19 @@ def test_video_written_by_opencv_reads_back(tmp_path: Path, suffix: str, fourcc:
     frames = np.stack([mosaic(2, 3, offset=6 * i) for i in range(9)])  # 56x84 frames of real digits
     path = write_video(tmp_path / f"digits{suffix}", frames, 12.0, fourcc)
     src = VideoSource(path, batch=4)
-    assert src.fs == pytest.approx(12.0) and not src.live and src.total == 9
+    assert_is_run_source(src, Timing.REPLAY)
+    assert src.rate == pytest.approx(12.0) and src.total == 9 and src.summary() == {"fps": src.rate}
     blocks = list(src.blocks())
     assert [len(b.samples) for b in blocks] == [4, 4, 1] and [b.start for b in blocks] == [0, 4, 8]
-    got = np.stack([it.image for b in blocks for it in b.samples])
+    items = [it for b in blocks for it in items_in(b)]
+    got = np.stack([it.image for it in items])
     assert got.shape == (9, 56, 84) and got.dtype == np.float32
     ref = as_float(frames)
     err = np.abs(got[:, None] - ref[None]).mean(axis=(2, 3))  # every decoded frame against every written one
     assert (np.diag(err) < tolerance).all()  # close to its own frame (lossy codec)...
     assert (np.argmin(err, axis=1) == np.arange(9)).all()  # ...and to no other: order kept
-    assert [it.name for b in blocks for it in b.samples][:2] == ["frame_000000", "frame_000001"]
+    assert [it.name for it in items][:2] == ["frame_000000", "frame_000001"]
+    assert all(it.clean is None for it in items)
 
 
 def test_not_a_video_is_an_input_error(tmp_path: Path) -> None:
@@ -213,9 +263,10 @@ def test_npz_round_trip_with_clean(tmp_path: Path, layout: str) -> None:
     path = tmp_path / "digits.npz"
     np.savez(path, labels=np.arange(300), images=stored, clean=noisy.astype(np.float32))
     src = ImageArraySource(path, batch=128)
+    assert_is_run_source(src, Timing.UNTIMED)
     blocks = list(src.blocks())
     assert [len(b.samples) for b in blocks] == [128, 128, 44] and [b.start for b in blocks] == [0, 128, 256]
-    items = [it for b in blocks for it in b.samples]
+    items = [it for b in blocks for it in items_in(b)]
     np.testing.assert_array_equal(np.stack([it.image for it in items]), as_float(digits))
     np.testing.assert_allclose(np.stack([it.clean for it in items]), noisy, atol=1e-6)  # type: ignore[misc]
     assert items[5].name == "frame_000005" and items[5].index == 5
@@ -340,16 +391,16 @@ def test_folder_sink_same_names_and_values(tmp_path: Path) -> None:
     sink = FolderSink(tmp_path / "out")
     names = ["a/7.png", "b.pgm", "frame_000003", "c.jpg"]
     for name, d in zip(names, digits):
-        sink.write(name, as_float(d))
+        sink.save(name, as_float(d))
     sink.close()
     written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
     assert written == ["a/7.png", "b.pgm", "c.jpg", "frame_000003.png"]
     for name, d in zip(["a/7.png", "b.pgm", "frame_000003.png"], digits):  # lossless formats: exact bytes
         np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / name), cv2.IMREAD_UNCHANGED), d)
-    assert sink.written == 4
+    assert sink.written == 4 and sink.drops() == {}
     assert output_name("x/scan.xyz").as_posix() == "x/scan.png"
     with pytest.raises(StreamerError, match="refusing"):
-        sink.write("../escape.png", as_float(digits[0]))
+        sink.save("../escape.png", as_float(digits[0]))
     # a folder run's output read back by a folder source gives the same names and images
     back = {it.name: it.image for it in items_of(FolderSource(str(tmp_path / "out" / "**" / "*.png")))}
     assert sorted(back) == ["a/7.png", "frame_000003.png"]
@@ -359,21 +410,21 @@ def test_folder_sink_same_names_and_values(tmp_path: Path) -> None:
 def test_folder_sink_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     digits, _ = mnist_u8(2, offset=500)
     sink = FolderSink(tmp_path)
-    sink.write("x.png", as_float(digits[0]))
+    sink.save("x.png", as_float(digits[0]))
 
     def interrupted(src: object, dst: object) -> None:
         raise KeyboardInterrupt  # Ctrl-C after the new image was written aside, before the rename
 
     monkeypatch.setattr(sinks_mod.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        sink.write("x.png", as_float(digits[1]))
+        sink.save("x.png", as_float(digits[1]))
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temp file left behind
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "x.png"), cv2.IMREAD_UNCHANGED), digits[0])  # whole
-    sink.write("x.png", as_float(digits[1]))
+    sink.save("x.png", as_float(digits[1]))
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "x.png"), cv2.IMREAD_UNCHANGED), digits[1])
     with pytest.raises(StreamerError, match="exists"):
-        FolderSink(tmp_path, overwrite=False).write("x.png", as_float(digits[0]))
+        FolderSink(tmp_path, overwrite=False).save("x.png", as_float(digits[0]))
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mp4"])
@@ -383,14 +434,14 @@ def test_video_sink_writes_a_readable_video(tmp_path: Path, suffix: str) -> None
     sink = VideoSink(path, fps=8.0)
     try:
         for f in frames:
-            sink.write(f)
-        sink.write(as_float(mosaic(1, 1)))  # another size: resized to the video's
+            sink.add(f)
+        sink.add(as_float(mosaic(1, 1)))  # another size: resized to the video's
     finally:
         sink.close()
-    assert sink.frames == 7 and sink.resized == 1 and sink.size == (56, 56)
+    assert sink.frames == 7 and sink.resized == 1 and sink.size == (56, 56) and sink.drops() == {}
     src = VideoSource(path)
     got = np.stack([it.image for it in items_of(src)])
-    assert src.fs == pytest.approx(8.0) and got.shape == (7, 56, 56)
+    assert src.rate == pytest.approx(8.0) and got.shape == (7, 56, 56)
     assert np.abs(got[:6] - frames).mean(axis=(1, 2)).max() < 0.05
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from streamer.cli import main
+from streamer.cli.main import main
 from streamer.images.quality import psnr_db, ssim
 from tests.image_fixtures import as_float, mnist_u8, mosaic, write_image, write_pngs, write_truncated, write_video
 from tests.onnx_models import image_model
@@ -52,9 +52,9 @@ def test_folder_with_clean_references(tmp_path: Path, models: dict[str, Path]) -
     for i in range(40):
         write_image(tmp_path / "in" / f"{i}.png", noisy_u8[i])
         write_image(tmp_path / "in" / "clean" / f"{i}.png", clean[i])  # inside the input folder: not an input
-    out, summary = tmp_path / "out", tmp_path / "s.json"
+    out, summary, events = tmp_path / "out", tmp_path / "s.json", tmp_path / "events.jsonl"
     code, output = _run([str(tmp_path / "in"), "--clean", str(tmp_path / "in" / "clean"), "--model",
-                         str(models["invert"]), "--out", str(out), "--summary", str(summary)])
+                         str(models["invert"]), "--out", str(out), "--summary", str(summary), "--events", str(events)])
     assert code == 0, output
     s = json.loads(summary.read_text())
     c, x = clean / 255.0, noisy_u8 / 255.0
@@ -62,6 +62,13 @@ def test_folder_with_clean_references(tmp_path: Path, models: dict[str, Path]) -
     assert s["psnr_db"] == pytest.approx(np.mean(psnr_db(c, 1 - x)), abs=1e-3)
     assert s["psnr_noisy_db"] == pytest.approx(np.mean(psnr_db(c, x)), abs=1e-3)
     assert s["ssim"] == pytest.approx(np.mean(ssim(c, 1 - x)), abs=1e-3)
+    # one JSON line per image, in stream order, each with its own figures
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [e["image"] for e in lines] == [f"{i}.png" for i in range(40)]
+    assert [e["index"] for e in lines] == list(range(40))
+    np.testing.assert_allclose([e["psnr_db"] for e in lines], psnr_db(c, 1 - x), atol=1e-3)
+    np.testing.assert_allclose([e["psnr_noisy_db"] for e in lines], psnr_db(c, x), atol=1e-3)
+    np.testing.assert_allclose([e["ssim"] for e in lines], ssim(c, 1 - x), atol=1e-3)
     assert sorted(p.name for p in out.iterdir()) == sorted(f"{i}.png" for i in range(40))
     import cv2
 
@@ -149,24 +156,27 @@ def test_bad_inputs_are_one_line(tmp_path: Path, models: dict[str, Path]) -> Non
 
 
 def test_dashboard_view_has_throughput_quality_and_preview(models: dict[str, Path]) -> None:
-    from streamer.images.sources import ImageStack
-    from streamer.images.task import ImageTask
-    from streamer.core.model import Model
-    from streamer.run.sources import Block
+    """The report the dashboard shows, fed as the run path feeds it: a stream's events, block after block."""
+    from streamer.core.model import load_model
+    from streamer.core.modelmeta import IMAGE_TASK
+    from streamer.images.report import ImageReport
 
-    model = Model(models["invert"])
+    model = load_model(models["invert"], task=IMAGE_TASK)
     clean = as_float(_resized32(mnist_u8(64)[0]))
-    task = ImageTask(model, add_noise=0.5)
+    stream = model.stream(add_noise=0.5)
+    report = ImageReport(add_noise=0.5)
     for start in (0, 32):
-        works = task.feed(Block(ImageStack(clean[start:start + 32], None, start), start))
-        batch = task.inputs(works)
-        task.handle(works, batch, model.run(batch))
-    view = task.view()
+        events = stream.feed(clean[start:start + 32])
+        assert [e.index for e in events] == list(range(start, start + 32))
+        report.on_events(events)
+    assert stream.flush() == []
+    view = report.view()
     assert view["fields"]["images"] == "64" and "images/s" in view["fields"]["throughput"]
     assert "dB" in view["fields"]["PSNR"] and len(view["series"][0]["values"]) == 60
     labels = [label for label, _ in view["images"]]
     assert labels == ["input", "denoised", "clean"]
     np.testing.assert_allclose(view["images"][1][1], 1 - view["images"][0][1], atol=1e-6)
+    np.testing.assert_array_equal(view["images"][2][1], clean[-1])  # the latest image's reference
 
 
 def test_watch_cli_takes_new_files_once_and_ends_on_ctrl_c(tmp_path: Path) -> None:
@@ -183,7 +193,7 @@ def test_watch_cli_takes_new_files_once_and_ends_on_ctrl_c(tmp_path: Path) -> No
     src = ROOT / "samples" / "images"
     watched = tmp_path / "in"
     watched.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "images", str(watched), "--watch", "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli.main", "images", str(watched), "--watch", "--out",
                              str(watched / "out"), "--summary", str(tmp_path / "s.json"), "--no-dashboard"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     names = [f"test_{i:05d}.png" for i in range(5)]

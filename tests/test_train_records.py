@@ -11,7 +11,7 @@ import pytest
 
 from export import train_records as tr
 from export.mitdb import labelled_beats, load_record
-from streamer.ecg.beats import BeatFramer, BeatSpec, TemplateTracker, extract_beats
+from streamer.ecg.beats import BeatSpec, FramerBank, extract_beats
 from streamer.ecg.scoring import StreamingScorer, beat_scores
 from streamer.core.model import Model
 from tests.conftest import mitdb_record, write_slice
@@ -36,28 +36,35 @@ def test_streaming_framer_with_template_equals_offline(short_records: list[Path]
     peaks = rec.ann_samples
     spec = default_spec()
     offline = extract_beats(rec.signal, rec.fs, peaks, spec)
-    framer = BeatFramer(spec, rec.fs)
+    framer = FramerBank(spec, rec.fs)
+    framer.clear(0)
     streamed = []
     for start in range(0, len(rec.signal), BLOCK):
         end = start + BLOCK
         # peaks are given to the framer only once the detector could know them (after their sample)
         new = peaks[(peaks >= start) & (peaks < end)]
-        streamed += framer.feed(rec.signal[start:end], new)
-    streamed += framer.flush()
-    assert len(streamed) == len(offline) > 100
-    np.testing.assert_array_equal(np.stack([b.features for b in streamed]),
-                                  np.stack([b.features for b in offline]))
+        streamed.append(framer.feed([0], rec.signal[None, start:end], {0: new.tolist()} if len(new) else {}))
+    streamed.append(framer.flush([0]))
+    features = np.concatenate([f.features for f in streamed])
+    assert len(features) == len(offline) > 100
+    np.testing.assert_array_equal(features, np.stack([b.features for b in offline]))
 
 
 def test_template_keeps_premature_beats_out() -> None:
-    tracker = TemplateTracker({"beats": 4, "min_rr_prev_ratio": 0.9, "min_scale": 0.05})
+    """A premature beat is scored against the template of the regular beats but does not enter it."""
+    spec = BeatSpec({"length": 20, "window": {"kind": "fixed", "pre_s": 0.1, "post_s": 0.1}},
+                    [{"name": "beat", "size": 20}],
+                    {"steps": [{"kind": "template", "beats": 4, "min_rr_prev_ratio": 0.9, "min_scale": 0.05}]})
+    framer = FramerBank(spec, 100.0)
+    framer.clear(0)
     normal = np.sin(np.linspace(0, np.pi, 20))
-    assert np.allclose(tracker.apply(normal, 1.0), 0.0)  # first beat is its own template
     odd = -2.0 * normal
-    dev = tracker.apply(odd, 0.6)  # premature: scored against the normal template, not learned
+    out = framer._apply_template(np.zeros(1, np.int64), normal[None], np.array([1.0]))
+    assert np.allclose(out, 0.0)  # the first beat is its own template
+    dev = framer._apply_template(np.zeros(1, np.int64), odd[None], np.array([0.6]))  # premature
     assert np.abs(dev).mean() > 1.0
-    assert len(tracker.history) == 1
-    assert np.allclose(tracker.apply(normal, 1.0), 0.0)
+    assert framer.template is not None and int(framer.template.rows["count"][0]) == 1  # not learned
+    assert np.allclose(framer._apply_template(np.zeros(1, np.int64), normal[None], np.array([1.0])), 0.0)
 
 
 def test_streaming_scorer_batches_equal_one_pass() -> None:

@@ -38,7 +38,8 @@ class AudioReport:
         self.trace = RecentSamples(int(TRACE_S * self.fs))
 
     def on_block(self, block: Block) -> None:
-        self.level_dbfs = dbfs(block.samples)
+        x = np.asarray(block.samples, dtype=np.float64)  # a device's own block is (n, channels) ...
+        self.level_dbfs = dbfs(x.mean(axis=1) if x.ndim == 2 else x)  # ... its level is the mono mix's, as before
 
     def on_events(self, events: Sequence[AudioFrameEvent]) -> None:
         for e in events:

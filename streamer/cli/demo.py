@@ -39,19 +39,19 @@ def run_demo(out: Path, dashboard: bool = True, fast: bool = False) -> int:
     console = Console()
     codes = []
 
-    def options(model: str, speed: str, stream: str, threads: int = 1) -> RunOptions:
-        return RunOptions(sample(f"models/{model}"), MAX_SPEED if fast else parse_speed(speed),
-                          out / f"{stream}_events.jsonl", out / f"{stream}_summary.json", dashboard, threads, "cpu")
+    def options(model: str, speed: str, stream: str, events: str, threads: int = 1) -> RunOptions:
+        return RunOptions(sample(f"models/{model}"), MAX_SPEED if fast else parse_speed(speed), out / events,
+                          out / f"{stream}_summary.json", dashboard, threads, "cpu")
 
     console.rule("1/3 ECG: MIT-BIH record 106 replayed, beats scored by ecg.onnx")
-    run = options("ecg.onnx", ECG_SPEED, "ecg")
+    run = options("ecg.onnx", ECG_SPEED, "ecg", "ecg_beats.jsonl")
     codes.append(execute(plan_ecg(str(sample("ecg/106")), run), run))
     console.rule("2/3 audio: a held-out Bach chorale through the music codec, overlap-add")
-    run = options("music.onnx", AUDIO_SPEED, "audio")
+    run = options("music.onnx", AUDIO_SPEED, "audio", "audio_frames.jsonl")
     codes.append(execute(plan_audio(str(sample("audio/bach.wav")), None, run, hop=2048,
                                     out=out / "bach_reconstructed.wav"), run))
     console.rule("3/3 images: noisy MNIST test digits through the denoiser")
-    run = options("denoise.onnx", "max", "images", threads=2)
+    run = options("denoise.onnx", "max", "images", "images.jsonl", threads=2)
     codes.append(execute(plan_images(str(sample("images")), run, out=out / "denoised"), run))
     console.print(headline(out))
     return next((c for c in codes if c != 0), 0)

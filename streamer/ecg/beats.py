@@ -350,15 +350,14 @@ class FramerBank:
             return
         rows = np.array([row_of[slot] for slot in req_slot], dtype=np.int64)
         start, end = self.spec.window_bounds(np.array(req_r, np.float64), np.array(req_next, np.float64), self.fs)
-        first = start - origin[rows]  # window in ext columns
-        last = end - origin[rows]
+        first = start - origin[rows]  # window start in ext columns
         available = origin[rows] + ext.shape[1]  # one past the newest sample of the row
         n_seen = self.rows["seen"][np.array(req_slot, dtype=np.int64)]
         ready = end <= np.minimum(available, n_seen) - 1
         before_start = ready & (start < 0)
         lost = ready & ~before_start & (first < 0)
         good = ready & ~before_start & ~lost
-        windows = self._interpolate(ext, rows[good], first[good], last[good])
+        windows = self._interpolate(ext, rows[good], origin[rows[good]], start[good], end[good])
         windows = self.spec.normalise(windows) if len(windows) else windows
         it = iter(windows)
         for i, (slot, k) in enumerate(zip(req_slot, req_k)):
@@ -371,15 +370,18 @@ class FramerBank:
             else:
                 self.waiting.add(slot)
 
-    def _interpolate(self, ext: np.ndarray, rows: np.ndarray, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """Windows [first, last] (fractional columns) of `ext` rows, resampled to `length` points (linear)."""
+    def _interpolate(self, ext: np.ndarray, rows: np.ndarray, origin: np.ndarray, start: np.ndarray,
+                     end: np.ndarray) -> np.ndarray:
+        """Windows [start, end] (fractional absolute sample positions) resampled to `length` points (linear), from
+        `ext` rows whose column 0 is absolute sample `origin`. Positions and fractions are computed on absolute
+        indices, so a window comes out bit-identical whatever block it is cut from."""
         if len(rows) == 0:
             return np.zeros((0, self.spec.length))
-        pos = first[:, None] + (last - first)[:, None] * self.grid[None, :]
+        pos = start[:, None] + (end - start)[:, None] * self.grid[None, :]
         i0 = np.floor(pos).astype(np.int64)
         frac = pos - i0
         flat = ext.reshape(-1)
-        at = rows[:, None] * ext.shape[1] + i0
+        at = rows[:, None] * ext.shape[1] + (i0 - origin[:, None])
         v0 = flat[at]
         v1 = flat[np.minimum(at + 1, flat.size - 1)]  # at a window's last sample frac is 0
         return v0 + frac * (v1 - v0)

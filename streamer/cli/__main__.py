@@ -1,0 +1,5 @@
+"""`python -m streamer.cli ...` is the `streamer` command."""
+
+from streamer.cli.main import main
+
+main()
