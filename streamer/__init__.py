@@ -19,23 +19,24 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
 
-if TYPE_CHECKING:
-    from streamer.audio.events import AudioFrameEvent
-    from streamer.core.errors import InputError, ModelError, StreamError, StreamerError
-    from streamer.core.kind import Chunk
-    from streamer.core.model import Model, load_model
-    from streamer.core.pool import FeedResult, Pool, Stream
-    from streamer.ecg.events import BeatEvent
-    from streamer.images.events import ImageEvent
+if TYPE_CHECKING:  # for type checkers and editors; at run time names are imported on first use
+    from streamer.audio.events import AudioFrameEvent  # noqa: F401
+    from streamer.core.errors import InputError, ModelError, StreamerError, StreamError  # noqa: F401
+    from streamer.core.kind import Chunk  # noqa: F401
+    from streamer.core.model import Model, load_model  # noqa: F401
+    from streamer.core.pool import FeedResult, Pool, Stream  # noqa: F401
+    from streamer.ecg.events import BeatEvent  # noqa: F401
+    from streamer.images.events import ImageEvent  # noqa: F401
 
 # public name -> module; imported on first use, so `import streamer` is cheap and pulls in only what is used
 _EXPORTS = {
     "load_model": "streamer.core.model", "Model": "streamer.core.model",
     "Stream": "streamer.core.pool", "Pool": "streamer.core.pool", "FeedResult": "streamer.core.pool",
     "Chunk": "streamer.core.kind",
-    "BeatEvent": "streamer.ecg.events", "AudioFrameEvent": "streamer.audio.events", "ImageEvent": "streamer.images.events",
-    "StreamerError": "streamer.core.errors", "StreamError": "streamer.core.errors", "ModelError": "streamer.core.errors",
-    "InputError": "streamer.core.errors",
+    "BeatEvent": "streamer.ecg.events", "AudioFrameEvent": "streamer.audio.events",
+    "ImageEvent": "streamer.images.events",
+    "StreamerError": "streamer.core.errors", "StreamError": "streamer.core.errors",
+    "ModelError": "streamer.core.errors", "InputError": "streamer.core.errors",
 }
 __all__ = sorted(_EXPORTS)
 

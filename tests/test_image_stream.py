@@ -193,7 +193,7 @@ def test_watch_cli_takes_new_files_once_and_ends_on_ctrl_c(tmp_path: Path) -> No
     src = ROOT / "samples" / "images"
     watched = tmp_path / "in"
     watched.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli.main", "images", str(watched), "--watch", "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "images", str(watched), "--watch", "--out",
                              str(watched / "out"), "--summary", str(tmp_path / "s.json"), "--no-dashboard"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     names = [f"test_{i:05d}.png" for i in range(5)]

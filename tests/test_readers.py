@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.ecg.readers import find_records, read_recording
 from streamer.core.errors import InputError
+from streamer.ecg.readers import find_records, read_recording
 
 from .conftest import mitdb_record
 

@@ -19,8 +19,8 @@ from export import music_data  # noqa: E402
 from export.audio_baselines import Pca, dct_lowpass, dct_topk  # noqa: E402
 from export.audio_models import get_preset  # noqa: E402
 from export.train_audio import train_audio  # noqa: E402
-from streamer.core import modelmeta  # noqa: E402
 from streamer.audio import quality  # noqa: E402
+from streamer.core import modelmeta  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "samples" / "models" / "music.onnx"

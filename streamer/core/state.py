@@ -46,8 +46,9 @@ def pack(tree: dict[str, Any]) -> bytes:
     arrays: list[np.ndarray] = []
     doc = {"format": STATE_FORMAT, "tree": _strip(tree, arrays)}
     buf = io.BytesIO()
-    np.savez_compressed(buf, tree=np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8),
-                        **{f"a{i}": a for i, a in enumerate(arrays)})
+    entries: dict[str, Any] = {"tree": np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)}
+    entries.update({f"a{i}": a for i, a in enumerate(arrays)})
+    np.savez_compressed(buf, **entries)
     return buf.getvalue()
 
 

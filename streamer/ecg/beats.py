@@ -430,8 +430,8 @@ class FramerBank:
         templates = x.copy()  # no earlier beat: the beat is its own template
         for k, idx, sets in self.template.sets(slots, x, accept):
             if k:  # sorting short contiguous rows: the fastest exact median here (2-3x a partition)
-                ordered = np.sort(sets, axis=-1)
-                templates[idx] = ordered[..., k // 2] if k % 2 else (ordered[..., k // 2 - 1] + ordered[..., k // 2]) / 2
+                s = np.sort(sets, axis=-1)
+                templates[idx] = s[..., k // 2] if k % 2 else (s[..., k // 2 - 1] + s[..., k // 2]) / 2
         scale = np.maximum(np.ptp(templates, axis=1), float(step["min_scale"]))
         return (x - templates) / scale[:, None]
 

@@ -97,6 +97,14 @@ OPPOSITE_PEAK_RATIO = 2.0  # an opposite-polarity peak this much larger than the
 POLARITY_GAIN = 0.1  # running-average weight of a beat's polarity vote
 
 
+def detector_designs(fs: float) -> list[tuple[int, tuple[float, float], str]]:
+    """The detector's two filters at rate `fs`: (order, band in Hz, kind)."""
+    hi = min(QRS_BAND_HZ[1], 0.45 * fs)
+    loc_hi = min(LOCATOR_BAND_HZ[1], 0.9 * fs / 2.0)
+    return [(QRS_FILTER_ORDER, (QRS_BAND_HZ[0], hi), "bandpass"),
+            (LOCATOR_ORDER, (LOCATOR_BAND_HZ[0], loc_hi), "bandpass")]
+
+
 def _samples(seconds: float, fs: float) -> int:
     """A duration in whole samples, at least one."""
     return max(1, int(math.ceil(seconds * fs)))
@@ -263,10 +271,8 @@ class DetectorBank:
             raise ValueError(f"sampling rate {fs} Hz is below the supported minimum {MIN_FS} Hz")
         self.fs = float(fs)
         self.t = _Timing(self.fs)
-        hi = min(QRS_BAND_HZ[1], 0.45 * fs)
-        self.qrs = IirDesign(QRS_FILTER_ORDER, (QRS_BAND_HZ[0], hi), "bandpass", fs)
-        loc_hi = min(LOCATOR_BAND_HZ[1], 0.9 * fs / 2.0)
-        self.loc = IirDesign(LOCATOR_ORDER, (LOCATOR_BAND_HZ[0], loc_hi), "bandpass", fs)
+        (qrs, loc) = [IirDesign(order, band, kind, fs) for order, band, kind in detector_designs(fs)]
+        self.qrs, self.loc = qrs, loc
         k = self.t.keep
         # Tails hold the newest `keep` samples of each per-sample signal (before a stream's start: values that
         # never make a candidate, an empty |slope| and a zero running sum).

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from streamer.core.errors import InputError, need
+from streamer.ecg import wfdb_format
 from streamer.ecg.evaluate import BEAT_SYMBOLS
-from streamer.core.errors import InputError
 
 MIN_FS = 100.0  # Hz: below this QRS complexes (~80 ms) are not resolved
 FLAT_MV = 1e-6  # a signal whose range is below this is a flat line (lead off)
@@ -30,8 +31,26 @@ class Recording:
     signal: np.ndarray  # float64, physical units (mV for WFDB/EDF)
     fs: float
     lead: str
-    ref_samples: np.ndarray | None = None  # annotated beats (R peaks), sample indices
-    ref_symbols: np.ndarray | None = None  # their beat symbols
+    annotations: Path | None = None  # a WFDB .atr file: reference beats, read (with wfdb) when first asked
+    _beats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def ref_samples(self) -> np.ndarray | None:
+        """Annotated beats (R peaks), sample indices; None without annotations."""
+        beats = self.reference_beats()
+        return None if beats is None else beats[0]
+
+    @property
+    def ref_symbols(self) -> np.ndarray | None:
+        beats = self.reference_beats()
+        return None if beats is None else beats[1]
+
+    def reference_beats(self) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.annotations is None:
+            return None
+        if self._beats is None:
+            self._beats = _read_beats(self.annotations)
+        return self._beats
 
 
 def check_signal(source: str | Path, x: np.ndarray, fs: float | None) -> None:
@@ -74,35 +93,74 @@ def _pick_channel(source: str | Path, names: list[str], lead: str | None) -> int
     raise InputError(source, f"no lead {lead!r}; leads are {', '.join(names)}")
 
 
-def _check_dat_sizes(record: Path, header: object) -> None:
-    """Each .dat must hold exactly what the header says: catches truncated or mismatched files."""
-    files: dict[str, list[str]] = {}
-    for fname, fmt in zip(header.file_name, header.fmt):  # type: ignore[attr-defined]
-        files.setdefault(fname, []).append(str(fmt))
-    offsets = dict(zip(header.file_name, header.byte_offset or [0] * len(header.file_name)))  # type: ignore[attr-defined]
-    for fname, fmts in files.items():
+def _check_dat_sizes(record: Path, files: dict[str, tuple[float, int]], n_samples: int | None) -> None:
+    """Each .dat must hold exactly what the header says: catches truncated or mismatched files.
+
+    `files`: file name -> (bytes per frame of the signals it holds, byte offset); 0 bytes: not checked."""
+    for fname, (frame_bytes, offset) in files.items():
         dat = record.parent / fname
         if not dat.is_file():
             raise InputError(dat, f"signal file missing (named by {record.name}.hea)")
-        bits = sum(WFDB_BITS.get(f, 0) for f in fmts)
-        if bits == 0 or header.sig_len is None:  # type: ignore[attr-defined]
+        if frame_bytes == 0 or n_samples is None:
             continue
-        expected = int(np.ceil(header.sig_len * bits / 8)) + int(offsets.get(fname) or 0)  # type: ignore[attr-defined]
+        expected = int(np.ceil(n_samples * frame_bytes)) + offset
         actual = dat.stat().st_size
         if actual < expected:
-            raise InputError(dat, f"truncated: header says {header.sig_len} samples ({expected} bytes), "  # type: ignore[attr-defined]
+            raise InputError(dat, f"truncated: header says {n_samples} samples ({expected} bytes), "
                                   f"file has {actual} bytes")
         if actual > expected + 4:  # a few padding bytes are allowed by some writers
-            raise InputError(dat, f"header disagrees with data: header says {header.sig_len} samples "  # type: ignore[attr-defined]
+            raise InputError(dat, f"header disagrees with data: header says {n_samples} samples "
                                   f"({expected} bytes), file has {actual} bytes")
 
 
-def read_wfdb(record: Path, lead: str | None = None) -> Recording:
-    import wfdb
+def _check_checksum(dat: Path, digital: np.ndarray, checksum: int | None) -> None:
+    """WFDB headers carry a 16-bit checksum of each signal: a mismatch means header and data disagree."""
+    if checksum is None:
+        return
+    got = int(digital.sum()) & 0xFFFF
+    want = int(checksum) & 0xFFFF
+    if got != want:
+        raise InputError(dat, f"header disagrees with data: checksum {got} != {want} in header")
 
+
+def read_wfdb(record: Path, lead: str | None = None) -> Recording:
+    """A WFDB record: the MIT-BIH storage formats with numpy (`wfdb_format`), anything else with wfdb."""
     hea = record.with_suffix(".hea")
     if not hea.is_file():
         raise InputError(hea, "no such WFDB header")
+    try:
+        header = wfdb_format.parse_header(hea.read_text(errors="replace"))
+    except wfdb_format.Unsupported:
+        return _read_wfdb_package(record, lead)
+    except (ValueError, IndexError) as exc:
+        raise InputError(hea, f"unreadable WFDB header ({exc})") from None
+    names = [s.name or str(i) for i, s in enumerate(header.signals)]
+    channel = _pick_channel(hea, names, lead)
+    if not header.fs or header.fs < MIN_FS:
+        check_signal(hea, np.zeros(2), header.fs or None)
+    fs = float(header.fs or 0.0)  # checked above
+    files: dict[str, tuple[float, int]] = {}
+    for s in header.signals:
+        files.setdefault(s.file, (wfdb_format.bytes_per_frame(tuple(x for x in header.signals if x.file == s.file)),
+                                  s.offset))
+    _check_dat_sizes(record, files, header.n_samples)
+    sig = header.signals[channel]
+    dat = record.parent / sig.file
+    try:
+        digital = wfdb_format.read_digital(record.parent, header, channel)
+    except wfdb_format.Unsupported:
+        return _read_wfdb_package(record, lead)
+    _check_checksum(dat, digital, sig.checksum)
+    x = wfdb_format.physical(digital, sig)
+    check_signal(dat, x, fs)
+    atr = record.with_suffix(".atr")
+    return Recording(record.name, x, fs, names[channel], atr if atr.is_file() else None)
+
+
+def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
+    """Everything the numpy reader leaves out, with the wfdb package (the `wfdb` extra)."""
+    wfdb = need("wfdb", f"{record}: this WFDB record (format or layout)", "ecg")
+    hea = record.with_suffix(".hea")
     try:
         header = wfdb.rdheader(str(record))
     except Exception as exc:  # wfdb raises several types for malformed headers
@@ -110,39 +168,33 @@ def read_wfdb(record: Path, lead: str | None = None) -> Recording:
     channel = _pick_channel(hea, list(header.sig_name or []), lead)
     if not header.fs or header.fs < MIN_FS:
         check_signal(hea, np.zeros(2), header.fs or None)
-    _check_dat_sizes(record, header)
+    offsets = dict(zip(header.file_name, header.byte_offset or [0] * len(header.file_name)))
+    formats: dict[str, list[str]] = {}
+    for fname, fmt in zip(header.file_name, header.fmt):
+        formats.setdefault(fname, []).append(str(fmt))
+    files = {f: (sum(WFDB_BITS[x] for x in fmts) / 8 if all(x in WFDB_BITS for x in fmts) else 0.0,
+                 int(offsets.get(f) or 0)) for f, fmts in formats.items()}
+    _check_dat_sizes(record, files, header.sig_len)
     try:
         rec = wfdb.rdrecord(str(record), channels=[channel], return_res=64)
     except Exception as exc:
         raise InputError(record.with_suffix(".dat"), f"header disagrees with data ({exc})") from None
-    _check_checksum(record, rec, header, channel)
+    checksums = header.checksum
+    _check_checksum(record.with_suffix(".dat"), rec.adc()[:, 0].astype(np.int64),
+                    checksums[channel] if checksums else None)
     x = rec.p_signal[:, 0].astype(np.float64)
     check_signal(record.with_suffix(".dat"), x, float(rec.fs))
-    ref_samples, ref_symbols = _read_beats(record)
-    return Recording(record.name, x, float(rec.fs), rec.sig_name[0], ref_samples, ref_symbols)
+    atr = record.with_suffix(".atr")
+    return Recording(record.name, x, float(rec.fs), rec.sig_name[0], atr if atr.is_file() else None)
 
 
-def _check_checksum(record: Path, rec: object, header: object, channel: int) -> None:
-    """WFDB headers carry a 16-bit checksum of each signal: a mismatch means header and data disagree."""
-    checksums = getattr(header, "checksum", None)
-    if not checksums or checksums[channel] is None:
-        return
-    d = rec.adc()[:, 0].astype(np.int64)  # type: ignore[attr-defined]
-    got = int(d.sum()) & 0xFFFF
-    want = int(checksums[channel]) & 0xFFFF
-    if got != want:
-        raise InputError(record.with_suffix(".dat"), f"header disagrees with data: checksum {got} != {want} in header")
-
-
-def _read_beats(record: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
-    import wfdb
-
-    if not record.with_suffix(".atr").is_file():
-        return None, None
+def _read_beats(atr: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Beat annotations (sample, symbol) of a WFDB .atr file (non-beat marks dropped), with wfdb."""
+    wfdb = need("wfdb", f"{atr}: reading annotations", "ecg")
     try:
-        ann = wfdb.rdann(str(record), "atr")
+        ann = wfdb.rdann(str(atr.with_suffix("")), "atr")
     except Exception as exc:
-        raise InputError(record.with_suffix(".atr"), f"unreadable annotation file ({exc})") from None
+        raise InputError(atr, f"unreadable annotation file ({exc})") from None
     symbols = np.asarray(ann.symbol)
     is_beat = np.isin(symbols, list(BEAT_SYMBOLS))
     return np.asarray(ann.sample)[is_beat].astype(np.int64), symbols[is_beat]
@@ -224,7 +276,7 @@ def _rate_from_times(path: Path, times: np.ndarray, lines: list[int]) -> float:
 # --- EDF ------------------------------------------------------------------------------------------
 
 def read_edf(path: Path, lead: str | None = None) -> Recording:
-    import pyedflib
+    pyedflib = need("pyedflib", f"{path}: EDF files", "ecg")
 
     if not path.is_file():
         raise InputError(path, "no such file")

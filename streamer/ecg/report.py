@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.core.errors import MissingExtraError
 from streamer.core.pool import Stream
 from streamer.ecg.detector import LOOKAHEAD_S
 from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
@@ -111,13 +112,19 @@ class EcgReport:
     def _against_reference(self) -> dict[str, Any]:
         """R-peak Se/PPV and PVC detection figures over the beats scored, up to the last one (a stream stopped
         early, or its last beat which has no successor, is not held against the detector)."""
-        ref = self.reference
-        if ref is None or ref.ref_samples is None or ref.ref_symbols is None or not self.r_samples:
+        if self.reference is None or not self.r_samples:
             return {}
+        try:
+            beats = self.reference.reference_beats()
+        except MissingExtraError as exc:
+            return {"reference": f"annotations not read: {exc}"}
+        if beats is None:
+            return {}
+        ref_all, sym_all = beats
         r = np.asarray(self.r_samples, dtype=np.int64)
         cutoff = int(r[-1]) + int(LOOKAHEAD_S * self.fs)
-        keep = ref.ref_samples <= cutoff
-        ref_samples, ref_symbols = ref.ref_samples[keep], ref.ref_symbols[keep]
+        keep = ref_all <= cutoff
+        ref_samples, ref_symbols = ref_all[keep], sym_all[keep]
         rpeaks = rpeak_scores(r, ref_samples, self.fs)
         keys = ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")
         out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in keys}}

@@ -223,16 +223,16 @@ def _as_images(key: Key, value: Any, what: str) -> list[np.ndarray]:
     elif isinstance(value, np.ndarray) and value.ndim == 2:
         stacks = [value[None]]
     elif isinstance(value, (list, tuple)):
-        stacks = []
+        runs: list[list[np.ndarray]] = []
         for item in value:
             a = np.asarray(item)
             if a.ndim != 2:
                 raise StreamError(key, f"each {what} must be grayscale (h, w)", got=f"shape {a.shape}")
-            if stacks and stacks[-1][-1].shape == a.shape:
-                stacks[-1].append(a)
+            if runs and runs[-1][-1].shape == a.shape:
+                runs[-1].append(a)
             else:
-                stacks.append([a])
-        stacks = [np.stack(s) for s in stacks]
+                runs.append([a])
+        stacks = [np.stack(run) for run in runs]
     else:
         shape = getattr(value, "shape", type(value).__name__)
         raise StreamError(key, f"{what}s must be (h, w), (n, h, w) or a list of (h, w) arrays", got=shape)

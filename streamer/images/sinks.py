@@ -16,6 +16,7 @@ import numpy as np
 
 from streamer.core.errors import StreamerError
 from streamer.images.events import ImageEvent
+from streamer.images.opencv import opencv
 
 FALLBACK_SUFFIX = ".png"  # for names with no suffix (frame_000123) or one OpenCV cannot write
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -29,7 +30,7 @@ def to_u8(image: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=32)
 def can_write(suffix: str) -> bool:
     """Whether OpenCV has an image writer for this suffix (".png", ".jpg", ...)."""
-    import cv2
+    cv2 = opencv()
 
     return bool(suffix) and bool(cv2.haveImageWriter("x" + suffix))
 
@@ -78,7 +79,7 @@ class FolderSink:
 
     def save(self, name: str, image: np.ndarray) -> None:
         """Write one image under `path_for(name)`."""
-        import cv2
+        cv2 = opencv()
 
         target = self.path_for(name)
         if not self.overwrite and target.exists():
@@ -130,7 +131,7 @@ class VideoSink:
             self._open(size)
 
     def _open(self, size: tuple[int, int]) -> None:
-        import cv2
+        cv2 = opencv()
 
         w, h = int(size[0]), int(size[1])
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.codec), self.fps, (w, h))
@@ -150,7 +151,7 @@ class VideoSink:
 
     def add(self, image: np.ndarray) -> None:
         """Append one frame."""
-        import cv2
+        cv2 = opencv()
 
         if self.writer is None:
             self._open((image.shape[1], image.shape[0]))

@@ -27,6 +27,8 @@ from typing import Literal
 
 import numpy as np
 
+from streamer.images.opencv import opencv
+
 RESIZE_LIMIT = 2  # images up to this many times the model size (both dims) are resized, larger are tiled
 STRIDE_FRACTION = 0.75  # tile stride / tile size: 24 px for 32 px tiles
 
@@ -101,7 +103,7 @@ def resize_matrix(src: int, dst: int) -> np.ndarray:
     resizing the identity gives the whole matrix, and `Ry @ image @ Rx.T` equals `cv2.resize` with that
     interpolation on each axis (to float rounding), for a whole batch in two matrix products.
     """
-    import cv2
+    cv2 = opencv()
 
     interp = cv2.INTER_AREA if dst < src else cv2.INTER_LINEAR
     eye = np.eye(src, dtype=np.float32)

@@ -28,6 +28,7 @@ import numpy as np
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
 from streamer.images.kind import frame_name
+from streamer.images.opencv import opencv
 from streamer.run.sources import Block, Timing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
@@ -76,7 +77,7 @@ def to_gray_float(pixels: np.ndarray, channel_order: str = "bgr") -> np.ndarray:
 
     Integers are divided by their type's maximum (255, 65535); floats are taken as already in [0, 1].
     """
-    import cv2
+    cv2 = opencv()
 
     x = pixels
     if x.ndim == 3 and x.shape[2] == 1:
@@ -133,7 +134,7 @@ def incomplete(data: bytes) -> str | None:
 
 def decode_image(data: bytes) -> tuple[np.ndarray | None, str]:
     """File bytes -> ((H, W) float32 in [0, 1], "") or (None, the reason it is unreadable)."""
-    import cv2
+    cv2 = opencv()
 
     reason = incomplete(data)
     if reason:
@@ -394,7 +395,7 @@ class _Watcher:
 # --- video and camera -------------------------------------------------------------------------------
 
 def _fps(capture: Any, fallback: float) -> float:
-    import cv2
+    cv2 = opencv()
 
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
     return fps if 0.0 < fps <= MAX_SANE_FPS else fallback
@@ -411,7 +412,7 @@ class VideoSource:
     timing = Timing.REPLAY
 
     def __init__(self, path: str | Path, batch: int = VIDEO_BATCH) -> None:
-        import cv2
+        cv2 = opencv()
 
         self.path = Path(path)
         self.name = str(path)
@@ -477,7 +478,7 @@ class CameraSource:
     timing = Timing.LIVE
 
     def __init__(self, index: int, batch: int = 1) -> None:
-        import cv2
+        cv2 = opencv()
 
         self.index = int(index)
         self.name = f"camera {self.index}"

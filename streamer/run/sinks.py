@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 from streamer.core.errors import StreamerError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
@@ -91,14 +92,13 @@ class TextLineSource:
 
     timing = Timing.LIVE
 
-    def __init__(self, rate: float, stream: BinaryIO, name: str = "-", clock: Callable[[], float] | None = None) -> None:
-        import time
-
+    def __init__(self, rate: float, stream: BinaryIO, name: str = "-",
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.rate = float(rate)
         self.stream = stream
         self.name = name
         self.line = 0
-        self.clock = clock or time.perf_counter
+        self.clock = clock
 
     def _read(self) -> bytes:
         try:
