@@ -9,6 +9,21 @@ next to the ONNX file or in `--weights-dir` (saved by `python -m export.train_au
 otherwise freshly initialised weights of the same shapes (the timing does not depend on the values).
 Inputs are frames of the shipped held-out clip. Rows are built by `rows_for`, so another column (e.g. the
 engine end to end) is one more entry there.
+
+Every onnxruntime session is made by `streamer.core.session.create_session` (intra-op threads as labelled,
+inter-op 1, CPU): "onnxruntime, N threads" is `create_session(model, threads=N).run(...)` on the frame.
+
+"engine end to end, N threads" is one step of the run path `streamer audio --file` takes, per 4096-sample
+block: `Engine._step` of a `streamer.run.engine.Engine` over a `RunPlan` (an `ArraySource` at the model's
+rate, a `Stream` with hop 4096 and the file's known peak, an `AudioReport`, one `ReconstructionSink` to a
+writer that keeps nothing, unpaced). One step = the block (float32, as `FileSource` gives it) fed to the
+stream as a `Chunk` (shape, rate, continuity and finiteness checks -> resampler, a pass-through at the
+model's rate -> framing -> peak normalisation -> model, batch 1 -> de-normalisation -> overlap-add -> frame
+SNR -> `AudioFrameEvent`), then the report's bookkeeping (input level; output SNR energies, clipping, edge
+figures of output and input, trace), the event handed to the sink, and the engine's metrics. The same
+frame is fed again each step (with a continuing stream position), so it times the same input as the
+onnxruntime rows. `--library` adds "library stream.feed, N threads": `Stream.feed(frame)` alone (the
+library call, without report, sink or metrics).
 """
 
 from __future__ import annotations
@@ -39,12 +54,9 @@ def clip_frame() -> np.ndarray:
 
 
 def ort_session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
+    from streamer.core.session import create_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return create_session(path, threads=threads, provider="cpu")
 
 
 def keras_model(path: Path, preset: str, weights_dir: Path | None) -> tuple[Any, str]:
@@ -58,44 +70,86 @@ def keras_model(path: Path, preset: str, weights_dir: Path | None) -> tuple[Any,
     return model, "untrained weights (same shapes)"
 
 
+class NullWriter:
+    """A sample writer that keeps nothing (where `streamer audio --out` has its WAV writer)."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        self.samples += len(samples)
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 def engine_step(path: Path, x: np.ndarray, threads: int) -> Callable[[], Any]:
-    """One frame through the whole engine data path of `streamer audio`: a block of 4096 samples arrives ->
-    framing -> normalisation -> model -> de-normalisation -> SNR, edge and level figures -> output handed
-    to a sink -> metrics (hop 4096: one frame per block, batch 1)."""
-    from streamer.audio.task import AudioTask
-    from streamer.run.engine import Engine
-    from streamer.core.model import Model
+    """One frame through the whole run path of `streamer audio --file` (see the module docstring): a block of
+    4096 samples arrives -> stream (checks, framing, normalisation, model, de-normalisation, overlap-add,
+    frame SNR) -> report (level, SNR, edge figures, trace) -> sink -> metrics (hop 4096: one frame per
+    block, batch 1)."""
+    from streamer.audio.kind import model_framing
+    from streamer.audio.outputs import ReconstructionSink
+    from streamer.audio.report import AudioReport
+    from streamer.core.model import load_model
+    from streamer.core.modelmeta import AUDIO_TASK
+    from streamer.run.engine import Engine, RunPlan
     from streamer.run.pacing import MAX_SPEED, Pacer
-    from streamer.run.sources import Block
+    from streamer.run.sources import ArraySource, Block
 
-    model = Model(path, threads=threads)
-    task = AudioTask(model, hop=4096, known_peak=1.0, outputs=[lambda out: None])
-    engine = Engine(None, task, model, Pacer(MAX_SPEED))  # type: ignore[arg-type]  (blocks are fed directly)
-    frame = x[0].astype(np.float64)
+    model = load_model(path, threads=threads, provider="cpu", task=AUDIO_TASK)
+    rate, _ = model_framing(model)
+    frame = np.ascontiguousarray(x[0], dtype=np.float32)  # what FileSource's blocks hold
+    source = ArraySource(frame, rate, "bench", len(frame) / rate)  # its rate and timing; blocks are stepped here
+    stream = model.stream(stream_id=source.name, rate=source.rate, hop=len(frame), peak=1.0)  # x is peak-normalised
+    writer = NullWriter()
+    report = AudioReport(stream, {"input": "bench"})
+    engine = Engine(RunPlan("bench", source, stream, [ReconstructionSink(writer)], report), Pacer(MAX_SPEED))
     position = [0]
-
-    class Clip:  # what Engine._step needs of a source
-        fs = 8000.0
-
-    engine.source = Clip()  # type: ignore[assignment]
 
     def step() -> None:
         engine._step(Block(frame, position[0]))
         position[0] += len(frame)
 
+    step()  # one frame in, one frame out, handed to the sink and counted
+    if writer.samples != len(frame) or len(report.frame_snrs) != 1 or engine.metrics.items_out != 1:
+        raise RuntimeError(f"engine step of {path.name}: expected one {len(frame)}-sample frame out, got "
+                           f"{writer.samples} samples, {len(report.frame_snrs)} frames")
     return step
 
 
-def rows_for(path: Path, preset: str | None, x: np.ndarray,
-             weights_dir: Path | None = None) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
+def library_step(path: Path, x: np.ndarray, threads: int) -> Callable[[], Any]:
+    """One frame through the library call alone: `Stream.feed(frame)` -> [AudioFrameEvent]."""
+    from streamer.audio.kind import model_framing
+    from streamer.core.model import load_model
+    from streamer.core.modelmeta import AUDIO_TASK
+
+    model = load_model(path, threads=threads, provider="cpu", task=AUDIO_TASK)
+    rate, _ = model_framing(model)
+    frame = np.ascontiguousarray(x[0], dtype=np.float32)
+    stream = model.stream(rate=rate, hop=len(frame), peak=1.0)
+    events = stream.feed(frame)
+    if len(events) != 1 or len(events[0].samples) != len(frame):
+        raise RuntimeError(f"stream.feed of {path.name}: expected one {len(frame)}-sample frame out")
+    return lambda: stream.feed(frame)
+
+
+def rows_for(path: Path, preset: str | None, x: np.ndarray, weights_dir: Path | None = None,
+             library: bool = False) -> tuple[dict[str, Callable[[], Any]], dict[str, Any]]:
     """Label -> one batch-1 call. Keras rows only for fp32 models with a known preset."""
     rows: dict[str, Callable[[], Any]] = {}
     info: dict[str, Any] = {}
     for threads in (1, 2):
-        rows[f"engine end to end, {threads} thread{'s' if threads > 1 else ''}"] = engine_step(path, x, threads)
+        threads_label = f"{threads} thread{'s' if threads > 1 else ''}"
+        rows[f"engine end to end, {threads_label}"] = engine_step(path, x, threads)
+        if library:
+            rows[f"library stream.feed, {threads_label}"] = library_step(path, x, threads)
         sess = ort_session(path, threads)
         name = sess.get_inputs()[0].name
-        rows[f"onnxruntime, {threads} thread{'s' if threads > 1 else ''}"] = (
+        rows[f"onnxruntime, {threads_label}"] = (
             lambda s=sess, n=name: s.run(None, {n: x}))
     if preset is not None:
         import tensorflow as tf
@@ -111,9 +165,10 @@ def rows_for(path: Path, preset: str | None, x: np.ndarray,
     return rows, info
 
 
-def bench(path: Path, preset: str | None, n: int, weights_dir: Path | None = None) -> dict[str, Any]:
+def bench(path: Path, preset: str | None, n: int, weights_dir: Path | None = None,
+          library: bool = False) -> dict[str, Any]:
     x = clip_frame()
-    rows, info = rows_for(path, preset, x, weights_dir)
+    rows, info = rows_for(path, preset, x, weights_dir, library)
     table = {}
     for label, fn in rows.items():
         t = timed(fn, max(n // 10, 30) if label == "Keras predict" else n)
@@ -132,12 +187,14 @@ def main() -> None:
     ap.add_argument("--weights-dir", type=Path, default=None,
                     help="where NAME.weights.h5 are (default: next to each model)")
     ap.add_argument("-n", type=int, default=300)
+    ap.add_argument("--library", action="store_true",
+                    help="add rows for the library call Stream.feed alone (no report, sink or metrics)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     models: list[tuple[Path, str | None]] = [(args.model, "default"),
                                              (args.model.with_suffix(".int8.onnx"), None),
                                              (args.lecture, "lecture"), (args.lecture.with_suffix(".int8.onnx"), None)]
-    results = [bench(p, preset, args.n, args.weights_dir) for p, preset in models if p.is_file()]
+    results = [bench(p, preset, args.n, args.weights_dir, args.library) for p, preset in models if p.is_file()]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; batch 1; one 4096-sample "
           f"frame (512 ms) of samples/audio/bach.wav; n={args.n}; TensorFlow at its default thread count\n")
     for r in results:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ def quantise_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    fp32_path, int8_path = Path(fp32_path).resolve(), Path(int8_path).resolve()  # the work below changes folder
     name = create_session(fp32_path).get_inputs()[0].name
     data = np.asarray(calibration, dtype=np.float32)
 
@@ -140,13 +142,20 @@ def quantise_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
+        here = os.getcwd()
+        os.chdir(tmp)  # symbolic shape inference leaves scratch files in the working folder
         try:
-            quant_pre_process(str(fp32_path), str(prepared))
-        except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs, e.g. top-k scatter)
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8)
+            # skip_optimization: the optimiser would fuse each MatMul + bias into a Gemm, which a MatMul-only
+            # quantisation then leaves in float (the largest layers of the image model)
+            try:
+                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True)
+            except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs)
+                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8)
+        finally:
+            os.chdir(here)
 
 
 def onnx_runner(path: str | Path, batch: int = 1024) -> Any:

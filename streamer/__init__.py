@@ -26,13 +26,14 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names are import
     from streamer.core.model import Model, load_model  # noqa: F401
     from streamer.core.pool import FeedResult, Pool, Stream  # noqa: F401
     from streamer.ecg.events import BeatEvent  # noqa: F401
+    from streamer.ecg.readers import read_ecg  # noqa: F401
     from streamer.images.events import ImageEvent  # noqa: F401
 
 # public name -> module; imported on first use, so `import streamer` is cheap and pulls in only what is used
 _EXPORTS = {
     "load_model": "streamer.core.model", "Model": "streamer.core.model",
     "Stream": "streamer.core.pool", "Pool": "streamer.core.pool", "FeedResult": "streamer.core.pool",
-    "Chunk": "streamer.core.kind",
+    "Chunk": "streamer.core.kind", "read_ecg": "streamer.ecg.readers",
     "BeatEvent": "streamer.ecg.events", "AudioFrameEvent": "streamer.audio.events",
     "ImageEvent": "streamer.images.events",
     "StreamerError": "streamer.core.errors", "StreamError": "streamer.core.errors",

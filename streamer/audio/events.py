@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: creating frozen instances costs 4x, and there are many
 class AudioFrameEvent:
     """One reconstructed frame.
 

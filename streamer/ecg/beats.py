@@ -41,7 +41,6 @@ bookkeeping), never once per stream per block.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +50,7 @@ import numpy as np
 from streamer.core.dsp import IirDesign
 from streamer.core.history import History
 from streamer.core.rows import Rows
+from streamer.core.stats import small_median
 
 RR_HISTORY = 8  # beats: the local typical RR is the median of this many previous intervals
 HIGHPASS_ORDER = 2
@@ -407,7 +407,7 @@ class FramerBank:
                 rs.append(r)
                 rr_prev.append(before)
                 rr_next.append(after)
-                typical.append(statistics.median(history) if history else before)
+                typical.append(small_median(history) if history else before)
                 xs.append(cut)
                 q.n_beats += 1
             if any(c is None for c in q.cuts):

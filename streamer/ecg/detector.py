@@ -47,7 +47,6 @@ tolerance): see ``benchmarks/bench_detectors.py`` and the README.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,6 +54,7 @@ import numpy as np
 
 from streamer.core.dsp import IirDesign
 from streamer.core.rows import Rows
+from streamer.core.stats import small_median
 
 # --- feature filters -------------------------------------------------------------------------------------
 QRS_BAND_HZ = (5.0, 15.0)  # Hz, where QRS slopes dominate P/T waves and baseline (Pan & Tompkins 1985)
@@ -229,7 +229,7 @@ class _Rules:
             # An interval spanning missed beats must not inflate the expected RR at once: clip it, so a real
             # slow-down still raises the median within a few beats.
             self.rr = (self.rr + [min(float(since), MISSED_RR_FACTOR * self.rr_median)])[-RR_HISTORY:]
-            self.rr_median = float(statistics.median(self.rr))
+            self.rr_median = small_median(self.rr)
         self.last_beat = m
         if not premature:
             self.anchor = m

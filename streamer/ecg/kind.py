@@ -180,9 +180,9 @@ class EcgKind:
             gap = "gap" if chunk.start > s.samples else "overlap"
             raise StreamError(key, f"chunk does not continue the stream ({gap})", expected=f"start {s.samples}",
                               got=f"start {chunk.start}")
-        bad = np.flatnonzero(~np.isfinite(x))
-        if len(bad):
-            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad[0]} of the chunk")
+        if not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x))[0])
+            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk")
         return x
 
     def frame(self, prepared: Mapping[Key, np.ndarray]) -> EcgWork:

@@ -83,6 +83,12 @@ def read_recording(path: str | Path, lead: str | None = None, fs: float | None =
 
 # --- WFDB -----------------------------------------------------------------------------------------
 
+def read_ecg(path: str | Path, lead: str | None = None, fs: float | None = None) -> Recording:
+    """An ECG file for the library: WFDB (`record`, `record.hea`), CSV (`fs` if it has no time column) or EDF;
+    one lead (`lead`: name or 0-based index; default the first). Errors are one-line `InputError`s."""
+    return read_recording(path, lead=lead, fs=fs)
+
+
 def _pick_channel(source: str | Path, names: list[str], lead: str | None) -> int:
     if lead is None:
         return 0

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: creating frozen instances costs 4x, and there are many
 class ImageEvent:
     """One denoised image, with its quality figures when a clean reference exists (else None)."""
 

@@ -61,6 +61,11 @@ class Engine:
         A source error (e.g. stdin stopping mid-line) is kept in `self.error` after everything before it was
         processed and flushed, so the caller can still write the outputs and then report it.
         """
+        self.process()
+        return self.summary()
+
+    def process(self) -> None:
+        """The data path alone: every block through the stream to the sinks, then the flush; sinks closed."""
         plan = self.plan
         try:
             try:
@@ -75,7 +80,6 @@ class Engine:
             self.interruption = exc
         finally:
             self._close()
-        return self.summary()
 
     @property
     def interrupted(self) -> bool:
