@@ -6,7 +6,10 @@
 Inputs are real noisy MNIST test images (sigma 0.5). The Keras side is the same architecture rebuilt from
 the preset named in the model's metadata, with fresh weights: same layers and shapes, so the same work
 (its output is not compared). TensorFlow runs with 2 intra-op threads. Timings are medians over repeated
-calls after warm-up; p99 is of the per-call time. The engine column comes with the image stream.
+calls after warm-up; p99 is of the per-call time. Every onnxruntime session is made by
+`streamer.core.session.create_session` (intra-op threads as labelled, inter-op 1, CPU): "onnxruntime, N
+threads" is `create_session(model, threads=N).run(...)`. The engine's own throughput against bare
+onnxruntime is measured by `bench_image_engine.py`.
 """
 
 from __future__ import annotations
@@ -43,14 +46,11 @@ def row(label: str, times: np.ndarray, batch: int) -> dict[str, Any]:
 
 
 def onnx_rows(path: Path, images: np.ndarray) -> list[dict[str, Any]]:
-    import onnxruntime as ort
+    from streamer.core.session import create_session
 
     rows = []
     for threads in THREADS:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sess = create_session(path, threads=threads, provider="cpu")
         name = sess.get_inputs()[0].name
         for batch in BATCHES:
             x = images[:batch]
@@ -89,6 +89,7 @@ def main() -> None:
 
     from export import mnist
     from streamer.core import modelmeta
+    from streamer.core.session import create_session
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -99,8 +100,7 @@ def main() -> None:
     print(f"machine: {results['machine']}, {results['cores']} cores; TensorFlow 2 intra-op threads; "
           f"real noisy MNIST test images\n")
     for path in args.model or [ROOT / "samples/models/denoise.onnx"]:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
+        meta = modelmeta.decode(create_session(path, provider="cpu").get_modelmeta().custom_metadata_map)
         rows = onnx_rows(path, images) + keras_rows(meta, images)
         base = next(r for r in rows if r["label"] == "onnxruntime, 2 threads" and r["batch"] == 256)
         for r in rows:

@@ -159,7 +159,8 @@ def test_pool_refuses_a_bad_chunk_for_its_stream_only(ecg_model: streamer.Model)
     out_bad += final["bad"]
     refused = pool.counters("bad")
     assert sum(v for k, v in refused.items() if k.startswith("refused")) == 4
-    assert any("non-finite" in k for k in refused) and any("rate" in k for k in refused)
+    assert refused["refused: non-finite sample"] == 1 and refused["refused: wrong rate"] == 1
+    assert refused["refused: wrong shape"] == 1 and refused["refused: overlap"] == 1
     assert_same_beats(out_good, alone(ecg_model, x, rate=360))
     # the refused chunks left no trace: the stream is what the good chunks alone make
     assert_same_beats(out_bad, alone(ecg_model, y[:pos], rate=360))

@@ -153,16 +153,17 @@ class AudioKind:
         expected = "shape (n,)" if s.channels == 1 else f"shape (n, {s.channels})"
         if (s.channels == 1 and x.ndim != 1) or (s.channels > 1 and (x.ndim != 2 or x.shape[1] != s.channels)):
             raise StreamError(key, "chunk shape does not match the stream's channels", expected=expected,
-                              got=f"shape {x.shape}")
+                              got=f"shape {x.shape}", reason="wrong shape")
         if chunk.rate is not None and float(chunk.rate) != s.rate:
             raise StreamError(key, "chunk rate differs from the stream's", expected=f"{s.rate:g} Hz",
-                              got=f"{float(chunk.rate):g} Hz")
+                              got=f"{float(chunk.rate):g} Hz", reason="wrong rate")
         if chunk.start is not None and int(chunk.start) != s.taken:
             raise StreamError(key, "chunk does not continue the stream", expected=f"start {s.taken}",
-                              got=f"start {chunk.start}")
+                              got=f"start {chunk.start}", reason="gap or overlap")
         if not np.isfinite(x).all():
             bad = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).any(axis=1))[0])
-            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk")
+            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk",
+                              reason="non-finite sample")
         return x
 
     def frame(self, prepared: Mapping[Key, np.ndarray]) -> AudioWork:

@@ -39,9 +39,11 @@ class StreamError(StreamerError):
 
     In a pool, only that stream's chunk is refused; the other streams go on."""
 
-    def __init__(self, stream: Any, problem: str, expected: Any = None, got: Any = None) -> None:
+    def __init__(self, stream: Any, problem: str, expected: Any = None, got: Any = None,
+                 reason: str | None = None) -> None:
         self.stream = stream
         self.problem = problem
+        self.reason = reason or problem  # short and stable: what a pool counts refusals by
         self.expected = expected
         self.got = got
         detail = f" (expected {expected}, got {got})" if expected is not None or got is not None else ""

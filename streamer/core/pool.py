@@ -161,7 +161,7 @@ class Pool:
                 if key in self.members:
                     member = self.members[key]
                     member.rejected += 1
-                    reason = f"refused: {exc.problem}"
+                    reason = f"refused: {exc.reason}"
                     member.reasons[reason] = member.reasons.get(reason, 0) + 1
         work = self.kind.frame(prepared)
         events = self._run(work, t0)

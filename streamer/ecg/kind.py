@@ -172,17 +172,19 @@ class EcgKind:
         x = np.asarray(chunk.samples, dtype=np.float64) if not isinstance(chunk.samples, np.ndarray) \
             or chunk.samples.dtype != np.float64 else chunk.samples
         if x.ndim != 1:
-            raise StreamError(key, "an ECG chunk is one lead of samples", expected="shape (n,)", got=f"shape {x.shape}")
+            raise StreamError(key, "an ECG chunk is one lead of samples", expected="shape (n,)", got=f"shape {x.shape}",
+                              reason="wrong shape")
         if chunk.rate is not None and float(chunk.rate) != s.fs:
             raise StreamError(key, "chunk rate differs from the stream's", expected=f"{s.fs:g} Hz",
-                              got=f"{float(chunk.rate):g} Hz")
+                              got=f"{float(chunk.rate):g} Hz", reason="wrong rate")
         if chunk.start is not None and int(chunk.start) != s.samples:
             gap = "gap" if chunk.start > s.samples else "overlap"
             raise StreamError(key, f"chunk does not continue the stream ({gap})", expected=f"start {s.samples}",
-                              got=f"start {chunk.start}")
+                              got=f"start {chunk.start}", reason=gap)
         if not np.isfinite(x).all():
             bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk")
+            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk",
+                              reason="non-finite sample")
         return x
 
     def frame(self, prepared: Mapping[Key, np.ndarray]) -> EcgWork:
