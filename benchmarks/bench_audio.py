@@ -2,7 +2,8 @@
 (1 and 2 threads) vs Keras `predict` vs `tf.function`, for the shipped model and the lecture model (fp32
 and int8).
 
-    python benchmarks/bench_audio.py [--lecture /work/cache/models/music-lecture.onnx] [--json out.json]
+    python benchmarks/bench_audio.py [--lecture /work/cache/models/music-lecture.onnx] [--weights-dir DIR]
+                                     [-n 300] [--library] [--json out.json]
 
 The Keras side is the preset's architecture with the trained weights when `NAME.weights.h5` is found
 next to the ONNX file or in `--weights-dir` (saved by `python -m export.train_audio --keras-weights`),

