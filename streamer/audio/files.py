@@ -18,7 +18,7 @@ import numpy as np
 from streamer.audio.resample import StreamResampler, resample
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError, need
-from streamer.run.sources import Block, Timing
+from streamer.run.sources import Block, QuietSource, Timing
 
 READ_FRAMES = 1 << 16  # frames decoded per step: memory stays at the model rate, not the file's
 MP3_SLACK = 2 * 1152  # frames: an MP3's stated length is an estimate to about two MPEG frames
@@ -135,7 +135,7 @@ def read_audio(path: str | Path, rate: int) -> tuple[np.ndarray, float]:
         return _decode_librosa(path, rate, exc.error_string.strip().rstrip(".") or "unreadable")
 
 
-class FileSource:
+class FileSource(QuietSource):
     """An audio file read once, converted to mono at `rate` (one-shot soxr, as training did), replayed in
     blocks of `block_s` seconds. Its peak is known before the replay, as in training (`peak`).
 
@@ -157,11 +157,5 @@ class FileSource:
         for start in range(0, len(self.signal), self.block):
             yield Block(self.signal[start:start + self.block], start)
 
-    def drops(self) -> dict[str, int]:
-        return {}
-
     def summary(self) -> dict[str, Any]:
         return {"input": f"{self.name} ({self.native_rate:g} Hz)"}
-
-    def close(self) -> None:
-        pass

@@ -29,7 +29,7 @@ from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
 from streamer.images.kind import frame_name
 from streamer.images.opencv import opencv
-from streamer.run.sources import Block, Timing
+from streamer.run.sources import Block, QuietSource, Timing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff")
 IGNORED_SUFFIXES = (".tmp", ".part")  # files still being written by a downloader or an atomic writer
@@ -621,7 +621,7 @@ def is_image_array(path: str | Path) -> bool:
     return low.endswith((".npz", ".npy", ".idx", ".idx.gz")) or "-idx" in low or "_idx" in low
 
 
-class ImageArraySource:
+class ImageArraySource(QuietSource):
     """All images of an array file (see `load_image_array`), in blocks of `batch`, unpaced."""
 
     live = False
@@ -641,12 +641,3 @@ class ImageArraySource:
             names = [frame_name(i) for i in range(start, stop)]
             clean = None if self.clean is None else self.clean[start:stop]
             yield Block(self.images[start:stop], start, extras={"names": names, "clean": clean})
-
-    def drops(self) -> dict[str, int]:
-        return {}
-
-    def summary(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass

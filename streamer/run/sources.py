@@ -56,7 +56,20 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-class ArraySource:
+class QuietSource:
+    """Defaults for a source that loses nothing, adds nothing to the summary and holds nothing open."""
+
+    def drops(self) -> dict[str, int]:
+        return {}
+
+    def summary(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class ArraySource(QuietSource):
     """A whole recording replayed in fixed blocks of `block_s` seconds."""
 
     timing = Timing.REPLAY
@@ -73,17 +86,11 @@ class ArraySource:
         for start in range(0, len(self.signal), self.block):
             yield Block(self.signal[start:start + self.block], start)
 
-    def drops(self) -> dict[str, int]:
-        return {}
-
     def summary(self) -> dict[str, Any]:
         return dict(self.info)
 
-    def close(self) -> None:
-        pass
 
-
-class TextLineSource:
+class TextLineSource(QuietSource):
     """One number per line from a live byte stream (stdin). Yields what has arrived, as it arrives.
 
     Ends at end of stream. A final line without its newline means the writer stopped mid-line: the
@@ -145,12 +152,3 @@ class TextLineSource:
             out[n] = value
             n += 1
         return out[:n]
-
-    def drops(self) -> dict[str, int]:
-        return {}
-
-    def summary(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
