@@ -3,12 +3,12 @@
     python benchmarks/bench_audio_streams.py [--n 50 100 200 400] [--seconds 20]
 
 Each stream plays the shipped held-out music clip (a real recording) from its own offset, looped, fed in
-512-sample blocks (64 ms, what a sound card's callback delivers). Streams join over the first second, as microphones switched on one after
-another do, so their frames do not all complete in the same tick. A tick hands every stream its next
-block; every frame that becomes ready goes through one batched model call. Ticks run back to back: the
-pool holds real time while the ticks take less than the audio they carry. Reported per N: CPU per second
-of audio per stream, real-time factor (processing time / audio time), tick time p50 / p99 (a frame's latency
-from its last block's arrival to its reconstruction is its tick's time), the largest batch.
+512-sample blocks (64 ms, what a sound card's callback delivers). Streams join over the first second, as
+microphones switched on one after another do, so their frames do not all complete in the same tick. A tick
+hands every stream its next block; every frame that becomes ready goes through one batched model call. Ticks
+run back to back: the pool holds real time while the ticks take less than the audio they carry. Reported per
+N: CPU per second of audio per stream, real-time factor (processing time / audio time), tick time p50 / p99 (a
+frame's latency from its last block's arrival to its reconstruction is its tick's time), the largest batch.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ def per_beat(model_path: Path, record: Path, n: int) -> dict[str, Any]:
     rec = read_recording(record)
     model = streamer.load_model(model_path, threads=1)
     first_minute = rec.signal[: int(60 * rec.fs)]
-    beats = extract_beats(first_minute, rec.fs, list(detect_rpeaks(first_minute, rec.fs)), BeatSpec.from_meta(model.meta))
+    spec = BeatSpec.from_meta(model.meta)
+    beats = extract_beats(first_minute, rec.fs, list(detect_rpeaks(first_minute, rec.fs)), spec)
     x = beats[len(beats) // 2].features[None, :].astype(np.float32)
     bare = create_session(model_path, threads=1)
     name = bare.get_inputs()[0].name
