@@ -7,16 +7,16 @@ percentile of the last 32 scores). For every new item the set holds the last `de
 before it: from earlier blocks (a ring per slot) and from earlier items of the same batch. Which items are
 accepted is decided by the caller (premature beats stay out of the template, for instance).
 
-The sets are given with the depth axis last and in no particular order: callers only take order
-statistics of them (sorting along the last axis), so any order gives bit-identical results. Two ways to
-build them give the same sets: by *rounds* (the first new item of every slot, then the second, ...: a few
-array gathers when each slot has a few items, the case of many live streams) or by laying every slot's
-sequence out in one array (one long batch of one stream, the case of an offline record).
+Callers give a statistic of the set that does not depend on its order (an order statistic: sort along the
+last axis), so any order gives bit-identical results. Two ways to build the sets give the same values: by
+*rounds* (the first new item of every slot, then the second, ...: a few array gathers when each slot has a
+few items, the case of many live streams) or by laying each slot's sequence out in one array whose
+windows are a strided view (one long batch of one stream, the case of an offline record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,65 +60,73 @@ class History:
         idx = (head - n + np.arange(n)) % self.depth
         return np.moveaxis(self.rows["buf"][slot][..., idx], -1, 0)
 
-    def sets(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray
-             ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def reduce(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray,
+               statistic: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """For new `items` (n, *item_shape) of `slots` (n,), grouped by slot and in time order within each
-        slot, yield (k, item indices, sets (len, *item_shape, k)): each item's last k accepted predecessors,
-        grouped by k (k < depth only at a stream's start; k = 0: none). Consumes the items: afterwards the
-        rings hold them (accepted ones)."""
+        slot: `statistic` of each item's set of last k accepted predecessors (k < depth only at a stream's
+        start), and k. `statistic` reduces the last axis (the set) and must not depend on its order.
+        Returns (values (n, *item_shape), k (n,)); rows with k = 0 are left as zeros. Consumes the items:
+        afterwards the rings hold the accepted ones."""
         slots = np.asarray(slots, dtype=np.int64)
         accept = np.asarray(accept, dtype=bool)
+        values = np.zeros((len(slots), *self.item_shape))
+        ks = np.zeros(len(slots), dtype=np.int64)
         if len(slots) == 0:
-            return
+            return values, ks
         starts = np.r_[True, slots[1:] != slots[:-1]]
         if len(np.unique(slots[starts])) != int(starts.sum()):
             raise ValueError("items must be grouped by slot")
         rank = ranks(slots, np.ones(len(slots), dtype=bool))
         if int(rank.max()) < MAX_ROUNDS:
-            yield from self._by_rounds(slots, items, accept, rank)
+            self._by_rounds(slots, items, accept, rank, statistic, values, ks)
         else:
-            yield from self._laid_out(slots, items, accept, starts)
+            self._laid_out(slots, items, accept, starts, statistic, values, ks)
             self._append(slots, items, accept)
+        return values, ks
 
-    def _by_rounds(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray, rank: np.ndarray
-                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    def _by_rounds(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray, rank: np.ndarray,
+                   statistic: Callable[[np.ndarray], np.ndarray], values: np.ndarray, ks: np.ndarray) -> None:
         r = self.rows
         for rnd in range(int(rank.max()) + 1):
             idx = np.flatnonzero(rank == rnd)  # at most one item per slot
             s = slots[idx]
             count = r["count"][s]
-            full = count == self.depth
-            if full.all():
-                yield self.depth, idx, r["buf"][s]
+            ks[idx] = count
+            if (count == self.depth).all():
+                values[idx] = statistic(r["buf"][s])
             else:
-                for k in np.unique(count):
+                for k in np.unique(count[count > 0]):
                     sub = idx[count == k]
                     # a ring that is not full holds its items at positions [0, count)
-                    yield int(k), sub, r["buf"][slots[sub]][..., :k]
+                    values[sub] = statistic(r["buf"][slots[sub]][..., :k])
             self._append(s, items[idx], accept[idx])
 
-    def _laid_out(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray, starts: np.ndarray
-                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Every slot's ring (oldest first) then its accepted new items, in one array; windows by slicing."""
+    def _laid_out(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray, starts: np.ndarray,
+                  statistic: Callable[[np.ndarray], np.ndarray], values: np.ndarray, ks: np.ndarray) -> None:
+        """Each slot's ring (oldest first) then its accepted new items, laid out along the last axis; an item's
+        set is a slice of that sequence, so all sets are one strided view (no copy of every window)."""
         d = self.depth
         group = np.cumsum(starts) - 1
-        uniq = slots[starts]
-        n_acc = np.bincount(group, weights=accept, minlength=len(uniq)).astype(np.int64)
-        size = d + n_acc
-        base = np.concatenate([[0], np.cumsum(size)[:-1]])
-        g = np.empty((int(size.sum()), *self.item_shape))
-        ring_pos = (self.rows["head"][uniq][:, None] - d + np.arange(d)[None, :]) % d
-        rings = np.moveaxis(self.rows["buf"][uniq], -1, 1)  # (slots, depth, *item_shape)
-        g[(base[:, None] + np.arange(d)[None, :]).ravel()] = \
-            rings[np.arange(len(uniq))[:, None], ring_pos].reshape(-1, *self.item_shape)
         before = ranks(slots, accept)
-        g[base[group[accept]] + d + before[accept]] = items[accept]
-        end = base[group] + d + before  # one past the item's window in g
-        k = np.minimum(d, self.rows["count"][uniq][group] + before)
-        for kk in np.unique(k):
-            idx = np.flatnonzero(k == kk)
-            rows = end[idx][:, None] - kk + np.arange(kk)[None, :]
-            yield int(kk), idx, np.moveaxis(g[rows], 1, -1)
+        for g, slot in enumerate(slots[starts].tolist()):
+            mine = np.flatnonzero(group == g)
+            count = int(self.rows["count"][slot])
+            ring = self.ordered(slot)  # (count, *item_shape)
+            seq = np.concatenate([ring, items[mine][accept[mine]]])  # the slot's accepted sequence
+            seq = np.ascontiguousarray(np.moveaxis(seq, 0, -1))  # (*item_shape, length)
+            end = count + before[mine]  # one past each item's set in seq
+            k = np.minimum(d, end)
+            ks[mine] = k
+            full = k == d
+            if full.any():
+                first = end[full] - d
+                lo, hi = int(first.min()), int(first.max())
+                windows = np.lib.stride_tricks.sliding_window_view(seq, d, axis=-1)[..., lo:hi + 1, :]
+                stat = np.moveaxis(statistic(windows), -1, 0)  # (positions, *item_shape)
+                values[mine[full]] = stat[first - lo]
+            for kk in np.unique(k[~full & (k > 0)]):  # a stream's first items: sets still filling
+                sub = mine[k == kk]
+                values[sub] = [statistic(seq[..., e - kk:e]) for e in end[k == kk]]
 
     def _append(self, slots: np.ndarray, items: np.ndarray, accept: np.ndarray) -> None:
         """Add the accepted items (grouped by slot, time order within each slot) to their slots' rings."""

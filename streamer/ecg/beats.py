@@ -74,6 +74,13 @@ def median_rows(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return (np.take(p, k - 1, axis=axis) + np.take(p, k, axis=axis)) / 2
 
 
+def median_last(sets: np.ndarray) -> np.ndarray:
+    """Median along the last axis by sorting (short contiguous sets: 2-3x faster than a partition here)."""
+    k = sets.shape[-1]
+    s = np.sort(sets, axis=-1)
+    return s[..., k // 2] if k % 2 else (s[..., k // 2 - 1] + s[..., k // 2]) / 2
+
+
 @dataclass
 class Beat:
     """One framed beat, ready for the model."""
@@ -427,11 +434,8 @@ class FramerBank:
         assert self.template is not None and self.spec.template is not None
         step = self.spec.template
         accept = rr_prev_ratio >= float(step["min_rr_prev_ratio"])  # premature beats (PVCs, APCs) stay out
-        templates = x.copy()  # no earlier beat: the beat is its own template
-        for k, idx, sets in self.template.sets(slots, x, accept):
-            if k:  # sorting short contiguous rows: the fastest exact median here (2-3x a partition)
-                s = np.sort(sets, axis=-1)
-                templates[idx] = s[..., k // 2] if k % 2 else (s[..., k // 2 - 1] + s[..., k // 2]) / 2
+        templates, k = self.template.reduce(slots, x, accept, median_last)
+        templates[k == 0] = x[k == 0]  # no earlier beat: the beat is its own template
         scale = np.maximum(np.ptp(templates, axis=1), float(step["min_scale"]))
         return (x - templates) / scale[:, None]
 

@@ -360,17 +360,19 @@ class DetectorBank:
     def _zero_roundoff(self, s: np.ndarray, x: np.ndarray, slope: np.ndarray) -> None:
         """Round-off of the filters on a constant input is ~1e-15 of its level: zero it, so a flat line at any
         offset has exactly zero energy and yields no candidates. The floor follows the largest |input| so far,
-        sample by sample; only rows where some slope is that small need the running maximum."""
+        sample by sample; only the few samples whose slope is below the floor of the block's end (a bound of
+        it) need the running maximum."""
         r = self.rows
         before = r["absmax"][s]
-        absmax = np.maximum(before, np.abs(x).max(axis=1))
-        r["absmax"][s] = absmax
-        rows = np.flatnonzero((slope <= ROUNDOFF_FLOOR * absmax[:, None]).any(axis=1))
-        if len(rows):
-            running = np.maximum.accumulate(np.maximum(np.abs(x[rows]), before[rows, None]), axis=1)
-            sub = slope[rows]
-            sub[sub <= ROUNDOFF_FLOOR * running] = 0.0
-            slope[rows] = sub
+        absx = np.abs(x)
+        after = np.maximum(before, absx.max(axis=1))
+        r["absmax"][s] = after
+        rows, cols = np.nonzero(slope <= ROUNDOFF_FLOOR * after[:, None])
+        for row in np.unique(rows).tolist():
+            at = cols[rows == row]
+            running = np.maximum(np.maximum.accumulate(absx[row, :at[-1] + 1]), before[row])
+            tiny = slope[row, at] <= ROUNDOFF_FLOOR * running[at]
+            slope[row, at[tiny]] = 0.0
 
     def flush(self, slots: Sequence[int]) -> dict[int, list[int]]:
         """End of stream: decide the candidates still waiting for their confirmation window."""

@@ -68,6 +68,12 @@ def percentile_rows(sorted_rows: np.ndarray, q: float) -> np.ndarray:
     return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
 
+def percentile_last(sets: np.ndarray, q: float) -> np.ndarray:
+    """np.percentile(sets, q, axis=-1) (linear method) via a sort of the last axis."""
+    s = np.sort(sets, axis=-1)
+    return percentile_rows(s.reshape(-1, s.shape[-1]), q).reshape(s.shape[:-1])
+
+
 ADAPTIVE_KIND = "quantile_ratio"
 MIN_DENOMINATOR = 1e-9  # guards the ratio against an all-zero history
 
@@ -113,10 +119,10 @@ class ScoreBank:
         a = self.adaptive
         den = np.full(len(raw), float(a["reference"]))
         everything = np.ones(len(raw), dtype=bool)  # every beat's raw score enters the history
-        for k, idx, sets in self.history.sets(slots, raw, everything):
-            if k >= int(a["min_history"]):
-                level = percentile_rows(np.sort(sets, axis=-1), float(a["quantile"]))
-                den[idx] = np.maximum(den[idx], level)
+        q = float(a["quantile"])
+        level, k = self.history.reduce(slots, raw, everything, lambda sets: percentile_last(sets, q))
+        known = k >= int(a["min_history"])
+        den[known] = np.maximum(den[known], level[known])
         return raw / np.maximum(den, MIN_DENOMINATOR)
 
 
