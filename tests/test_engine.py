@@ -174,6 +174,9 @@ def test_block_positions_cover_the_signal() -> None:
     assert np.array_equal(np.concatenate([b.samples for b in blocks]), x)
     assert [b.start for b in blocks] == list(range(0, 1000, 37))
     assert isinstance(blocks[0], Block)
+    short_first = list(ArraySource(x, 100.0, "x", 3.0, first_block_s=0.5).blocks())
+    assert [b.start for b in short_first] == [0, 50, 350, 650, 950]
+    assert np.array_equal(np.concatenate([b.samples for b in short_first]), x)
 
 
 def test_warmup_beats_are_scored_not_judged(slice106: Path, ecg_model: Path, tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from streamer.run.sources import ArraySource, Source, TextLineSource
 
 MODEL_FILE = "ecg.onnx"
 PACED_BLOCK_S = 0.1  # s per block when replaying in real time: the dashboard moves smoothly
-FAST_BLOCK_S = 600.0  # s per block at --speed max: few large blocks (the per-block costs are fixed)
+FAST_BLOCK_S = 600.0  # s per block at --speed max: few large blocks (the per-block costs are fixed) ...
+FIRST_FAST_BLOCK_S = 10.0  # ... after a short first one, so the first beats come out at once
 
 
 def open_source(source: str, lead: str | None, fs: float | None, speed: float) -> tuple[Source, Recording | None]:
@@ -35,8 +36,10 @@ def open_source(source: str, lead: str | None, fs: float | None, speed: float) -
         check_signal("-", np.array([0.0, 1.0]), fs)  # only the rate can be checked before data arrives
         return TextLineSource(float(fs), sys.stdin.buffer), None  # type: ignore[arg-type]
     recording = read_recording(source, lead=lead, fs=fs)
-    block_s = FAST_BLOCK_S if speed == MAX_SPEED else PACED_BLOCK_S * max(1.0, speed / 10)
-    return ArraySource(recording.signal, recording.fs, source, block_s, info={"lead": recording.lead}), recording
+    fast = speed == MAX_SPEED
+    block_s = FAST_BLOCK_S if fast else PACED_BLOCK_S * max(1.0, speed / 10)
+    return ArraySource(recording.signal, recording.fs, source, block_s, info={"lead": recording.lead},
+                       first_block_s=FIRST_FAST_BLOCK_S if fast else None), recording
 
 
 def plan_ecg(source: str, run: RunOptions, lead: str | None = None, fs: float | None = None,

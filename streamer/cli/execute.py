@@ -13,8 +13,6 @@ from streamer.cli.options import RunOptions
 from streamer.run.engine import Engine, RunPlan
 from streamer.run.pacing import Pacer
 from streamer.run.sinks import write_summary
-from streamer.ui.dashboard import Dashboard
-from streamer.ui.summary import print_summary
 
 EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
 
@@ -49,13 +47,20 @@ def execute(plan: RunPlan, opts: RunOptions) -> int:
     engine = Engine(plan, Pacer(opts.speed))
     with sigterm_as_interrupt():
         try:
-            with Dashboard(engine.snapshot, plan.report.view, plan.title, use_dashboard(opts.dashboard)):
-                engine.run()
+            if use_dashboard(opts.dashboard):
+                from streamer.ui.dashboard import Dashboard  # rich's Live: only with a terminal
+
+                with Dashboard(engine.snapshot, plan.report.view, plan.title, True):
+                    engine.process()
+            else:
+                engine.process()
         except KeyboardInterrupt as exc:  # arrived outside the engine's loop (dashboard teardown)
             engine.interruption = exc
     summary = engine.summary()
     if opts.summary is not None:
         write_summary(opts.summary, summary)
+    from streamer.ui.summary import print_summary
+
     print_summary(summary)
     if engine.error is not None:
         print(f"streamer: error: {engine.error}", file=sys.stderr)

@@ -74,7 +74,7 @@ class History:
         if len(slots) == 0:
             return values, ks
         starts = np.r_[True, slots[1:] != slots[:-1]]
-        if len(np.unique(slots[starts])) != int(starts.sum()):
+        if len(set(slots[starts].tolist())) != int(starts.sum()):
             raise ValueError("items must be grouped by slot")
         rank = ranks(slots, np.ones(len(slots), dtype=bool))
         if int(rank.max()) < MAX_ROUNDS:
@@ -95,7 +95,7 @@ class History:
             if (count == self.depth).all():
                 values[idx] = statistic(r["buf"][s])
             else:
-                for k in np.unique(count[count > 0]):
+                for k in sorted(set(count[count > 0].tolist())):
                     sub = idx[count == k]
                     # a ring that is not full holds its items at positions [0, count)
                     values[sub] = statistic(r["buf"][slots[sub]][..., :k])
@@ -124,7 +124,7 @@ class History:
                 windows = np.lib.stride_tricks.sliding_window_view(seq, d, axis=-1)[..., lo:hi + 1, :]
                 stat = np.moveaxis(statistic(windows), -1, 0)  # (positions, *item_shape)
                 values[mine[full]] = stat[first - lo]
-            for kk in np.unique(k[~full & (k > 0)]):  # a stream's first items: sets still filling
+            for kk in sorted(set(k[~full & (k > 0)].tolist())):  # a stream's first items: sets still filling
                 sub = mine[k == kk]
                 values[sub] = [statistic(seq[..., e - kk:e]) for e in end[k == kk]]
 
@@ -134,8 +134,9 @@ class History:
             return
         s, x = slots[accept], items[accept]
         rank = ranks(s, np.ones(len(s), dtype=bool))
-        u, first, n = np.unique(s, return_index=True, return_counts=True)
-        total = np.repeat(n[np.argsort(first)], n[np.argsort(first)]) if len(u) < len(s) else np.ones(len(s), int)
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # items are grouped by slot
+        u, n = s[starts], np.diff(np.r_[starts, len(s)])
+        total = np.repeat(n, n)
         keep = rank >= total - self.depth  # only the newest `depth` of a slot matter
         s, x, rank = s[keep], x[keep], rank[keep]
         r = self.rows

@@ -368,7 +368,7 @@ class DetectorBank:
         after = np.maximum(before, absx.max(axis=1))
         r["absmax"][s] = after
         rows, cols = np.nonzero(slope <= ROUNDOFF_FLOOR * after[:, None])
-        for row in np.unique(rows).tolist():
+        for row in sorted(set(rows.tolist())):  # few rows; np.unique would import numpy.ma at start-up
             at = cols[rows == row]
             running = np.maximum(np.maximum.accumulate(absx[row, :at[-1] + 1]), before[row])
             tiny = slope[row, at] <= ROUNDOFF_FLOOR * running[at]

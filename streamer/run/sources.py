@@ -70,21 +70,26 @@ class QuietSource:
 
 
 class ArraySource(QuietSource):
-    """A whole recording replayed in fixed blocks of `block_s` seconds."""
+    """A whole recording replayed in blocks of `block_s` seconds; the first one may be shorter
+    (`first_block_s`), so that the first events come out at once when the blocks are long."""
 
     timing = Timing.REPLAY
 
     def __init__(self, signal: np.ndarray, rate: float, name: str, block_s: float,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, first_block_s: float | None = None) -> None:
         self.signal = signal
         self.rate = float(rate)
         self.name = name
         self.block = max(1, int(round(block_s * rate)))
+        self.first = self.block if first_block_s is None else max(1, int(round(first_block_s * rate)))
         self.info = dict(info or {})
 
     def blocks(self) -> Iterator[Block]:
-        for start in range(0, len(self.signal), self.block):
-            yield Block(self.signal[start:start + self.block], start)
+        start = 0
+        while start < len(self.signal):
+            size = self.first if start == 0 else self.block
+            yield Block(self.signal[start:start + size], start)
+            start += size
 
     def summary(self) -> dict[str, Any]:
         return dict(self.info)
