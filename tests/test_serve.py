@@ -1,0 +1,211 @@
+"""The monitor service on a real NATS JetStream server (127.0.0.1 only) with real MIT-BIH records: workers
+share the partitions, a worker killed with SIGKILL mid-run is taken over, and every beat event is stored
+exactly once with the scores an uninterrupted run gives; bad chunks go to the dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import streamer
+from streamer.serve.messages import partition_of
+from streamer.serve.nats_bus import CHUNKS, DEAD, EVENTS, NatsBus
+from streamer.serve.publisher import Publisher, Source
+from tests.conftest import MODELS, mitdb_record
+from tests.nats_server import nats_server
+
+pytest.importorskip("nats")
+
+PARTITIONS = 8
+PATIENTS = 200
+SECONDS = 40  # of signal per patient, in 1 s chunks
+SPEED = 4.0
+LEASE_S, CHECKPOINT_S, IDLE_S = 2.0, 2.0, 4.0
+
+
+def start_worker(url: str, name: str, folder: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "streamer.cli", "serve", "--nats", url, "--partitions",
+                             str(PARTITIONS), "--lease-s", str(LEASE_S), "--checkpoint-s", str(CHECKPOINT_S),
+                             "--idle-s", str(IDLE_S), "--worker-id", name, "--model", str(MODELS / "ecg.onnx")],
+                            stdout=open(folder / f"{name}.out", "wb"), stderr=open(folder / f"{name}.err", "wb"))
+
+
+async def owners(url: str) -> dict[int, str]:
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        return await bus.owners()
+    finally:
+        await bus.close()
+
+
+def wait_for(check: Any, timeout: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def backlog(url: str) -> int:
+    """Chunks not yet delivered or not yet acknowledged, over all partitions."""
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        total = 0
+        for p in range(PARTITIONS):
+            try:
+                info = await bus.js.consumer_info(CHUNKS, f"part-{p}")
+            except Exception:  # noqa: BLE001  (a partition nobody consumed yet)
+                continue
+            total += info.num_pending + info.num_ack_pending
+        return total
+    finally:
+        await bus.close()
+
+
+async def read_all(url: str, stream: str, subject: str) -> list[Any]:
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        sub = await bus.js.pull_subscribe(subject, stream=stream)
+        out = []
+        while True:
+            try:
+                msgs = await sub.fetch(1000, timeout=1.0)
+            except Exception:  # noqa: BLE001  (timeout: nothing left)
+                break
+            for m in msgs:
+                out.append(m)
+                await m.ack()
+        await sub.unsubscribe()  # else closing waits for the pull request to drain
+        return out
+    finally:
+        await bus.close()
+
+
+def sources() -> list[Source]:
+    return [Source(streamer.read_ecg(mitdb_record(name)).signal, 360.0) for name in ("106", "100", "116", "105")]
+
+
+async def publish(url: str, publisher_out: list[Publisher]) -> None:
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        publisher = Publisher(bus, sources(), PATIENTS, chunk_s=1.0, speed=SPEED, seed=7)
+        publisher_out.append(publisher)
+        await publisher.run(SECONDS)
+    finally:
+        await bus.close()
+
+
+def reference(patient: Any, model: streamer.Model) -> dict[int, float]:
+    """The patient's beats (R sample -> score) from one uninterrupted run of the library on what was sent."""
+    x = np.take(patient.source.signal, np.arange(patient.offset, patient.offset + patient.sent), mode="wrap")
+    stream = model.stream(rate=patient.source.rate)
+    return {e.r_sample: e.score for e in stream.feed(x.astype(np.float32).astype(np.float64)) + stream.flush()}
+
+
+def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
+    with nats_server(tmp_path) as server:
+        url = server.url
+        workers = {name: start_worker(url, name, tmp_path) for name in ("worker-a", "worker-b")}
+        try:
+            wait_for(lambda: set(asyncio.run(owners(url)).values()) == set(workers), 30, "both workers to lease")
+            published: list[Publisher] = []
+
+            async def publish_and_kill() -> float:
+                task = asyncio.create_task(publish(url, published))
+                await asyncio.sleep(SECONDS / SPEED * 0.4)  # mid-run
+                held = await owners(url)
+                victim = max(set(held.values()), key=lambda w: sum(v == w for v in held.values()))
+                workers[victim].send_signal(signal.SIGKILL)
+                workers[victim].wait()
+                killed_at = time.monotonic()
+                survivor = next(w for w in workers if w != victim)
+                while set((await owners(url)).values()) != {survivor} or len(await owners(url)) != PARTITIONS:
+                    await asyncio.sleep(0.1)
+                takeover = time.monotonic() - killed_at
+                await task
+                return takeover
+
+            takeover = asyncio.run(publish_and_kill())
+            assert takeover < 3 * LEASE_S + 2  # the dead worker's partitions are taken over within seconds
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 90, "every chunk to be processed and acknowledged")
+            time.sleep(IDLE_S + 2)  # the patients close (their last beats) after IDLE_S without chunks
+            events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
+        finally:
+            for proc in workers.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+    by_patient: dict[str, dict[int, float]] = {}
+    for e in events:
+        beats = by_patient.setdefault(e["stream"], {})
+        assert e["r_sample"] not in beats, f"beat {e['stream']}:{e['r_sample']} stored twice"
+        beats[e["r_sample"]] = e["score"]
+    model = streamer.load_model(MODELS / "ecg.onnx")
+    publisher = published[0]
+    assert len(publisher.active) == PATIENTS and all(p.sent == SECONDS * 360 for p in publisher.active)
+    total = 0
+    for patient in publisher.active:
+        expected = reference(patient, model)
+        got = by_patient.get(patient.id, {})
+        assert set(got) == set(expected), (patient.id, len(got), len(expected))
+        np.testing.assert_allclose([got[r] for r in sorted(expected)], [expected[r] for r in sorted(expected)],
+                                   rtol=0, atol=1e-6)
+        total += len(expected)
+    assert total > 40 * PATIENTS  # ~1.2 beats per second per patient
+    print(f"takeover {takeover:.2f} s, {total} beats, {len(events)} events stored")
+
+
+def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
+    with nats_server(tmp_path) as server:
+        url = server.url
+        worker = start_worker(url, "worker-a", tmp_path)
+        try:
+            wait_for(lambda: len(asyncio.run(owners(url))) == PARTITIONS, 30, "the worker to lease")
+
+            async def send() -> None:
+                bus = await NatsBus(url, partitions=PARTITIONS).connect()
+                x = streamer.read_ecg(mitdb_record("106")).signal[:360 * 20].astype("<f4")
+                good = {"Rate": "360.0", "Sent": repr(time.time()), "Format": "f32le"}
+                try:
+                    for k in range(20):
+                        for patient, payload, headers in (
+                                ("good-1", x[k * 360:(k + 1) * 360].tobytes(), {}),
+                                ("nan-1", (x[k * 360:(k + 1) * 360] * (np.nan if k == 5 else 1)).tobytes(), {}),
+                                ("odd-1", x[k * 360:(k + 1) * 360].tobytes()[:-3] if k == 7 else
+                                 x[k * 360:(k + 1) * 360].tobytes(), {}),
+                                ("norate-1", x[k * 360:(k + 1) * 360].tobytes(), {"Rate": "abc"} if k == 3 else {})):
+                            await bus.publish_chunk(partition_of(patient, PARTITIONS), patient,
+                                                    {**good, "Patient": patient, "Start": str(k * 360), **headers},
+                                                    payload, f"{patient}:{k}")
+                    await bus.js.publish(f"aestream.chunks.0.{'x' * 3}", b"not a chunk")
+                    await bus.flush_published()
+                finally:
+                    await bus.close()
+
+            asyncio.run(send())
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 60, "every chunk to be handled")
+            time.sleep(IDLE_S + 2)
+            dead = asyncio.run(read_all(url, DEAD, "aestream.dead.>"))
+            events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    reasons = sorted(m.headers["Reason"] for m in dead)
+    assert len(reasons) == 4, reasons
+    assert any("non-finite" in r for r in reasons) and any("float32" in r for r in reasons)
+    assert any("unreadable header" in r or "rate" in r for r in reasons) and any("missing" in r for r in reasons)
+    per_patient = {p: sum(e["stream"] == p for e in events) for p in ("good-1", "nan-1", "odd-1", "norate-1")}
+    assert per_patient["good-1"] >= 15  # ~20 s of record 106: its beats all came out
+    summary = json.loads((tmp_path / "worker-a.out").read_text().strip().splitlines()[-1])
+    assert sum(v for k, v in summary["drops"].items() if k.startswith("dead letter")) == 4
+    assert b"Traceback" not in (tmp_path / "worker-a.err").read_bytes()
