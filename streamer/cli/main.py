@@ -36,7 +36,7 @@ STREAM_COMMANDS = {
     "audio": "streamer.cli.audio:audio", "devices": "streamer.cli.audio:devices",
     "encode": "streamer.cli.audio:encode", "decode": "streamer.cli.audio:decode", "mix": "streamer.cli.audio:mix",
     "images": "streamer.cli.images:images",
-    "serve": "streamer.cli.serve:serve", "publish": "streamer.cli.serve:publish",
+    "serve": "streamer.cli.serve:serve", "publish": "streamer.cli.serve:publish", "watch": "streamer.cli.serve:watch",
 }
 TRAIN_COMMANDS = {
     "ecg": "streamer.cli.ecg:train_ecg_cmd",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -27,7 +27,8 @@ class BeatEvent:
     state: str
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["t"] = round(self.t, 4)
-        out["rr_ms"] = round(self.rr_ms, 1)
-        return out
+        # Written out rather than dataclasses.asdict (which deep-copies): the monitor service calls this for
+        # every beat of thousands of patients.
+        return {"stream": self.stream, "beat": int(self.beat), "t": round(float(self.t), 4),
+                "r_sample": int(self.r_sample), "score": float(self.score), "threshold": float(self.threshold),
+                "anomaly": bool(self.anomaly), "rr_ms": round(float(self.rr_ms), 1), "state": self.state}

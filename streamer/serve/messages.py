@@ -10,14 +10,13 @@ so that a chunk processed twice (after a worker died) never stores an event twic
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from streamer.run.sinks import dumps
 
 FORMAT = "f32le"
 MAX_CHUNK_S = 60.0  # a chunk longer than this is refused (a gateway sends 1-3 s)
@@ -29,8 +28,21 @@ def partition_of(patient: str, partitions: int) -> int:
     return zlib.crc32(patient.encode()) % partitions
 
 
+def chunk_subject(partition: int, patient: str) -> str:
+    return f"aestream.chunks.{partition}.{patient}"
+
+
+def beat_subject(patient: str, anomaly: bool = False) -> str:
+    return f"aestream.{'anomalies' if anomaly else 'beats'}.{patient}"
+
+
 class BadChunk(Exception):
-    """A chunk message that cannot be used: the reason goes to the dead-letter subject."""
+    """A chunk message that cannot be used: `kind` is what is counted, the message (with the details)
+    goes to the dead-letter subject as its reason."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
 
 
 @dataclass
@@ -51,7 +63,7 @@ class ChunkMessage:
 
 def check_patient(patient: str) -> str:
     if not patient or len(patient) > 64 or not set(patient) <= PATIENT_CHARS:
-        raise BadChunk(f"patient id {patient[:70]!r} is not 1-64 letters, digits, '-' or '_'")
+        raise BadChunk("bad patient id", f"{patient[:70]!r} is not 1-64 letters, digits, '-' or '_'")
     return patient
 
 
@@ -63,22 +75,23 @@ def decode_chunk(headers: dict[str, str] | None, payload: bytes) -> ChunkMessage
         rate, start, sent = float(h["Rate"]), int(h["Start"]), float(h.get("Sent", "nan"))
         fmt = h.get("Format", FORMAT)
     except KeyError as exc:
-        raise BadChunk(f"not a chunk: header {exc.args[0]} missing") from None
+        raise BadChunk("not a chunk", f"header {exc.args[0]} missing") from None
     except ValueError as exc:
-        raise BadChunk(f"not a chunk: unreadable header ({exc})") from None
+        raise BadChunk("not a chunk", f"unreadable header ({exc})") from None
     if fmt != FORMAT:
-        raise BadChunk(f"format {fmt!r} not understood (expected {FORMAT})")
+        raise BadChunk("unknown format", f"{fmt!r} (expected {FORMAT})")
     if not (math.isfinite(rate) and rate > 0):
-        raise BadChunk(f"unknown rate {h.get('Rate')!r}")
+        raise BadChunk("unknown rate", f"{h.get('Rate')!r}")
     if start < 0:
-        raise BadChunk(f"negative start {start}")
+        raise BadChunk("negative start", str(start))
     if len(payload) % 4:
-        raise BadChunk(f"payload of {len(payload)} bytes is not whole float32 samples")
+        raise BadChunk("wrong length", f"payload of {len(payload)} bytes is not whole float32 samples")
     samples = np.frombuffer(payload, dtype="<f4")
     if len(samples) == 0 or len(samples) > MAX_CHUNK_S * rate:
-        raise BadChunk(f"chunk of {len(samples)} samples (expected 1 to {int(MAX_CHUNK_S * rate)} at {rate:g} Hz)")
+        most = int(MAX_CHUNK_S * rate)
+        raise BadChunk("wrong length", f"{len(samples)} samples (expected 1 to {most} at {rate:g} Hz)")
     if not np.isfinite(samples).all():
-        raise BadChunk(f"non-finite sample at index {int(np.flatnonzero(~np.isfinite(samples))[0])}")
+        raise BadChunk("non-finite sample", f"at index {int(np.flatnonzero(~np.isfinite(samples))[0])}")
     return ChunkMessage(patient, rate, start, samples, sent)
 
 
@@ -87,5 +100,7 @@ def event_id(patient: str, r_sample: int, kind: str = "beat") -> str:
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
-    """Strict JSON (a NaN, e.g. an unknown send time, becomes null)."""
-    return dumps(event, separators=(",", ":")).encode()
+    """Strict JSON: a NaN (an unknown RR interval or send time) becomes null. The event's values are plain
+    Python numbers (`BeatEvent.to_dict`), so only floats need looking at."""
+    clean = {k: (None if type(v) is float and not math.isfinite(v) else v) for k, v in event.items()}
+    return json.dumps(clean, separators=(",", ":"), allow_nan=False).encode()

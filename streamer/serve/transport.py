@@ -8,8 +8,16 @@ JetStream (streams, durable pull consumers, key-value buckets).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from streamer.core.errors import StreamerError
+
+
+class BusUnavailable(StreamerError):
+    """The broker cannot be reached (or did not answer in time): the caller lets go of what it holds and
+    tries again; nothing acknowledged is lost, nothing unacknowledged is kept."""
 
 
 class Delivery(Protocol):
@@ -26,20 +34,30 @@ class Delivery(Protocol):
 
 @dataclass
 class Outgoing:
-    """A message to store: subject, the id duplicates are recognised by, payload."""
+    """A message to store: subject (`streamer.serve.messages` names them), the id duplicates are recognised
+    by, payload, and headers (chunks carry theirs there)."""
 
     subject: str
     msg_id: str
     payload: bytes
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Backlog:
+    """A partition's queue as the broker sees it (the dashboard's lag per partition)."""
+
+    waiting: int  # chunks not yet delivered to a worker
+    unacked: int  # delivered and not yet acknowledged (being processed, or waiting for a checkpoint)
+    oldest_waiting_s: float  # how long the oldest waiting chunk has been waiting (NaN: none waiting)
 
 
 class Bus(Protocol):
     partitions: int
+    lease_s: float  # a lease not renewed for this long is gone
 
-    async def publish_chunk(self, partition: int, patient: str, headers: dict[str, str], payload: bytes,
-                            msg_id: str) -> None: ...
-    async def flush_published(self) -> None:
-        """Wait until every chunk published so far is stored."""
+    async def publish_chunks(self, chunks: list[Outgoing]) -> None:
+        """Store chunk messages and return once the broker holds them (duplicate ids are dropped)."""
         ...
     async def fetch(self, partition: int, batch: int, timeout: float) -> list[Delivery]: ...
     async def stop_fetching(self, partition: int) -> None: ...
@@ -58,4 +76,13 @@ class Bus(Protocol):
     async def workers(self) -> dict[str, dict[str, Any]]: ...
 
     async def load_state(self, patient: str) -> bytes | None: ...
-    async def save_state(self, patient: str, blob: bytes) -> None: ...
+
+    # What the dashboard reads.
+    async def backlog(self, partition: int) -> Backlog: ...
+    async def dead_letter_count(self) -> int: ...
+    async def follow_anomalies(self, since_s: float, on_event: Callable[[dict[str, Any]], None]) -> None:
+        """Call `on_event` with each anomaly event stored from `since_s` seconds ago on, as they come."""
+        ...
+    async def save_states(self, blobs: dict[str, bytes]) -> None:
+        """Save patients' stream states; returns once the broker holds them all."""
+        ...

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
+import logging
 import math
 import os
 import socket
@@ -33,12 +35,18 @@ from typing import Any
 from streamer.core.kind import Chunk
 from streamer.core.model import Model
 from streamer.run.metrics import LatencyHistogram
-from streamer.serve.messages import BadChunk, ChunkMessage, decode_chunk, encode_event, event_id
-from streamer.serve.transport import Bus, Delivery, Outgoing
+from streamer.serve.messages import BadChunk, ChunkMessage, beat_subject, decode_chunk, encode_event, event_id
+from streamer.serve.transport import Bus, BusUnavailable, Delivery, Outgoing
+
+log = logging.getLogger("aestream.serve")
 
 FETCH_BATCH = 4096  # chunk messages fetched from a partition at most per call
 FETCH_TIMEOUT_S = 0.05  # how long a fetch waits for messages when there are none
 IDLE_PATIENT_S = 120.0  # a patient without a chunk for this long (wall clock) is closed and forgotten
+LATE_POLICIES = ("process", "drop")  # what to do with a chunk more than `late_s` behind: both are counted
+CLOSED = b"closed:"  # a checkpoint of a stream closed when its patient went idle: b"closed:<end sample>\n"
+LAGGING_SHOWN = 10  # patients furthest behind, in the worker's description
+RECENT_S = 60.0  # the window of the recent latency figures
 
 
 @dataclass
@@ -50,6 +58,8 @@ class _Patient:
     pending: list[Delivery] = field(default_factory=list)  # processed, not yet covered by a checkpoint
     pending_s: float = 0.0
     last_seen: float = 0.0
+    lag_s: float = float("nan")  # publish -> events stored, for this patient's latest chunk
+    closed: bool = False  # its stream was closed when it went idle (no stream in the pool)
 
 
 @dataclass
@@ -63,23 +73,44 @@ class WorkerStats:
     beats: int = 0
     anomalies: int = 0
     checkpoints: int = 0
+    late: int = 0  # chunks that arrived more than `late_s` after they were sent
+    closed: int = 0  # patients' streams closed after `idle_s` without a chunk
+    resumed: int = 0  # patients back after that (a new stream each)
+    outages: int = 0  # times the broker could not be reached
     drops: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lag: LatencyHistogram = field(default_factory=LatencyHistogram)  # chunk publish -> its events stored
+    # The same over the last minute (the previous full minute, or this one until there is one): the
+    # dashboard's figure, which start-up (every patient joining at once) does not dominate for ever.
+    recent: LatencyHistogram = field(default_factory=LatencyHistogram)
+    last_minute: LatencyHistogram | None = None
+    minute_started: float = field(default_factory=time.monotonic)
+
+    def add_lag(self, seconds: float) -> None:
+        self.lag.add(seconds)
+        if time.monotonic() - self.minute_started >= RECENT_S:
+            self.last_minute, self.recent, self.minute_started = self.recent, LatencyHistogram(), time.monotonic()
+        self.recent.add(seconds)
 
     def summary(self) -> dict[str, Any]:
         return {"chunks": self.chunks, "beats": self.beats, "anomalies": self.anomalies,
-                "checkpoints": self.checkpoints, "drops": dict(self.drops), "lag_ms": self.lag.summary_ms()}
+                "checkpoints": self.checkpoints, "late": self.late,
+                "closed": self.closed, "resumed": self.resumed, "outages": self.outages, "drops": dict(self.drops),
+                "lag_ms": self.lag.summary_ms(), "recent_lag_ms": (self.last_minute or self.recent).summary_ms()}
 
 
 class Worker:
     def __init__(self, bus: Bus, model: Model, worker_id: str | None = None, checkpoint_s: float = 10.0,
-                 lease_s: float = 5.0, idle_s: float = IDLE_PATIENT_S, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 idle_s: float = IDLE_PATIENT_S, late_s: float = 30.0, on_late: str = "process",
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        if on_late not in LATE_POLICIES:
+            raise ValueError(f"on_late must be one of {LATE_POLICIES}, not {on_late!r}")
         self.bus = bus
         self.model = model
+        self.late_s = late_s
+        self.on_late = on_late
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}"
         self.checkpoint_s = checkpoint_s
-        self.lease_s = lease_s
+        self.lease_s = bus.lease_s  # as the broker keeps them
         self.idle_s = idle_s
         self.clock = clock
         self.wall = wall
@@ -88,6 +119,7 @@ class Worker:
         self.leases: dict[int, _Lease] = {}
         self.lost: list[int] = []
         self.patients: dict[str, _Patient] = {}
+        self.due: set[str] = set()  # patients whose next checkpoint is due
         self.stats = WorkerStats()
         self.started = clock()
 
@@ -95,27 +127,45 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set: the heartbeat task and the processing loop; then leases are given back."""
         heartbeat = asyncio.create_task(self._heartbeat(stop))
-        next_balance = self.clock()
+        next_balance = next_idle_check = self.clock()
         try:
             while not stop.is_set():
-                for partition in self.lost:  # leases the heartbeat could not renew
-                    await self._drop_partition(partition, release=False)
-                self.lost.clear()
-                if self.clock() >= next_balance:
-                    await self._balance()
-                    next_balance = self.clock() + self.lease_s / 3
-                busy = False
-                for partition in sorted(self.leases):
-                    busy |= await self._process_partition(partition)
-                if not busy:
-                    await asyncio.sleep(FETCH_TIMEOUT_S if self.leases else self.lease_s / 5)
-                await self._close_idle()
+                try:
+                    for partition in self.lost:  # leases the heartbeat could not renew
+                        await self._drop_partition(partition, release=False)
+                    self.lost.clear()
+                    if self.clock() >= next_balance:
+                        await self._balance()
+                        next_balance = self.clock() + self.lease_s / 3
+                    busy = await self._process()
+                    if not busy and not self.leases:
+                        await asyncio.sleep(self.lease_s / 5)
+                    if self.clock() >= next_idle_check:
+                        await self._close_idle()
+                        next_idle_check = self.clock() + min(1.0, self.idle_s / 4)
+                except BusUnavailable as exc:
+                    await self._outage(exc)
         finally:
             heartbeat.cancel()
-            for partition in list(self.leases):
-                await self._checkpoint_partition(partition)
-                await self._drop_partition(partition, release=True)
+            try:
+                for partition in list(self.leases):
+                    await self._checkpoint_partition(partition)
+                    await self._drop_partition(partition, release=True)
+            except BusUnavailable as exc:  # stopping while the broker is away: the leases will just expire
+                log.warning("worker %s: could not give the partitions back (%s)", self.id, exc)
             self.cpu.shutdown(wait=True)
+
+    async def _outage(self, exc: BusUnavailable) -> None:
+        """The broker went away: let go of everything (unacknowledged chunks come again from the
+        checkpoints, to this worker or another, once it is back) and try again shortly."""
+        self.stats.outages += 1
+        if self.leases:
+            log.warning("worker %s: cannot use the broker (%s); letting %d partitions go until it works again",
+                        self.id, exc, len(self.leases))
+        for partition in list(self.leases):
+            await self._drop_partition(partition, release=False)
+        self.due.clear()
+        await asyncio.sleep(self.lease_s / 5)
 
     async def _cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.cpu, fn, *args)
@@ -134,7 +184,10 @@ class Worker:
                 else:
                     self.leases.pop(partition, None)  # expired and maybe taken: hands off
                     self.lost.append(partition)
-            await self.bus.announce(self.id, self.describe())
+            try:
+                await self.bus.announce(self.id, self.describe())
+            except BusUnavailable:
+                pass  # the loop sees the outage too and lets go of the partitions
             try:
                 await asyncio.wait_for(stop.wait(), period)
             except asyncio.TimeoutError:
@@ -145,15 +198,23 @@ class Worker:
         alive = max(1, len(await self.bus.workers()))
         share = math.ceil(self.bus.partitions / alive)
         owners = await self.bus.owners()
+        taken = []
         for partition in range(self.bus.partitions):
             if len(self.leases) >= share:
                 break
             if partition not in owners and partition not in self.leases and await self.bus.acquire(partition, self.id):
                 self.leases[partition] = _Lease(self.clock() + self.lease_s - self.lease_s / 3)
+                taken.append(partition)
+        given = []
         while len(self.leases) > share + (1 if self.bus.partitions % alive else 0):
             extra = max(self.leases)
             await self._checkpoint_partition(extra)
             await self._drop_partition(extra, release=True)
+            given.append(extra)
+        if taken or given:
+            log.info("worker %s: %s%s%s; holds %d of %d partitions (%d workers alive)", self.id,
+                     f"took {taken}" if taken else "", ", " if taken and given else "",
+                     f"gave back {given}" if given else "", len(self.leases), self.bus.partitions, alive)
 
     def holds(self, partition: int) -> bool:
         """Fencing: act on a partition only while its lease is surely still ours."""
@@ -177,62 +238,80 @@ class Worker:
             del self.pool.members[patient]
 
     # --- processing ------------------------------------------------------------------------------------------
-    async def _process_partition(self, partition: int) -> bool:
-        deliveries = await self.bus.fetch(partition, FETCH_BATCH, FETCH_TIMEOUT_S)
-        if not deliveries:
-            return False
-        if not self.holds(partition):
-            return True  # not acknowledged: the next owner gets them
-        chunks: list[tuple[ChunkMessage, Delivery]] = []
-        for d in deliveries:
-            try:
-                chunks.append((decode_chunk(d.headers, d.payload), d))
-            except BadChunk as exc:
-                await self._dead(partition, str(exc), d)
-        await self._feed(partition, chunks)
-        await self._checkpoint_partition(partition, due_only=True)
-        return True
+    async def _process(self) -> bool:
+        """One round: fetch from every owned partition at once, feed all their chunks together (one model
+        call for all this worker's patients per tick), checkpoint what is due. False when nothing came."""
+        partitions = sorted(self.leases)
+        fetched = await asyncio.gather(*(self.bus.fetch(p, FETCH_BATCH, FETCH_TIMEOUT_S) for p in partitions))
+        chunks: list[tuple[int, ChunkMessage, Delivery]] = []
+        now = self.wall()
+        for partition, deliveries in zip(partitions, fetched):
+            if not deliveries or not self.holds(partition):
+                continue  # a lost lease: not acknowledged, the next owner gets them
+            for d in deliveries:
+                try:
+                    message = decode_chunk(d.headers, d.payload)
+                except BadChunk as exc:
+                    await self._dead(partition, exc.kind, str(exc), d)
+                    continue
+                if now - message.sent > self.late_s:  # back-pressure: counted, and dropped if so chosen
+                    self.stats.late += 1
+                    if self.on_late == "drop":
+                        self.stats.drops[f"late chunk dropped (over {self.late_s:g} s behind)"] += 1
+                        await d.ack()
+                        continue
+                chunks.append((partition, message, d))
+        if chunks:
+            await self._feed(chunks)
+        await self._checkpoint_due()
+        return any(fetched)
 
-    async def _feed(self, partition: int, chunks: list[tuple[ChunkMessage, Delivery]]) -> None:
+    async def _feed(self, chunks: list[tuple[int, ChunkMessage, Delivery]]) -> None:
         """Feed the chunks in rounds: each patient's next chunk in each round, all of a round in one tick."""
-        queues: dict[str, deque[tuple[ChunkMessage, Delivery]]] = {}
-        for message, delivery in sorted(chunks, key=lambda c: (c[0].patient, c[0].start)):
-            queues.setdefault(message.patient, deque()).append((message, delivery))
-        while queues and self.holds(partition):
-            tick: dict[str, tuple[ChunkMessage, Delivery]] = {}
+        queues: dict[str, deque[tuple[int, ChunkMessage, Delivery]]] = {}
+        for item in sorted(chunks, key=lambda c: (c[1].patient, c[1].start)):
+            queues.setdefault(item[1].patient, deque()).append(item)
+        while queues:
+            tick: dict[str, tuple[int, ChunkMessage, Delivery]] = {}
             for patient in list(queues):
-                message, delivery = queues[patient].popleft()
+                partition, message, delivery = queues[patient].popleft()
                 if not queues[patient]:
                     del queues[patient]
+                if not self.holds(partition):
+                    continue  # fencing: the lease ran out meanwhile; the next owner gets this chunk
                 if await self._open(partition, message, delivery) is not None:  # checked against the stream now
-                    tick[patient] = (message, delivery)
+                    tick[patient] = (partition, message, delivery)
             if tick:
-                await self._tick(partition, tick)
+                await self._tick(tick)
 
-    async def _tick(self, partition: int, tick: dict[str, tuple[ChunkMessage, Delivery]]) -> None:
+    async def _tick(self, tick: dict[str, tuple[int, ChunkMessage, Delivery]]) -> None:
         chunks_in = {p: Chunk(m.samples, start=m.start - self.patients[p].origin, rate=m.rate)
-                     for p, (m, _) in tick.items()}
+                     for p, (_, m, _) in tick.items()}
         result = await self._cpu(self.pool.feed, chunks_in)
         for p, error in result.errors.items():  # refused: the stream is as before, the chunk a dead letter
-            await self._dead(partition, str(error), tick[p][1])
+            await self._dead(tick[p][0], error.reason, str(error), tick[p][2])
         out = []
         for p, events in result.items():
             if p in result.errors:
                 continue
-            message, delivery = tick[p]
+            _, message, delivery = tick[p]
             s = self.patients[p]
             s.next_start = message.start + len(message.samples)
             s.pending.append(delivery)
             s.pending_s += len(message.samples) / message.rate
+            if s.pending_s >= self.checkpoint_s:
+                self.due.add(p)
             s.last_seen = self.clock()
             out += self._outgoing(p, s, events, message.sent)
         await self.bus.store(out)  # stored before anything is acknowledged
         now = self.wall()
-        for p, (message, _) in tick.items():
+        for p, (_, message, _) in tick.items():
             if p not in result.errors:
                 self.stats.chunks += 1
                 if math.isfinite(message.sent):
-                    self.stats.lag.add(max(0.0, now - message.sent))
+                    lag = max(0.0, now - message.sent)
+                    self.stats.add_lag(lag)
+                    self.patients[p].lag_s = lag
 
     def _outgoing(self, patient: str, s: _Patient, events: list[Any], sent: float) -> list[Outgoing]:
         out = []
@@ -240,10 +319,10 @@ class Worker:
             r = s.origin + e.r_sample
             body = {**e.to_dict(), "stream": patient, "r_sample": r, "t": round(r / s.rate, 4), "sent": sent}
             payload = encode_event(body)
-            out.append(Outgoing(f"aestream.beats.{patient}", event_id(patient, r), payload))
+            out.append(Outgoing(beat_subject(patient), event_id(patient, r), payload))
             self.stats.beats += 1
             if e.anomaly:
-                out.append(Outgoing(f"aestream.anomalies.{patient}", event_id(patient, r, "anomaly"), payload))
+                out.append(Outgoing(beat_subject(patient, anomaly=True), event_id(patient, r, "anomaly"), payload))
                 self.stats.anomalies += 1
         return out
 
@@ -260,8 +339,15 @@ class Worker:
             else:
                 await delivery.ack()  # the checkpoint covers it already
             return None
-        if message.start > s.next_start:  # samples missing: a new stream from here, the gap counted
+        if s.closed:  # back after being idle: a new stream from here (its detector warms up again)
+            self.stats.resumed += 1
+            s.closed = False
+            s.origin = s.next_start = message.start
+            await self._cpu(self._add, message.patient, message.rate)
+        elif message.start > s.next_start:  # samples missing: a new stream from here, the gap counted
             self.stats.drops["gap (samples missing)"] += 1
+            log.info("worker %s: %s: samples %d to %d missing; a new stream from %d", self.id, message.patient,
+                     s.next_start, message.start, message.start)
             await self._cpu(self._forget, message.patient)
             s.origin = s.next_start = message.start
             await self._cpu(self._add, message.patient, message.rate)
@@ -269,6 +355,9 @@ class Worker:
 
     async def _restore(self, partition: int, message: ChunkMessage) -> _Patient:
         blob = await self.bus.load_state(message.patient)
+        if blob is not None and blob.startswith(CLOSED):  # closed when idle: nothing to restore
+            end = int(blob[len(CLOSED):].split(b"\n", 1)[0])
+            return _Patient(partition, message.rate, end, end, last_seen=self.clock(), closed=True)
         if blob is not None:
             try:
                 origin, next_start = await self._cpu(self._restore_stream, message.patient, blob)
@@ -289,16 +378,25 @@ class Worker:
             self.pool.add(patient, rate=rate)
 
     # --- checkpoints and acknowledgements --------------------------------------------------------------------
-    async def _checkpoint_partition(self, partition: int, due_only: bool = False) -> None:
-        if not self.holds(partition):
+    async def _checkpoint_due(self) -> None:
+        """Checkpoint the patients with `checkpoint_s` seconds of signal not yet covered by one."""
+        by_partition: dict[int, list[str]] = defaultdict(list)
+        for patient in self.due:
+            if patient in self.patients:
+                by_partition[self.patients[patient].partition].append(patient)
+        self.due.clear()
+        for partition, patients in by_partition.items():
+            await self._checkpoint(partition, patients)
+
+    async def _checkpoint_partition(self, partition: int) -> None:
+        """Checkpoint every patient of the partition with chunks not yet covered (before letting it go)."""
+        due = [p for p, s in self.patients.items() if s.partition == partition and s.pending]
+        await self._checkpoint(partition, due)
+
+    async def _checkpoint(self, partition: int, due: list[str]) -> None:
+        if not due or not self.holds(partition):
             return
-        due = [p for p, s in self.patients.items()
-               if s.partition == partition and s.pending and (not due_only or s.pending_s >= self.checkpoint_s)]
-        if not due:
-            return
-        blobs = await self._cpu(self._save, due)
-        for patient, blob in blobs.items():
-            await self.bus.save_state(patient, blob)
+        await self.bus.save_states(await self._cpu(self._save, due))
         if not self.holds(partition):
             return  # lost the lease meanwhile: the next owner redoes these chunks from an older checkpoint
         for patient in due:
@@ -312,23 +410,35 @@ class Worker:
         return {p: str(self.patients[p].origin).encode() + b"\n" + self.pool.save(p) for p in patients}
 
     async def _close_idle(self) -> None:
-        """Patients that stopped sending: their last events, a final checkpoint, then forgotten."""
+        """Patients that stopped sending: their last events, then a checkpoint saying where their stream
+        ended (so that chunks up to there are never scored again, and a later one starts a new stream), then
+        forgotten."""
         now = self.clock()
-        idle = [p for p, s in self.patients.items() if now - s.last_seen > self.idle_s and self.holds(s.partition)]
+        idle = [p for p, s in self.patients.items()
+                if now - s.last_seen > self.idle_s and not s.closed and self.holds(s.partition)]
         for patient in idle:
             s = self.patients[patient]
             events = await self._cpu(self.pool.remove, patient)
             await self.bus.store(self._outgoing(patient, s, events, float("nan")))
+            await self.bus.save_states({patient: CLOSED + str(s.next_start).encode() + b"\n"})
             for delivery in s.pending:
                 await delivery.ack()
             del self.patients[patient]
+            self.due.discard(patient)
+            self.stats.closed += 1
 
-    async def _dead(self, partition: int, reason: str, delivery: Delivery) -> None:
+    async def _dead(self, partition: int, kind: str, reason: str, delivery: Delivery) -> None:
+        """To the dead letters with the full reason; counted by its kind."""
         await self.bus.dead_letter(partition, reason, delivery.headers, delivery.payload)
         await delivery.ack()
-        self.stats.drops[f"dead letter: {reason.split(':')[0][:60]}"] += 1
+        self.stats.drops[f"dead letter: {kind}"] += 1
 
     def describe(self) -> dict[str, Any]:
-        return {"partitions": sorted(self.leases), "patients": len(self.patients), "model": self.model.name,
-                "uptime_s": round(self.clock() - self.started, 1), **self.stats.summary()}
+        """What the dashboard shows of this worker (announced with every heartbeat)."""
+        lagging = heapq.nlargest(LAGGING_SHOWN, ((s.lag_s, p) for p, s in self.patients.items()
+                                                 if math.isfinite(s.lag_s)))
+        return {"partitions": sorted(self.leases), "of": self.bus.partitions, "patients": len(self.patients),
+                "model": self.model.name,
+                "uptime_s": round(self.clock() - self.started, 1), "time": round(self.wall(), 3),
+                "lagging": [[p, round(lag, 3)] for lag, p in lagging], **self.stats.summary()}
 
