@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import time
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,13 @@ LATE_POLICIES = ("process", "drop")  # what to do with a chunk more than `late_s
 CLOSED = b"closed:"  # a checkpoint of a stream closed when its patient went idle: b"closed:<end sample>\n"
 LAGGING_SHOWN = 10  # patients furthest behind, in the worker's description
 RECENT_S = 60.0  # the window of the recent latency figures
+RESTORE_BATCH = 256  # checkpoints read at once when many patients arrive together
+
+
+def _phase(patient: str) -> float:
+    """A patient's fixed place in [0, 1) in the checkpoint cycle, so that patients who joined together do not
+    all save their states in the same second (stable across workers: not Python's salted hash)."""
+    return zlib.crc32(patient.encode()) % 1000 / 1000
 
 
 @dataclass
@@ -271,6 +279,9 @@ class Worker:
         queues: dict[str, deque[tuple[int, ChunkMessage, Delivery]]] = {}
         for item in sorted(chunks, key=lambda c: (c[1].patient, c[1].start)):
             queues.setdefault(item[1].patient, deque()).append(item)
+        unseen = {p: (q[0][0], q[0][1]) for p, q in queues.items() if p not in self.patients}
+        if unseen:
+            await self._restore_all(unseen)
         while queues:
             tick: dict[str, tuple[int, ChunkMessage, Delivery]] = {}
             for patient in list(queues):
@@ -327,12 +338,9 @@ class Worker:
         return out
 
     async def _open(self, partition: int, message: ChunkMessage, delivery: Delivery) -> _Patient | None:
-        """The patient's stream, restored from its checkpoint when this worker has not seen it; None when
-        the chunk is one the checkpoint already covers (acknowledged at once)."""
-        s = self.patients.get(message.patient)
-        if s is None:
-            s = await self._restore(partition, message)
-            self.patients[message.patient] = s
+        """The patient's stream, checked against this chunk; None when the chunk is one its checkpoint
+        already covers (acknowledged with the next checkpoint, or at once)."""
+        s = self.patients[message.patient]
         if message.start < s.next_start:  # processed before (a copy delivered again)
             if s.pending:
                 s.pending.append(delivery)  # acknowledged with the next checkpoint
@@ -353,19 +361,42 @@ class Worker:
             await self._cpu(self._add, message.patient, message.rate)
         return s
 
-    async def _restore(self, partition: int, message: ChunkMessage) -> _Patient:
-        blob = await self.bus.load_state(message.patient)
-        if blob is not None and blob.startswith(CLOSED):  # closed when idle: nothing to restore
-            end = int(blob[len(CLOSED):].split(b"\n", 1)[0])
-            return _Patient(partition, message.rate, end, end, last_seen=self.clock(), closed=True)
-        if blob is not None:
-            try:
-                origin, next_start = await self._cpu(self._restore_stream, message.patient, blob)
-                return _Patient(partition, message.rate, origin, next_start, last_seen=self.clock())
-            except Exception as exc:  # noqa: BLE001  (another model's or a damaged state: start afresh, counted)
-                self.stats.drops[f"checkpoint not usable ({type(exc).__name__})"] += 1
-        await self._cpu(self._add, message.patient, message.rate)
-        return _Patient(partition, message.rate, message.start, message.start, last_seen=self.clock())
+    async def _restore_all(self, first: dict[str, tuple[int, ChunkMessage]]) -> None:
+        """Open the patients this worker has not seen (`first`: each one's partition and first chunk here):
+        their checkpoints are read together, then restored (or their streams started) in one thread call."""
+        names = list(first)
+        blobs: list[bytes | None] = []
+        for at in range(0, len(names), RESTORE_BATCH):
+            blobs += await asyncio.gather(*(self.bus.load_state(p) for p in names[at:at + RESTORE_BATCH]))
+        opened = await self._cpu(self._open_streams, {p: (first[p][1].rate, first[p][1].start, blob)
+                                                      for p, blob in zip(names, blobs)})
+        for patient, (origin, next_start, closed, problem) in opened.items():
+            if problem:  # another model's or a damaged state: started afresh, counted
+                self.stats.drops[f"checkpoint not usable ({problem})"] += 1
+            partition, message = first[patient]
+            self.patients[patient] = _Patient(partition, message.rate, origin, next_start, last_seen=self.clock(),
+                                              closed=closed, pending_s=-self.checkpoint_s * _phase(patient))
+
+    def _open_streams(self, todo: dict[str, tuple[float, int, bytes | None]]) -> dict[str, tuple[int, int, bool, str]]:
+        """(origin, next start, closed, problem) per patient: restored from its checkpoint, or a new stream."""
+        out = {}
+        for patient, (rate, start, blob) in todo.items():
+            problem = ""
+            if blob is not None and blob.startswith(CLOSED):  # closed when idle: nothing to restore
+                end = int(blob[len(CLOSED):].split(b"\n", 1)[0])
+                out[patient] = (end, end, True, "")
+                continue
+            if blob is not None:
+                try:
+                    origin, next_start = self._restore_stream(patient, blob)
+                    out[patient] = (origin, next_start, False, "")
+                    continue
+                except Exception as exc:  # noqa: BLE001  (whatever is wrong with it, the patient goes on)
+                    problem = type(exc).__name__
+                    self._forget(patient)
+            self._add(patient, rate)
+            out[patient] = (start, start, False, problem)
+        return out
 
     def _restore_stream(self, patient: str, blob: bytes) -> tuple[int, int]:
         header, state = blob.split(b"\n", 1)
