@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ class NatsServer:
         self.folder = folder
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.extra: list[str] = []  # more arguments (a cluster member's name and routes)
 
     def start(self, port: int = -1) -> NatsServer:
         """Start (a free port, or `port`: a restart where the clients expect it), its store in the folder."""
@@ -32,7 +34,7 @@ class NatsServer:
             old.unlink()
         self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js",
                                       "-sd", str(self.folder / "store"),
-                                      "--ports_file_dir", str(self.folder)],
+                                      "--ports_file_dir", str(self.folder), *self.extra],
                                      stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"))
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -74,3 +76,38 @@ def nats_server(folder: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (for a cluster's route ports, which each server must know in advance)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsCluster:
+    """`size` JetStream servers clustered over routes on 127.0.0.1, each with its own store and free client
+    port; `url` lists them all, as a client of a cluster is given."""
+
+    def __init__(self, folder: Path, size: int = 3) -> None:
+        self.names = [f"n{i + 1}" for i in range(size)]
+        self.route_ports = [free_port() for _ in self.names]
+        self.servers = {name: NatsServer(folder / name) for name in self.names}
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.route_ports)
+        for name, port in zip(self.names, self.route_ports):
+            self.servers[name].folder.mkdir(parents=True, exist_ok=True)
+            self.servers[name].extra = ["--server_name", name, "--cluster_name", "aestream",
+                                        "--cluster", f"nats://127.0.0.1:{port}", "--routes", routes]
+
+    def start(self) -> NatsCluster:
+        for server in self.servers.values():
+            server.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.url for s in self.servers.values() if s.proc is not None)
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()

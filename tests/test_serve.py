@@ -23,7 +23,7 @@ from streamer.serve.nats_bus import CHUNKS, DEAD, EVENTS, NatsBus
 from streamer.serve.publisher import Publisher, Source
 from streamer.serve.transport import Outgoing
 from tests.conftest import MODELS, mitdb_record
-from tests.nats_server import nats_server
+from tests.nats_server import NatsCluster, nats_server
 
 pytest.importorskip("nats")
 
@@ -34,10 +34,11 @@ SPEED = 4.0
 LEASE_S, CHECKPOINT_S, IDLE_S = 2.0, 2.0, 4.0
 
 
-def start_worker(url: str, name: str, folder: Path, idle_s: float = IDLE_S) -> subprocess.Popen[bytes]:
+def start_worker(url: str, name: str, folder: Path, idle_s: float = IDLE_S, *more: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "streamer.cli", "serve", "--nats", url, "--partitions",
                              str(PARTITIONS), "--lease-s", str(LEASE_S), "--checkpoint-s", str(CHECKPOINT_S),
-                             "--idle-s", str(idle_s), "--worker-id", name, "--model", str(MODELS / "ecg.onnx")],
+                             "--idle-s", str(idle_s), "--worker-id", name, "--model", str(MODELS / "ecg.onnx"),
+                             *more],
                             stdout=open(folder / f"{name}.out", "wb"), stderr=open(folder / f"{name}.err", "wb"))
 
 
@@ -164,10 +165,15 @@ async def render_screens(url: str) -> dict[tuple[int, int], str]:
     return screens
 
 
-def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["mid-run", "before-close"])
+def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path, when: str) -> None:
+    """A worker is killed (SIGKILL) mid-run, or after the patients' last chunks were processed but before
+    their streams were closed (when their last beats come): the other worker takes its partitions over,
+    and every beat is stored exactly once with the score of an uninterrupted run."""
+    idle_s = IDLE_S if when == "mid-run" else 8.0
     with nats_server(tmp_path) as server:
         url = server.url
-        workers = {name: start_worker(url, name, tmp_path) for name in ("worker-a", "worker-b")}
+        workers = {name: start_worker(url, name, tmp_path, idle_s) for name in ("worker-a", "worker-b")}
         try:
             wait_for(lambda: set(asyncio.run(owners(url)).values()) == set(workers), 30, "both workers to lease")
             published: list[Publisher] = []
@@ -177,6 +183,9 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
                 task = asyncio.create_task(publish(url, published))
                 await asyncio.sleep(SECONDS / SPEED * 0.3)  # mid-run: what the dashboard shows
                 seen.append(await asyncio.to_thread(watch_json, url))
+                if when == "before-close":
+                    await task
+                    await asyncio.sleep(2.0)  # the last chunks processed, the streams still open (idle_s 8)
                 held = await owners(url)
                 victim = max(set(held.values()), key=lambda w: sum(v == w for v in held.values()))
                 workers[victim].send_signal(signal.SIGKILL)
@@ -192,7 +201,7 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
             takeover = asyncio.run(publish_and_kill())
             assert takeover < 3 * LEASE_S + 2  # the dead worker's partitions are taken over within seconds
             wait_for(lambda: asyncio.run(backlog(url)) == 0, 90, "every chunk to be processed and acknowledged")
-            time.sleep(IDLE_S + 2)  # the patients close (their last beats) after IDLE_S without chunks
+            time.sleep(idle_s + 2)  # the patients close (their last beats) after idle_s without chunks
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
             for proc in workers.values():
@@ -205,7 +214,7 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path) -> None:
     assert view["patients"] == PATIENTS
     assert 0.5 * PATIENTS * SPEED < view["rates"]["chunks_per_s"] < 2 * PATIENTS * SPEED
     assert view["rates"]["beats_per_s"] > 0.5 * view["rates"]["chunks_per_s"]
-    print(f"takeover {takeover:.2f} s, {total} beats, {len(events)} events stored")
+    print(f"{when}: takeover {takeover:.2f} s, {total} beats, {len(events)} events stored")
 
 
 def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
@@ -300,3 +309,86 @@ def test_broker_restart_loses_nothing(tmp_path: Path, crash: bool) -> None:
     assert "Traceback" not in errors
     print(f"broker {'crash' if crash else 'restart'}: {total} beats, outages seen {outages}, "
           f"publisher retries {published[0].retries}")
+
+
+async def make_replicated(url: str, timeout: float = 60.0) -> None:
+    """Make the service's streams and buckets with 3 replicas, once the cluster has elected its leaders."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            bus = await NatsBus(url, partitions=PARTITIONS, lease_s=LEASE_S, replicas=3).connect(create_buckets=True)
+            info = await bus.js.stream_info(CHUNKS)
+            await bus.close()
+            assert info.config.num_replicas == 3
+            return
+        except Exception:  # noqa: BLE001  (JetStream not ready yet: no meta leader)
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def open_patients(url: str) -> int:
+    """Patients the live workers have open (each announces its count with every heartbeat)."""
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        return sum(int(w.get("patients", 0)) for w in (await bus.workers()).values())
+    finally:
+        await bus.close()
+
+
+async def chunk_stream_leader(url: str) -> str:
+    bus = await NatsBus(url, partitions=PARTITIONS).connect()
+    try:
+        return str((await bus.js.stream_info(CHUNKS)).cluster.leader)
+    finally:
+        await bus.close()
+
+
+@pytest.mark.slow
+def test_cluster_loses_nothing_when_a_server_dies(tmp_path: Path) -> None:
+    """Three servers on 127.0.0.1, streams and buckets kept on all three (R3); mid-run the server leading
+    the chunk stream is killed (SIGKILL) and stays down: the other two elect new leaders, workers and
+    publisher move to them, and every beat is stored exactly once."""
+    cluster = NatsCluster(tmp_path).start()
+    try:
+        url = cluster.url
+        asyncio.run(make_replicated(url))
+        workers = {name: start_worker(url, name, tmp_path, 10.0, "--replicas", "3")
+                   for name in ("worker-a", "worker-b")}
+        try:
+            wait_for(lambda: set(asyncio.run(owners(url)).values()) == set(workers), 30, "both workers to lease")
+            published: list[Publisher] = []
+            victims: list[str] = []
+
+            async def publish_and_kill_a_server() -> None:
+                task = asyncio.create_task(publish(url, published, publish_timeout_s=2.0))
+                await asyncio.sleep(SECONDS / SPEED * 0.4)
+                victims.append(await chunk_stream_leader(url))
+                cluster.servers[victims[0]].stop(signal.SIGKILL)
+                await task
+
+            asyncio.run(publish_and_kill_a_server())
+            killed_at = time.monotonic()
+            url = cluster.url  # the two left
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 120, "every chunk to be processed and acknowledged")
+            recovered = time.monotonic() - killed_at
+            # The patients close (their last beats) `idle_s` after their last chunk: however long the
+            # elections took, every worker ends with none open.
+            wait_for(lambda: asyncio.run(open_patients(url)) == 0, 120, "every patient's stream to close")
+            assert asyncio.run(chunk_stream_leader(url)) != victims[0]
+            events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
+            assert all(proc.poll() is None for proc in workers.values()), "a worker died with a server"
+        finally:
+            for proc in workers.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+    finally:
+        cluster.stop()
+    total = assert_every_beat_once(events, published[0])
+    errors = "".join((tmp_path / f"{w}.err").read_text() for w in workers)
+    assert "Traceback" not in errors
+    outages = [json.loads((tmp_path / f"{w}.out").read_text().strip().splitlines()[-1])["outages"] for w in workers]
+    print(f"cluster: {victims[0]} (leading the chunk stream) killed; {total} beats, each once; every chunk "
+          f"processed {recovered:.1f} s after the kill (publishing ended {SECONDS / SPEED * 0.6:.0f} s after it); "
+          f"outages seen by the workers {outages}; publisher retries {published[0].retries}")

@@ -24,7 +24,8 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def _serve(url: str, model_path: Path, partitions: int, checkpoint_s: float, lease_s: float, idle_s: float,
-                 late_s: float, on_late: str, threads: int, provider: str, worker_id: str | None) -> dict[str, Any]:
+                 late_s: float, on_late: str, threads: int, provider: str, worker_id: str | None,
+                 replicas: int) -> dict[str, Any]:
     from streamer.core.model import load_model
     from streamer.core.modelmeta import ECG_TASK
     from streamer.serve.nats_bus import NatsBus
@@ -32,7 +33,7 @@ async def _serve(url: str, model_path: Path, partitions: int, checkpoint_s: floa
 
     model = load_model(model_path, threads=threads, provider=provider, task=ECG_TASK)
     bus = await NatsBus(url, partitions=partitions, lease_s=lease_s, ack_wait_s=3 * checkpoint_s + 2 * lease_s,
-                        name="aestream-worker").connect(create_buckets=True)
+                        name="aestream-worker", replicas=replicas).connect(create_buckets=True)
     worker = Worker(bus, model, worker_id, checkpoint_s=checkpoint_s, idle_s=idle_s, late_s=late_s, on_late=on_late)
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -63,9 +64,12 @@ async def _serve(url: str, model_path: Path, partitions: int, checkpoint_s: floa
 @click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads.")
 @click.option("--provider", default="cpu", show_default=True, help="onnxruntime execution provider.")
 @click.option("--worker-id", help="Name of this worker (default: host-pid).")
+@click.option("--replicas", type=click.IntRange(1, 5), default=1, show_default=True,
+              help="Copies a NATS cluster keeps of the service's streams and buckets, when they are made: 3 "
+                   "survives the loss of one server; 1 for a single server.")
 @one_line_errors
 def serve(url: str, model_path: Path | None, partitions: int, checkpoint_s: float, lease_s: float, idle_s: float,
-          late_s: float, on_late: str, threads: int, provider: str, worker_id: str | None) -> None:
+          late_s: float, on_late: str, threads: int, provider: str, worker_id: str | None, replicas: int) -> None:
     """A monitor worker: patients' ECG chunks from NATS JetStream through one pool, beat events back.
 
     Run as many as you like (on any machines): they share the partitions through leases, and when one
@@ -76,18 +80,18 @@ def serve(url: str, model_path: Path | None, partitions: int, checkpoint_s: floa
         raise InputError("serve", "--partitions, --checkpoint-s, --lease-s, --idle-s and --late-s must be positive")
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     summary = asyncio.run(_serve(url, model_path or default_model("ecg.onnx"), partitions, checkpoint_s, lease_s,
-                                 idle_s, late_s, on_late, threads, provider, worker_id))
+                                 idle_s, late_s, on_late, threads, provider, worker_id, replicas))
     click.echo(json.dumps(summary))
 
 
 async def _publish(url: str, records: tuple[str, ...], patients: int, seconds: float, speed: float, chunk_s: float,
-                   partitions: int, churn_every_s: float | None, seed: int) -> dict[str, Any]:
+                   partitions: int, churn_every_s: float | None, seed: int, replicas: int) -> dict[str, Any]:
     from streamer.ecg.readers import read_ecg
     from streamer.serve.nats_bus import NatsBus
     from streamer.serve.publisher import Publisher, Source
 
     sources = [Source(r.signal, r.fs) for r in (read_ecg(path) for path in records)]
-    bus = await NatsBus(url, partitions=partitions, name="aestream-publisher").connect()
+    bus = await NatsBus(url, partitions=partitions, name="aestream-publisher", replicas=replicas).connect()
     stop = asyncio.Event()
     _stop_on_signals(stop)
     try:
@@ -110,14 +114,17 @@ async def _publish(url: str, records: tuple[str, ...], patients: int, seconds: f
 @click.option("--churn-every-s", type=float, help="Every this many seconds one patient leaves and a new one joins.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the patients' record offsets.")
 @click.option("--report", is_flag=True, help="Print a JSON summary (chunks sent, worst lateness) on stdout.")
+@click.option("--replicas", type=click.IntRange(1, 5), default=1, show_default=True,
+              help="As the workers' (when this makes the streams).")
 @one_line_errors
 def publish(records: tuple[str, ...], url: str, patients: int, seconds: float, speed: float, chunk_s: float,
-            partitions: int, churn_every_s: float | None, seed: int, report: bool) -> None:
+            partitions: int, churn_every_s: float | None, seed: int, report: bool, replicas: int) -> None:
     """Replay ECG records (WFDB, CSV, EDF) as live patients into NATS: the load generator, and an example of
     what a device gateway sends (one message per patient per --chunk-s)."""
     if not (patients >= 1 and seconds > 0 and speed > 0 and chunk_s > 0):
         raise InputError("publish", "--patients, --seconds, --speed and --chunk-s must be positive")
-    summary = asyncio.run(_publish(url, records, patients, seconds, speed, chunk_s, partitions, churn_every_s, seed))
+    summary = asyncio.run(_publish(url, records, patients, seconds, speed, chunk_s, partitions, churn_every_s, seed,
+                                   replicas))
     click.echo(f"published {summary['chunks']} chunks of {summary['patients_joined']} patients; "
                f"at worst {summary['late_s']:.2f} s behind schedule", err=True)
     if report:

@@ -46,9 +46,9 @@ def _unavailable_on_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[
         try:
             return await fn(*args, **kwargs)
         except APIError as exc:  # the server answered, with a refusal (a stream removed by hand, say)
-            raise BusUnavailable(f"NATS refused: {exc.description} (code {exc.err_code})") from exc
+            raise BusUnavailable(f"NATS refused {fn.__name__}: {exc.description} (code {exc.err_code})") from exc
         except (NatsError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise BusUnavailable(f"NATS: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise BusUnavailable(f"NATS, {fn.__name__}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
     return wrapper
 
 
@@ -75,12 +75,17 @@ class _Delivery:
     async def nak(self) -> None:
         await self.msg.nak()
 
+    @_unavailable_on_errors
+    async def in_progress(self) -> None:
+        await self.msg.in_progress()
+
 
 class NatsBus:
     def __init__(self, url: str, partitions: int = 16, lease_s: float = 5.0, ack_wait_s: float = 30.0,
                  retention_s: float = 3600.0, duplicate_window_s: float = 600.0, name: str = "aestream",
-                 publish_timeout_s: float = 10.0) -> None:
+                 publish_timeout_s: float = 10.0, replicas: int = 1) -> None:
         self.url = url
+        self.replicas = replicas  # copies of every stream and bucket kept by a cluster (1: a single server)
         self.partitions = partitions
         self.lease_s = lease_s
         self.ack_wait_s = ack_wait_s
@@ -92,6 +97,7 @@ class NatsBus:
         self.kv: dict[str, Any] = {}
         self.subs: dict[int, Any] = {}
         self.revisions: dict[int, int] = {}
+        self.floors: dict[int, int] = {}  # per partition, the first unacknowledged chunk at its last takeover
         self.reconnects = 0
         self._last_error_log = 0.0
         self.publish_timeout_s = publish_timeout_s
@@ -106,7 +112,9 @@ class NatsBus:
         that are not there yet."""
         nats = need("nats", "the monitor service", "serve")
         try:
-            self.nc = await nats.connect(self.url, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            # "nats://a:4222,nats://b:4222": the servers of a cluster, tried in turn (and on reconnect)
+            servers = [u.strip() for u in self.url.split(",") if u.strip()]
+            self.nc = await nats.connect(servers, name=self.name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
                                          allow_reconnect=True, connect_timeout=5, drain_timeout=5,
                                          error_cb=self._on_error, disconnected_cb=self._on_disconnected,
                                          reconnected_cb=self._on_reconnected)
@@ -144,13 +152,14 @@ class NatsBus:
         from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
         window = min(self.duplicate_window_s, self.retention_s)
+        r = self.replicas
         streams = [StreamConfig(name=CHUNKS, subjects=["aestream.chunks.>"], storage=StorageType.FILE,
-                                max_age=self.retention_s, duplicate_window=window, allow_atomic=True),
+                                max_age=self.retention_s, duplicate_window=window, allow_atomic=True, num_replicas=r),
                    StreamConfig(name=EVENTS, subjects=["aestream.beats.>", "aestream.anomalies.>"],
                                 storage=StorageType.FILE, max_age=self.retention_s, duplicate_window=window,
-                                allow_atomic=True),
+                                allow_atomic=True, num_replicas=r),
                    StreamConfig(name=DEAD, subjects=["aestream.dead.>"], storage=StorageType.FILE,
-                                max_age=self.retention_s)]
+                                max_age=self.retention_s, num_replicas=r)]
         for config in streams:
             try:
                 await self.js.add_stream(config)
@@ -165,7 +174,7 @@ class NatsBus:
                 if not create_buckets:
                     continue  # a publisher or a dashboard before any worker: opened when it is there
                 self.kv[bucket] = await self.js.create_key_value(KeyValueConfig(
-                    bucket=bucket, ttl=ttl, storage=StorageType.FILE, history=1))
+                    bucket=bucket, ttl=ttl, storage=StorageType.FILE, history=1, replicas=r))
         if LEASES in self.kv:
             ttl = (await self.kv[LEASES].status()).ttl
             if ttl and abs(ttl - self.lease_s) > 1e-3:
@@ -225,7 +234,10 @@ class NatsBus:
         from nats.js.errors import NotFoundError
 
         durable = f"part-{partition}"
-        start = 1  # no consumer yet: this partition starts from its beginning
+        # No consumer: this partition starts from its beginning, or from where this worker found it in a
+        # takeover that failed after the delete (a cluster electing leaders, say); an older floor only means
+        # more chunks come again, recognised by their checkpoints.
+        start = self.floors.get(partition, 1)
         try:
             info = await self.js.consumer_info(CHUNKS, durable)
         except NotFoundError:
@@ -233,7 +245,7 @@ class NatsBus:
         if info is not None:
             # Any failure here must stop the takeover (BusUnavailable, tried again later): binding to the old
             # consumer instead would deliver its unacknowledged chunks only after ack_wait, after newer ones.
-            start = int(info.ack_floor.stream_seq) + 1
+            start = self.floors[partition] = int(info.ack_floor.stream_seq) + 1
             await self.js.delete_consumer(CHUNKS, durable)
         config = ConsumerConfig(durable_name=durable, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                                 opt_start_seq=start, ack_wait=self.ack_wait_s, max_ack_pending=1_000_000,

@@ -30,6 +30,7 @@ class Delivery(Protocol):
 
     async def ack(self) -> None: ...
     async def nak(self) -> None: ...
+    async def in_progress(self) -> None: ...  # still being worked on: not to be delivered again yet
 
 
 @dataclass

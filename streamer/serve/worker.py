@@ -11,7 +11,9 @@ by the broker, and (2) a checkpoint of its patient's stream state that includes 
 worker dies, the next owner of the partition restores each patient from its checkpoint and gets every
 chunk after it again (unacknowledged), so the patient's stream goes on exactly as it would have; the
 events it makes again carry the same message ids (`<patient>:<r_sample>`) and the broker drops them.
-Checkpoints every `checkpoint_s` seconds of a patient's signal bound what is processed twice.
+Checkpoints every `checkpoint_s` seconds of a patient's signal bound what is processed twice. Each open
+patient keeps its newest chunk unacknowledged until its stream is closed (its last beats come then), so
+that a patient whose worker dies between its last chunk and its close is closed by the next owner.
 
 Bad input. A chunk that cannot be decoded, or that its patient's stream refuses (NaN, wrong rate, a gap),
 goes to the dead-letter subject with its reason and is acknowledged; the rest go on. It is counted.
@@ -65,6 +67,12 @@ class _Patient:
     next_start: int  # the sample index the next chunk must start at
     pending: list[Delivery] = field(default_factory=list)  # processed, not yet covered by a checkpoint
     pending_s: float = 0.0
+    # The patient's newest chunk that a checkpoint covers, left unacknowledged until its stream is closed:
+    # if this worker dies first, it comes again to the next owner, which then knows the patient is open and
+    # closes it in turn (its last beats come only when the stream is closed).
+    token: Delivery | None = None
+    unacked_since: float = 0.0  # when the oldest of token and pending was delivered or last kept alive
+    last_delivered: float = 0.0
     last_seen: float = 0.0
     lag_s: float = float("nan")  # publish -> events stored, for this patient's latest chunk
     closed: bool = False  # its stream was closed when it went idle (no stream in the pool)
@@ -149,6 +157,7 @@ class Worker:
                     if not busy and not self.leases:
                         await asyncio.sleep(self.lease_s / 5)
                     if self.clock() >= next_idle_check:
+                        await self._keep_unacked()
                         await self._close_idle()
                         next_idle_check = self.clock() + min(1.0, self.idle_s / 4)
                 except BusUnavailable as exc:
@@ -308,6 +317,9 @@ class Worker:
             _, message, delivery = tick[p]
             s = self.patients[p]
             s.next_start = message.start + len(message.samples)
+            s.last_delivered = self.clock()
+            if not s.pending and s.token is None:
+                s.unacked_since = s.last_delivered
             s.pending.append(delivery)
             s.pending_s += len(message.samples) / message.rate
             if s.pending_s >= self.checkpoint_s:
@@ -344,8 +356,10 @@ class Worker:
         if message.start < s.next_start:  # processed before (a copy delivered again)
             if s.pending:
                 s.pending.append(delivery)  # acknowledged with the next checkpoint
+            elif s.token is None and not s.closed:
+                s.token, s.unacked_since = delivery, self.clock()  # the checkpoint covers it: kept till close
             else:
-                await delivery.ack()  # the checkpoint covers it already
+                await delivery.ack()
             return None
         if s.closed:  # back after being idle: a new stream from here (its detector warms up again)
             self.stats.resumed += 1
@@ -419,6 +433,18 @@ class Worker:
         for partition, patients in by_partition.items():
             await self._checkpoint(partition, patients)
 
+    async def _keep_unacked(self) -> None:
+        """Tell the broker the chunks a patient holds unacknowledged for longer than twice `checkpoint_s`
+        (its token, or the chunks of a patient sending slower than real time) are still being worked on, so
+        it does not deliver them again (after `ack_wait`, longer than that). Patients sending in real time
+        checkpoint sooner than that and never need it."""
+        now, limit = self.clock(), 2 * self.checkpoint_s
+        for s in self.patients.values():
+            if (s.pending or s.token is not None) and now - s.unacked_since > limit and self.holds(s.partition):
+                for delivery in ([s.token] if s.token is not None else []) + s.pending:
+                    await delivery.in_progress()
+                s.unacked_since = now
+
     async def _checkpoint_partition(self, partition: int) -> None:
         """Checkpoint every patient of the partition with chunks not yet covered (before letting it go)."""
         due = [p for p, s in self.patients.items() if s.partition == partition and s.pending]
@@ -432,9 +458,13 @@ class Worker:
             return  # lost the lease meanwhile: the next owner redoes these chunks from an older checkpoint
         for patient in due:
             s = self.patients[patient]
-            for delivery in s.pending:
+            # All but the newest are acknowledged; the newest becomes the patient's token (see `_Patient`).
+            held = ([s.token] if s.token is not None else []) + s.pending
+            if not held:
+                continue
+            for delivery in held[:-1]:
                 await delivery.ack()
-            s.pending, s.pending_s = [], 0.0
+            s.token, s.pending, s.pending_s, s.unacked_since = held[-1], [], 0.0, s.last_delivered
             self.stats.checkpoints += 1
 
     def _save(self, patients: list[str]) -> dict[str, bytes]:
@@ -452,7 +482,7 @@ class Worker:
             events = await self._cpu(self.pool.remove, patient)
             await self.bus.store(self._outgoing(patient, s, events, float("nan")))
             await self.bus.save_states({patient: CLOSED + str(s.next_start).encode() + b"\n"})
-            for delivery in s.pending:
+            for delivery in ([s.token] if s.token is not None else []) + s.pending:
                 await delivery.ack()
             del self.patients[patient]
             self.due.discard(patient)
