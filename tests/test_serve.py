@@ -59,8 +59,8 @@ def wait_for(check: Any, timeout: float, what: str) -> float:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-async def backlog(url: str) -> int:
-    """Chunks not yet delivered or not yet acknowledged, over all partitions."""
+async def backlog(url: str, undelivered_only: bool = False) -> int:
+    """Chunks not yet delivered or not yet acknowledged (or only the first), over all partitions."""
     bus = await NatsBus(url, partitions=PARTITIONS).connect()
     try:
         total = 0
@@ -69,7 +69,7 @@ async def backlog(url: str) -> int:
                 info = await bus.js.consumer_info(CHUNKS, f"part-{p}")
             except Exception:  # noqa: BLE001  (a partition nobody consumed yet)
                 continue
-            total += info.num_pending + info.num_ack_pending
+            total += info.num_pending + (0 if undelivered_only else info.num_ack_pending)
         return total
     finally:
         await bus.close()
@@ -79,15 +79,18 @@ async def read_all(url: str, stream: str, subject: str) -> list[Any]:
     bus = await NatsBus(url, partitions=PARTITIONS).connect()
     try:
         sub = await bus.js.pull_subscribe(subject, stream=stream)
-        out = []
-        while True:
+        total = (await sub.consumer_info()).num_pending  # all of them, read until every one is here
+        out: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(out) < total and time.monotonic() < deadline:
             try:
                 msgs = await sub.fetch(1000, timeout=1.0)
-            except Exception:  # noqa: BLE001  (timeout: nothing left)
-                break
+            except Exception:  # noqa: BLE001  (a timeout: in a cluster, maybe a leader moving; try again)
+                continue
             for m in msgs:
                 out.append(m)
                 await m.ack()
+        assert len(out) == total, f"read {len(out)} of {total} messages on {subject}"
         await sub.unsubscribe()  # else closing waits for the pull request to drain
         return out
     finally:
@@ -304,9 +307,10 @@ def test_broker_restart_loses_nothing(tmp_path: Path, crash: bool) -> None:
                     proc.wait(30)
     total = assert_every_beat_once(events, published[0])
     outages = [json.loads((tmp_path / f"{w}.out").read_text().strip().splitlines()[-1])["outages"] for w in workers]
-    assert sum(outages) >= 1  # they did see the broker go
-    errors = "".join((tmp_path / f"{w}.err").read_text() for w in workers)
-    assert "Traceback" not in errors
+    logs = {w: (tmp_path / f"{w}.err").read_text() for w in workers}
+    for log in logs.values():  # each saw the broker go and come back, in one line each
+        assert "disconnected from NATS; reconnecting" in log and "reconnected to NATS" in log, log
+        assert "Traceback" not in log
     print(f"broker {'crash' if crash else 'restart'}: {total} beats, outages seen {outages}, "
           f"publisher retries {published[0].retries}")
 
@@ -370,8 +374,9 @@ def test_cluster_loses_nothing_when_a_server_dies(tmp_path: Path) -> None:
             asyncio.run(publish_and_kill_a_server())
             killed_at = time.monotonic()
             url = cluster.url  # the two left
-            wait_for(lambda: asyncio.run(backlog(url)) == 0, 120, "every chunk to be processed and acknowledged")
+            wait_for(lambda: asyncio.run(backlog(url, undelivered_only=True)) == 0, 120, "every chunk delivered")
             recovered = time.monotonic() - killed_at
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 120, "every chunk to be processed and acknowledged")
             # The patients close (their last beats) `idle_s` after their last chunk: however long the
             # elections took, every worker ends with none open.
             wait_for(lambda: asyncio.run(open_patients(url)) == 0, 120, "every patient's stream to close")
@@ -390,5 +395,5 @@ def test_cluster_loses_nothing_when_a_server_dies(tmp_path: Path) -> None:
     assert "Traceback" not in errors
     outages = [json.loads((tmp_path / f"{w}.out").read_text().strip().splitlines()[-1])["outages"] for w in workers]
     print(f"cluster: {victims[0]} (leading the chunk stream) killed; {total} beats, each once; every chunk "
-          f"processed {recovered:.1f} s after the kill (publishing ended {SECONDS / SPEED * 0.6:.0f} s after it); "
+          f"delivered {recovered:.1f} s after the kill (publishing ended {SECONDS / SPEED * 0.6:.0f} s after it); "
           f"outages seen by the workers {outages}; publisher retries {published[0].retries}")

@@ -147,8 +147,10 @@ class Worker:
         try:
             while not stop.is_set():
                 try:
-                    for partition in self.lost:  # leases the heartbeat could not renew
-                        await self._drop_partition(partition, release=False)
+                    # Leases the heartbeat could not renew, or that ran out before it did (a busy loop): given
+                    # back if still ours (the broker's compare-and-set decides), so they can be taken at once.
+                    for partition in self.lost:
+                        await self._drop_partition(partition, release=True)
                     self.lost.clear()
                     if self.clock() >= next_balance:
                         await self._balance()
@@ -193,13 +195,15 @@ class Worker:
         thread); a lease that cannot be renewed is let go at once (the loop then drops its partition)."""
         period = self.lease_s / 3
         while not stop.is_set():
-            for partition in list(self.leases):
-                renewed_at = self.clock()
-                if await self.bus.renew(partition, self.id):
+            held = list(self.leases)
+            renewed_at = self.clock()
+            renewed = await asyncio.gather(*(self.bus.renew(p, self.id) for p in held), return_exceptions=True)
+            for partition, ok in zip(held, renewed):
+                if ok is True:
                     if partition in self.leases:
                         self.leases[partition].valid_until = renewed_at + self.lease_s - period
-                else:
-                    self.leases.pop(partition, None)  # expired and maybe taken: hands off
+                elif partition in self.leases:
+                    self.leases.pop(partition)  # expired and maybe taken (or the broker is away): hands off
                     self.lost.append(partition)
             try:
                 await self.bus.announce(self.id, self.describe())
@@ -238,6 +242,15 @@ class Worker:
         lease = self.leases.get(partition)
         return lease is not None and self.clock() < lease.valid_until
 
+    def _still_holds(self, partition: int) -> bool:
+        """`holds`, and when not, the partition is let go (dropped at the top of the loop): the chunks skipped
+        now must come again in order, from the broker, never after a later chunk of the same patient."""
+        if self.holds(partition):
+            return True
+        if self.leases.pop(partition, None) is not None:
+            self.lost.append(partition)
+        return False
+
     async def _drop_partition(self, partition: int, release: bool) -> None:
         """Stop working on a partition; its unacknowledged chunks go to the next owner."""
         self.leases.pop(partition, None)
@@ -259,11 +272,11 @@ class Worker:
         """One round: fetch from every owned partition at once, feed all their chunks together (one model
         call for all this worker's patients per tick), checkpoint what is due. False when nothing came."""
         partitions = sorted(self.leases)
-        fetched = await asyncio.gather(*(self.bus.fetch(p, FETCH_BATCH, FETCH_TIMEOUT_S) for p in partitions))
+        fetched = await self._fetch_all(partitions)
         chunks: list[tuple[int, ChunkMessage, Delivery]] = []
         now = self.wall()
         for partition, deliveries in zip(partitions, fetched):
-            if not deliveries or not self.holds(partition):
+            if not deliveries or not self._still_holds(partition):
                 continue  # a lost lease: not acknowledged, the next owner gets them
             for d in deliveries:
                 try:
@@ -283,6 +296,23 @@ class Worker:
         await self._checkpoint_due()
         return any(fetched)
 
+    async def _fetch_all(self, partitions: list[int]) -> list[list[Delivery]]:
+        """Each partition's next chunks. A partition the broker cannot serve now (in a cluster, its consumer
+        electing a leader after a server died) is let go and taken again later; the others go on. When none
+        can be served, it is an outage."""
+        results = await asyncio.gather(*(self.bus.fetch(p, FETCH_BATCH, FETCH_TIMEOUT_S) for p in partitions),
+                                       return_exceptions=True)
+        failed = [(p, r) for p, r in zip(partitions, results) if isinstance(r, BaseException)]
+        for _, r in failed:
+            if not isinstance(r, BusUnavailable):
+                raise r
+        if failed and len(failed) == len(partitions):
+            raise failed[0][1]
+        for partition, exc in failed:
+            log.warning("worker %s: partition %d not served (%s); letting it go", self.id, partition, exc)
+            await self._drop_partition(partition, release=True)
+        return [[] if isinstance(r, BaseException) else r for r in results]
+
     async def _feed(self, chunks: list[tuple[int, ChunkMessage, Delivery]]) -> None:
         """Feed the chunks in rounds: each patient's next chunk in each round, all of a round in one tick."""
         queues: dict[str, deque[tuple[int, ChunkMessage, Delivery]]] = {}
@@ -297,7 +327,7 @@ class Worker:
                 partition, message, delivery = queues[patient].popleft()
                 if not queues[patient]:
                     del queues[patient]
-                if not self.holds(partition):
+                if not self._still_holds(partition):
                     continue  # fencing: the lease ran out meanwhile; the next owner gets this chunk
                 if await self._open(partition, message, delivery) is not None:  # checked against the stream now
                     tick[patient] = (partition, message, delivery)
@@ -473,20 +503,35 @@ class Worker:
     async def _close_idle(self) -> None:
         """Patients that stopped sending: their last events, then a checkpoint saying where their stream
         ended (so that chunks up to there are never scored again, and a later one starts a new stream), then
-        forgotten."""
+        forgotten.
+
+        Silent means silent at the source, not a partition the broker is slow to deliver (a cluster electing
+        leaders, a backlog): every chunk sent before the partition's oldest undelivered one has reached this
+        worker, so a patient is closed only once it sent nothing for `idle_s` before that."""
         now = self.clock()
-        idle = [p for p, s in self.patients.items()
-                if now - s.last_seen > self.idle_s and not s.closed and self.holds(s.partition)]
-        for patient in idle:
-            s = self.patients[patient]
-            events = await self._cpu(self.pool.remove, patient)
-            await self.bus.store(self._outgoing(patient, s, events, float("nan")))
-            await self.bus.save_states({patient: CLOSED + str(s.next_start).encode() + b"\n"})
-            for delivery in ([s.token] if s.token is not None else []) + s.pending:
-                await delivery.ack()
-            del self.patients[patient]
-            self.due.discard(patient)
-            self.stats.closed += 1
+        candidates: dict[int, list[str]] = defaultdict(list)
+        for p, s in self.patients.items():
+            if now - s.last_seen > self.idle_s and self.holds(s.partition):
+                candidates[s.partition].append(p)
+        for partition, patients in candidates.items():
+            try:
+                backlog = await self.bus.backlog(partition)
+            except BusUnavailable:
+                continue  # cannot tell: not now
+            behind = backlog.oldest_waiting_s if backlog.waiting and math.isfinite(backlog.oldest_waiting_s) else 0.0
+            for patient in patients:
+                s = self.patients[patient]
+                if now - s.last_seen - behind <= self.idle_s or not self.holds(partition):
+                    continue
+                if not s.closed:
+                    events = await self._cpu(self.pool.remove, patient)
+                    await self.bus.store(self._outgoing(patient, s, events, float("nan")))
+                    await self.bus.save_states({patient: CLOSED + str(s.next_start).encode() + b"\n"})
+                    self.stats.closed += 1
+                for delivery in ([s.token] if s.token is not None else []) + s.pending:
+                    await delivery.ack()
+                del self.patients[patient]  # (a patient found closed in its checkpoint: just forgotten)
+                self.due.discard(patient)
 
     async def _dead(self, partition: int, kind: str, reason: str, delivery: Delivery) -> None:
         """To the dead letters with the full reason; counted by its kind."""
