@@ -15,6 +15,7 @@ from streamer.cli.common import default_model, one_line_errors
 from streamer.core.errors import InputError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
+NATS_HELP = "NATS server URL (a cluster: its servers' URLs, comma-separated)."
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -45,7 +46,7 @@ async def _serve(url: str, model_path: Path, partitions: int, checkpoint_s: floa
 
 
 @click.command()
-@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help="NATS server URL.")
+@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help=NATS_HELP)
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="ECG model (default: samples/models/ecg.onnx).")
 @click.option("--partitions", type=int, default=16, show_default=True,
@@ -105,7 +106,7 @@ async def _publish(url: str, records: tuple[str, ...], patients: int, seconds: f
 
 @click.command()
 @click.argument("records", nargs=-1, required=True)
-@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help="NATS server URL.")
+@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help=NATS_HELP)
 @click.option("--patients", type=int, default=100, show_default=True, help="Patients at once.")
 @click.option("--seconds", type=float, default=60.0, show_default=True, help="Seconds of signal per patient.")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="1 = real time, N = N times faster.")
@@ -172,7 +173,7 @@ async def _watch(url: str, partitions: int, interval: float, once: bool, as_json
 
 
 @click.command()
-@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help="NATS server URL.")
+@click.option("--nats", "url", default=DEFAULT_URL, show_default=True, help=NATS_HELP)
 @click.option("--partitions", type=int, default=16, show_default=True,
               help="Used until a worker announces the service's own count.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds between refreshes.")

@@ -43,7 +43,10 @@ from streamer.serve.transport import Bus, BusUnavailable, Delivery, Outgoing
 
 log = logging.getLogger("aestream.serve")
 
-FETCH_BATCH = 4096  # chunk messages fetched from a partition at most per call
+# Chunk messages fetched per round at most, over all partitions: about 2 s of work for a worker at its limit.
+# A backlog must wait in the broker (undelivered, no clock running), not in a worker: a fetched chunk must be
+# processed and checkpointed well within the broker's ack wait, or it is delivered again and adds to the load.
+ROUND_CHUNKS = 4096
 FETCH_TIMEOUT_S = 0.05  # how long a fetch waits for messages when there are none
 IDLE_PATIENT_S = 120.0  # a patient without a chunk for this long (wall clock) is closed and forgotten
 LATE_POLICIES = ("process", "drop")  # what to do with a chunk more than `late_s` behind: both are counted
@@ -300,7 +303,8 @@ class Worker:
         """Each partition's next chunks. A partition the broker cannot serve now (in a cluster, its consumer
         electing a leader after a server died) is let go and taken again later; the others go on. When none
         can be served, it is an outage."""
-        results = await asyncio.gather(*(self.bus.fetch(p, FETCH_BATCH, FETCH_TIMEOUT_S) for p in partitions),
+        batch = max(16, ROUND_CHUNKS // max(1, len(partitions)))
+        results = await asyncio.gather(*(self.bus.fetch(p, batch, FETCH_TIMEOUT_S) for p in partitions),
                                        return_exceptions=True)
         failed = [(p, r) for p, r in zip(partitions, results) if isinstance(r, BaseException)]
         for _, r in failed:
