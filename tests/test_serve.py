@@ -397,3 +397,48 @@ def test_cluster_loses_nothing_when_a_server_dies(tmp_path: Path) -> None:
     print(f"cluster: {victims[0]} (leading the chunk stream) killed; {total} beats, each once; every chunk "
           f"delivered {recovered:.1f} s after the kill (publishing ended {SECONDS / SPEED * 0.6:.0f} s after it); "
           f"outages seen by the workers {outages}; publisher retries {published[0].retries}")
+
+
+@pytest.mark.parametrize("policy", ["process", "drop"])
+def test_late_chunks_are_counted_and_handled_by_the_policy(tmp_path: Path, policy: str) -> None:
+    """Back-pressure is never silent: chunks arriving more than --late-s after they were sent are counted
+    as late, on the dashboard too; `drop` skips them (counted; the stream starts again after them), `process`
+    scores them. A patient whose chunks are on time is untouched either way."""
+    with nats_server(tmp_path) as server:
+        url = server.url
+        worker = start_worker(url, "worker-a", tmp_path, IDLE_S, "--late-s", "20", "--on-late", policy)
+        try:
+            wait_for(lambda: len(asyncio.run(owners(url))) == PARTITIONS, 30, "the worker to lease")
+
+            async def send() -> None:
+                bus = await NatsBus(url, partitions=PARTITIONS).connect()
+                x = streamer.read_ecg(mitdb_record("100")).signal[:360 * 20].astype("<f4")
+                try:
+                    for k in range(20):
+                        late_by = 60.0 if k < 10 else 0.0  # the first 10 s of late-1 arrive a minute late
+                        for patient, sent in (("late-1", time.time() - late_by), ("ontime-1", time.time())):
+                            await bus.publish_chunks([Outgoing(
+                                chunk_subject(partition_of(patient, PARTITIONS), patient), f"{patient}:{k}",
+                                x[k * 360:(k + 1) * 360].tobytes(),
+                                {"Patient": patient, "Rate": "360.0", "Start": str(k * 360), "Sent": repr(sent)})])
+                finally:
+                    await bus.close()
+
+            asyncio.run(send())
+            wait_for(lambda: asyncio.run(backlog(url)) == 0, 60, "every chunk to be handled")
+            time.sleep(IDLE_S + 2)
+            view = watch_json(url)
+            events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(30)
+    summary = json.loads((tmp_path / "worker-a.out").read_text().strip().splitlines()[-1])
+    assert summary["late"] == 10 and view["workers"]["worker-a"]["late"] == 10
+    beats = {p: sorted(e["r_sample"] for e in events if e["stream"] == p) for p in ("late-1", "ontime-1")}
+    assert len(beats["ontime-1"]) >= 20 and beats["ontime-1"][0] < 360 * 2  # ~20 s of record 100, from its start
+    dropped = summary["drops"].get("late chunk dropped (over 20 s behind)", 0)
+    if policy == "drop":
+        assert dropped == 10 and view["drops"]["late chunk dropped (over 20 s behind)"] == 10
+        assert beats["late-1"] and min(beats["late-1"]) >= 360 * 10  # nothing from the dropped first 10 s
+    else:
+        assert dropped == 0 and beats["late-1"] == beats["ontime-1"]  # the same signal, scored in full

@@ -277,7 +277,6 @@ class Worker:
         partitions = sorted(self.leases)
         fetched = await self._fetch_all(partitions)
         chunks: list[tuple[int, ChunkMessage, Delivery]] = []
-        now = self.wall()
         for partition, deliveries in zip(partitions, fetched):
             if not deliveries or not self._still_holds(partition):
                 continue  # a lost lease: not acknowledged, the next owner gets them
@@ -287,12 +286,6 @@ class Worker:
                 except BadChunk as exc:
                     await self._dead(partition, exc.kind, str(exc), d)
                     continue
-                if now - message.sent > self.late_s:  # back-pressure: counted, and dropped if so chosen
-                    self.stats.late += 1
-                    if self.on_late == "drop":
-                        self.stats.drops[f"late chunk dropped (over {self.late_s:g} s behind)"] += 1
-                        await d.ack()
-                        continue
                 chunks.append((partition, message, d))
         if chunks:
             await self._feed(chunks)
@@ -322,6 +315,7 @@ class Worker:
         queues: dict[str, deque[tuple[int, ChunkMessage, Delivery]]] = {}
         for item in sorted(chunks, key=lambda c: (c[1].patient, c[1].start)):
             queues.setdefault(item[1].patient, deque()).append(item)
+        now = self.wall()
         unseen = {p: (q[0][0], q[0][1]) for p, q in queues.items() if p not in self.patients}
         if unseen:
             await self._restore_all(unseen)
@@ -333,8 +327,15 @@ class Worker:
                     del queues[patient]
                 if not self._still_holds(partition):
                     continue  # fencing: the lease ran out meanwhile; the next owner gets this chunk
-                if await self._open(partition, message, delivery) is not None:  # checked against the stream now
-                    tick[patient] = (partition, message, delivery)
+                if await self._open(partition, message, delivery) is None:  # checked against the stream now
+                    continue  # a copy of a chunk processed before
+                if now - message.sent > self.late_s:  # back-pressure: counted, and dropped if so chosen
+                    self.stats.late += 1
+                    if self.on_late == "drop":  # the patient's stream restarts at its next chunk (a gap)
+                        self.stats.drops[f"late chunk dropped (over {self.late_s:g} s behind)"] += 1
+                        await delivery.ack()
+                        continue
+                tick[patient] = (partition, message, delivery)
             if tick:
                 await self._tick(tick)
 

@@ -19,11 +19,18 @@ from rich.text import Text
 from streamer.serve.watch import Snapshot
 
 LAG_WARN_S = 2.0  # a partition whose oldest waiting chunk is older than this is shown in red
-MAX_SIDE_ROWS = 20  # patients listed at most (furthest behind; most anomalies)
+MAX_SIDE_ROWS = 60  # patients listed at most (furthest behind; most anomalies); fewer when the screen is short
 
 
 def _num(x: float, fmt: str = "{:.0f}") -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else fmt.format(x)
+
+
+def _duration(ms: float) -> str:
+    """A latency short enough for the totals line whatever it is: 110 ms, 12.8 s."""
+    if not math.isfinite(ms):
+        return "-"
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
 
 
 def _tags(snap: Snapshot) -> dict[str, str]:
@@ -121,7 +128,7 @@ def render_service(snap: Snapshot, url: str, width: int = 80, height: int = 24,
     n = len(snap.workers)
     head.append(f"{n} worker{'s' if n != 1 else ''}", style="bold green" if snap.workers else "bold red")
     head.append(f" · {snap.patients} patients · {snap.total_rate('chunks'):.0f} chunks/s · "
-                f"{snap.total_rate('beats'):.0f} beats/s · latency p99 {_num(lag_p99)} ms")
+                f"{snap.total_rate('beats'):.0f} beats/s · latency p99 {_duration(lag_p99)}")
     head.append(f"\nbacklog {waiting} chunks", style="bold red" if math.isfinite(oldest) and oldest > LAG_WARN_S
                 else "")
     head.append(f" (oldest {_num(oldest, '{:.1f}')} s) · {sum(a.count for a in snap.anomalies.values())} anomalies"
