@@ -3,6 +3,7 @@ shipped in samples/ecg), and the shipped models in samples/models."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,13 @@ ROOT = Path(__file__).resolve().parent.parent
 MITDB = ROOT.parent / "shared" / "data" / "mitdb"
 SAMPLE_RECORD = ROOT / "samples" / "ecg" / "106"
 MODELS = ROOT / "samples" / "models"
+
+
+def in_foreground() -> None:
+    """`preexec_fn` for a child that a test interrupts with SIGINT, as Ctrl-C in a terminal does: Ctrl-C
+    reaches a foreground program, whose SIGINT is the default. A test run started in the background
+    (`nohup ... &`) would otherwise pass on an ignored SIGINT, and Python would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def mitdb_record(name: str) -> Path:

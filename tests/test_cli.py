@@ -76,12 +76,13 @@ def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
     import sys
     import time
 
-    from .conftest import MODELS, SAMPLE_RECORD
+    from .conftest import MODELS, SAMPLE_RECORD, in_foreground
 
     events, summary = tmp_path / "ev.jsonl", tmp_path / "s.json"
     proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "ecg", str(SAMPLE_RECORD), "--model",
                              str(MODELS / "ecg.onnx"), "--speed", "20", "--events", str(events),
-                             "--summary", str(summary)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--summary", str(summary)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=in_foreground)
     deadline = time.monotonic() + 60
     while (not events.exists() or len(events.read_text().splitlines()) < 20) and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -188,14 +188,14 @@ def test_watch_cli_takes_new_files_once_and_ends_on_ctrl_c(tmp_path: Path) -> No
     import sys
     import time
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, in_foreground
 
     src = ROOT / "samples" / "images"
     watched = tmp_path / "in"
     watched.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "streamer.cli", "images", str(watched), "--watch", "--out",
                              str(watched / "out"), "--summary", str(tmp_path / "s.json"), "--no-dashboard"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=in_foreground)
     names = [f"test_{i:05d}.png" for i in range(5)]
     time.sleep(2)
     for name in names[:3]:

@@ -23,7 +23,7 @@ from streamer.serve.nats_bus import CHUNKS, DEAD, EVENTS, NatsBus
 from streamer.serve.publisher import Publisher, Source
 from streamer.serve.transport import Outgoing
 from tests.conftest import MODELS, mitdb_record
-from tests.nats_server import NatsCluster, nats_server
+from tests.nats_server import NatsCluster, NatsServer, nats_server
 
 pytest.importorskip("nats")
 
@@ -442,3 +442,40 @@ def test_late_chunks_are_counted_and_handled_by_the_policy(tmp_path: Path, polic
         assert beats["late-1"] and min(beats["late-1"]) >= 360 * 10  # nothing from the dropped first 10 s
     else:
         assert dropped == 0 and beats["late-1"] == beats["ontime-1"]  # the same signal, scored in full
+
+
+def test_a_server_without_the_service_gives_one_line(tmp_path: Path) -> None:
+    """A server without JetStream, and one with JetStream but no service on it yet (the dashboard started
+    first, which must not make the streams with its own settings): one line naming the server, exit 2."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "streamer.cli", *args], capture_output=True, text=True,
+                              timeout=60)
+
+    plain = NatsServer(tmp_path / "plain")
+    plain.folder.mkdir()
+    plain.jetstream = False
+    plain.start()
+    try:
+        for args in (["serve"], ["publish", str(mitdb_record("100")), "--seconds", "1"], ["watch", "--json"]):
+            out = run(*args, "--nats", plain.url)
+            assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+                f"streamer: error: {plain.url}: this NATS server has no JetStream (start it with -js)"], out.stderr
+    finally:
+        plain.stop()
+    with nats_server(tmp_path) as server:
+        out = run("watch", "--json", "--nats", server.url)
+        assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+            f"streamer: error: {server.url}: no aestream streams on this server (yet): start a worker or a "
+            "publisher"], out.stderr
+        streams = asyncio.run(stream_names(server.url))
+    assert not any(name.startswith("AESTREAM") for name in streams)  # the dashboard made none
+
+
+async def stream_names(url: str) -> list[str]:
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        return [s.config.name for s in await nc.jetstream().streams_info()]
+    finally:
+        await nc.close()

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from streamer.cli.common import default_model, one_line_errors
-from streamer.core.errors import InputError
+from streamer.core.errors import InputError, StreamerError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 NATS_HELP = "NATS server URL (a cluster: its servers' URLs, comma-separated)."
@@ -142,12 +142,15 @@ async def _watch(url: str, partitions: int, interval: float, once: bool, as_json
     from streamer.serve.watch import Watcher
     from streamer.ui.service import render_service
 
-    bus = await NatsBus(url, partitions=partitions, name="aestream-watch").connect()
+    bus = await NatsBus(url, partitions=partitions, name="aestream-watch").connect(create_streams=False)
     watcher = Watcher(bus)
     console = Console()
     try:
         if once or as_json:
-            snap = await watcher.settled()
+            try:
+                snap = await watcher.settled()
+            except BusUnavailable as exc:
+                raise StreamerError(f"{url}: {exc}") from None
             if as_json:
                 click.echo(json.dumps(snap.to_dict()))
             else:

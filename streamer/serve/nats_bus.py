@@ -34,6 +34,7 @@ P = ParamSpec("P")
 CHUNKS, EVENTS, DEAD = "AESTREAM_CHUNKS", "AESTREAM_EVENTS", "AESTREAM_DEAD"
 LEASES, WORKERS, STATE = "aestream-leases", "aestream-workers", "aestream-state"
 ATOMIC_BATCH = 1000  # the server's limit on messages in one atomic batch
+STREAM_NOT_FOUND = 10059  # JetStream's error code
 
 
 def _unavailable_on_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]:
@@ -46,6 +47,9 @@ def _unavailable_on_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[
         try:
             return await fn(*args, **kwargs)
         except APIError as exc:  # the server answered, with a refusal (a stream removed by hand, say)
+            if exc.err_code == STREAM_NOT_FOUND:
+                raise BusUnavailable("no aestream streams on this server (yet): start a worker or a publisher") \
+                    from exc
             raise BusUnavailable(f"NATS refused {fn.__name__}: {exc.description} (code {exc.err_code})") from exc
         except (NatsError, asyncio.TimeoutError, ConnectionError) as exc:
             raise BusUnavailable(f"NATS, {fn.__name__}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
@@ -107,8 +111,9 @@ class NatsBus:
         self._nuid: Any = None
         self._closing = False
 
-    async def connect(self, create_buckets: bool = False) -> NatsBus:
-        """Connect, and make the streams (and with `create_buckets`, as a worker does, the key-value buckets)
+    async def connect(self, create_buckets: bool = False, create_streams: bool = True) -> NatsBus:
+        """Connect, and make the streams (unless `create_streams` is off, as for a dashboard, which must not
+        make them with its own settings) and with `create_buckets`, as a worker does, the key-value buckets
         that are not there yet."""
         nats = need("nats", "the monitor service", "serve")
         try:
@@ -126,7 +131,17 @@ class NatsBus:
         self._nuid = NUID()
         self._batch_inbox = self.nc.new_inbox()
         await self.nc.subscribe(f"{self._batch_inbox}.*", cb=self._on_batch_reply)
-        await self._setup(create_buckets)
+        from nats.js.errors import ServiceUnavailableError
+
+        try:
+            await self._setup(create_buckets, create_streams)
+        except ServiceUnavailableError:
+            await self.close()
+            raise StreamerError(f"{self.url}: this NATS server has no JetStream (start it with -js)") from None
+        except Exception as exc:  # noqa: BLE001  (whatever the server answered: one line, not a traceback)
+            await self.close()
+            raise StreamerError(f"{self.url}: cannot set up the service's streams ({type(exc).__name__}: "
+                                f"{exc})") from None
         return self
 
     # One line per change of the connection's state, instead of nats-py's traceback per reconnect attempt.
@@ -148,7 +163,7 @@ class NatsBus:
     def connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected
 
-    async def _setup(self, create_buckets: bool) -> None:
+    async def _setup(self, create_buckets: bool, create_streams: bool) -> None:
         from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
         window = min(self.duplicate_window_s, self.retention_s)
@@ -160,7 +175,7 @@ class NatsBus:
                                 allow_atomic=True, num_replicas=r),
                    StreamConfig(name=DEAD, subjects=["aestream.dead.>"], storage=StorageType.FILE,
                                 max_age=self.retention_s, num_replicas=r)]
-        for config in streams:
+        for config in streams if create_streams else []:
             try:
                 await self.js.add_stream(config)
             except Exception:  # noqa: BLE001  (exists with another config: keep it, as another worker made it)
