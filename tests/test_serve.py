@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import streamer
+from streamer.core.errors import StreamerError
 from streamer.serve.messages import chunk_subject, partition_of
 from streamer.serve.nats_bus import CHUNKS, DEAD, EVENTS, NatsBus
 from streamer.serve.publisher import Publisher, Source
@@ -51,12 +52,18 @@ async def owners(url: str) -> dict[int, str]:
 
 
 def wait_for(check: Any, timeout: float, what: str) -> float:
+    """Seconds until `check()` holds; a check that fails to ask (a cluster electing leaders answers with
+    timeouts for a while) counts as not yet."""
     start = time.monotonic()
+    last: Exception | None = None
     while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
+        try:
+            if check():
+                return time.monotonic() - start
+        except StreamerError as exc:
+            last = exc
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
 async def backlog(url: str, undelivered_only: bool = False) -> int:
