@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def start_worker(url: str, name: str, folder: Path, idle_s: float = IDLE_S, *mor
                              "--idle-s", str(idle_s), "--worker-id", name, "--model", str(MODELS / "ecg.onnx"),
                              *more],
                             stdout=open(folder / f"{name}.out", "wb"), stderr=open(folder / f"{name}.err", "wb"))
+
+
+def stop_workers(workers: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to the workers still running (they save checkpoints, give partitions back, print summaries)."""
+    for proc in workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
 
 
 async def owners(url: str) -> dict[int, str]:
@@ -214,10 +223,7 @@ def test_failover_loses_no_beat_and_duplicates_none(tmp_path: Path, when: str) -
             time.sleep(idle_s + 2)  # the patients close (their last beats) after idle_s without chunks
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
-            for proc in workers.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
+            stop_workers(workers.values())
     total = assert_every_beat_once(events, published[0])
     view = seen[0]  # the dashboard mid-run: both workers, every partition owned, every patient, beats flowing
     assert sorted(view["workers"]) == ["worker-a", "worker-b"] and len(view["owners"]) == PARTITIONS
@@ -261,8 +267,7 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
             dead = asyncio.run(read_all(url, DEAD, "aestream.dead.>"))
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
+            stop_workers([worker])
     reasons = sorted(m.headers["Reason"] for m in dead)
     assert len(reasons) == 4, reasons
     assert any("non-finite" in r for r in reasons) and any("float32" in r for r in reasons)
@@ -308,10 +313,7 @@ def test_broker_restart_loses_nothing(tmp_path: Path, crash: bool) -> None:
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
             assert all(proc.poll() is None for proc in workers.values()), "a worker died with the broker"
         finally:
-            for proc in workers.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
+            stop_workers(workers.values())
     total = assert_every_beat_once(events, published[0])
     outages = [json.loads((tmp_path / f"{w}.out").read_text().strip().splitlines()[-1])["outages"] for w in workers]
     logs = {w: (tmp_path / f"{w}.err").read_text() for w in workers}
@@ -391,10 +393,7 @@ def test_cluster_loses_nothing_when_a_server_dies(tmp_path: Path) -> None:
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
             assert all(proc.poll() is None for proc in workers.values()), "a worker died with a server"
         finally:
-            for proc in workers.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(30)
+            stop_workers(workers.values())
     finally:
         cluster.stop()
     total = assert_every_beat_once(events, published[0])
@@ -437,8 +436,7 @@ def test_late_chunks_are_counted_and_handled_by_the_policy(tmp_path: Path, polic
             view = watch_json(url)
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
-            worker.send_signal(signal.SIGTERM)
-            worker.wait(30)
+            stop_workers([worker])
     summary = json.loads((tmp_path / "worker-a.out").read_text().strip().splitlines()[-1])
     assert summary["late"] == 10 and view["workers"]["worker-a"]["late"] == 10
     beats = {p: sorted(e["r_sample"] for e in events if e["stream"] == p) for p in ("late-1", "ontime-1")}

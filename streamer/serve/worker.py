@@ -80,6 +80,10 @@ class _Patient:
     lag_s: float = float("nan")  # publish -> events stored, for this patient's latest chunk
     closed: bool = False  # its stream was closed when it went idle (no stream in the pool)
 
+    def unacked(self) -> list[Delivery]:
+        """Every delivery of this patient not yet acknowledged, oldest first: its token, then `pending`."""
+        return ([self.token] if self.token is not None else []) + self.pending
+
 
 @dataclass
 class _Lease:
@@ -476,7 +480,7 @@ class Worker:
         now, limit = self.clock(), 2 * self.checkpoint_s
         for s in self.patients.values():
             if (s.pending or s.token is not None) and now - s.unacked_since > limit and self.holds(s.partition):
-                for delivery in ([s.token] if s.token is not None else []) + s.pending:
+                for delivery in s.unacked():
                     await delivery.in_progress()
                 s.unacked_since = now
 
@@ -494,7 +498,7 @@ class Worker:
         for patient in due:
             s = self.patients[patient]
             # All but the newest are acknowledged; the newest becomes the patient's token (see `_Patient`).
-            held = ([s.token] if s.token is not None else []) + s.pending
+            held = s.unacked()
             if not held:
                 continue
             for delivery in held[:-1]:
@@ -533,7 +537,7 @@ class Worker:
                     await self.bus.store(self._outgoing(patient, s, events, float("nan")))
                     await self.bus.save_states({patient: CLOSED + str(s.next_start).encode() + b"\n"})
                     self.stats.closed += 1
-                for delivery in ([s.token] if s.token is not None else []) + s.pending:
+                for delivery in s.unacked():
                     await delivery.ack()
                 del self.patients[patient]  # (a patient found closed in its checkpoint: just forgotten)
                 self.due.discard(patient)
