@@ -156,12 +156,18 @@ def assert_every_beat_once(events: list[dict[str, Any]], publisher: Publisher) -
     return total
 
 
-def watch_json(url: str) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "streamer.cli", "watch", "--nats", url, "--json"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    snapshot: dict[str, Any] = json.loads(out.stdout)
-    return snapshot
+def watch_json(url: str, expect: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`streamer watch --json`; with `expect`, taken again (for up to 15 s) until those workers are in it: a
+    worker's announcement lives a lease, and on a loaded machine one can lapse for a moment."""
+    deadline = time.monotonic() + 15
+    while True:
+        out = subprocess.run([sys.executable, "-m", "streamer.cli", "watch", "--nats", url, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        snapshot: dict[str, Any] = json.loads(out.stdout)
+        if set(expect) <= set(snapshot["workers"]) or time.monotonic() > deadline:
+            return snapshot
+        time.sleep(0.5)
 
 
 async def render_screens(url: str) -> dict[tuple[int, int], str]:
@@ -262,7 +268,7 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
             asyncio.run(send())
             wait_for(lambda: asyncio.run(backlog(url)) == 0, 60, "every chunk to be handled")
             time.sleep(IDLE_S + 2)
-            view = watch_json(url)
+            view = watch_json(url, expect=("worker-a",))
             screens = asyncio.run(render_screens(url))
             dead = asyncio.run(read_all(url, DEAD, "aestream.dead.>"))
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
@@ -433,7 +439,7 @@ def test_late_chunks_are_counted_and_handled_by_the_policy(tmp_path: Path, polic
             asyncio.run(send())
             wait_for(lambda: asyncio.run(backlog(url)) == 0, 60, "every chunk to be handled")
             time.sleep(IDLE_S + 2)
-            view = watch_json(url)
+            view = watch_json(url, expect=("worker-a",))
             events = [json.loads(m.data) for m in asyncio.run(read_all(url, EVENTS, "aestream.beats.>"))]
         finally:
             stop_workers([worker])
