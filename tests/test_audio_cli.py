@@ -115,6 +115,20 @@ def test_file_replay_writes_the_reconstruction(music_wav: Path, tmp_path: Path) 
     assert len(out) == s["samples_out"]
 
 
+def test_file_without_out_says_nothing_is_saved(tmp_path: Path, identity: Path) -> None:
+    """No --out: a note on stderr at the start, and the summary says so (the run itself succeeds)."""
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(8000) * 0.3), 8000, subtype="PCM_16")
+    r = CliRunner().invoke(main, ["audio", "--file", str(tmp_path / "tone.wav"), "--model", str(identity),
+                                  "--speed", "max", "--summary", str(tmp_path / "s.json"), "--no-dashboard"])
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines()[0] == "streamer: note: no --out: the reconstruction is not saved (nor played)"
+    assert json.loads((tmp_path / "s.json").read_text())["out"] == "not saved (no --out)"
+    assert "not saved (no --out)" in r.stdout  # the printed summary
+    with_out = CliRunner().invoke(main, ["audio", "--file", str(tmp_path / "tone.wav"), "--model", str(identity),
+                                         "--speed", "max", "--out", str(tmp_path / "r.wav"), "--no-dashboard"])
+    assert with_out.exit_code == 0 and "note" not in with_out.stderr
+
+
 def test_silent_file_reports_snr_undefined(tmp_path: Path, identity: Path) -> None:
     sf.write(str(tmp_path / "silence.wav"), np.zeros(8000 * 2), 8000, subtype="PCM_16")
     r = CliRunner().invoke(main, ["audio", "--file", str(tmp_path / "silence.wav"), "--model", str(identity),
@@ -141,6 +155,15 @@ def test_bad_options_and_models(tmp_path: Path, identity: Path, music_wav: Path)
               "needs 'audio-codec'")
     _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(identity), "--hop", "3000"]),
               "--hop")
+    # 0 is refused with the allowed range (never taken for the default), by the command and by the library
+    _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(identity), "--hop", "0"]),
+              "--hop", "4096 (no overlap) or between 1 and 2048", "not 0")
+    from streamer.core.errors import StreamError
+    from streamer.core.model import load_model
+
+    for bad in ({"hop": 0}, {"rate": 0}, {"channels": 0}):
+        with pytest.raises(StreamError):
+            load_model(identity).stream(**bad)
     _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--device", "0", "--model", str(identity)]),
               "give one source")
     dct_codec(tmp_path)

@@ -116,7 +116,8 @@ def test_rate_too_low(tmp_path: Path, ecg_model: Path) -> None:
     path, lines = _csv_from_record(tmp_path)
     path.write_text("\n".join(lines) + "\n")
     code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "50")
-    # --fs is ignored when a time column gives the rate; give a slow time column instead
+    assert_one_line_error(code, err, "ecg.csv", "--fs 50 Hz disagrees with the time column")
+    # a time column gives the rate; give a slow one instead
     lines = ["time,mlii"] + [f"{i / 50:.6f},{ln.split(',')[1]}" for i, ln in enumerate(lines[1:])]
     path.write_text("\n".join(lines) + "\n")
     code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model))
@@ -196,9 +197,50 @@ def test_edf_roundtrip_and_bad_edf(tmp_path: Path, ecg_model: Path) -> None:
                              "digital_max": 32767, "digital_min": -32768}])
         w.writeSamples([x * 1000.0])
     rec = read_recording(path)
-    assert rec.fs == 360 and rec.lead == "MLII"
+    assert rec.fs == 360 and rec.lead == "MLII" and rec.lead_index == 0
     assert np.max(np.abs(rec.signal - x)) < 0.01  # back in mV, within EDF's 16-bit resolution
     shutil.copy(path, tmp_path / "bad.edf")
     (tmp_path / "bad.edf").write_bytes(path.read_bytes()[:300])
     code, _, err = run_cli("ecg", str(tmp_path / "bad.edf"), "--model", str(ecg_model))
     assert_one_line_error(code, err, "bad.edf")
+
+
+def test_calibrate_method_without_calibrate(ecg_model: Path) -> None:
+    """The method of a calibration that does not happen would be ignored: refused, in the CLI and the library."""
+    code, _, err = run_cli("ecg", str(mitdb_record("106")), "--model", str(ecg_model),
+                           "--calibrate-method", "percentile:99")
+    assert_one_line_error(code, err, "--calibrate-method", "only with --calibrate SECONDS")
+    from streamer.core.errors import StreamError
+    from streamer.core.model import load_model
+
+    with pytest.raises(StreamError, match="calibrate_method applies only with calibrate_s > 0"):
+        load_model(ecg_model).stream(rate=360, calibrate_method="percentile:99")
+    load_model(ecg_model).stream(rate=360, calibrate_s=60, calibrate_method="percentile:99")  # with it: fine
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["ecg", "-", "--fs", "360", "--lead", "1"], ["--lead", "does not apply to stdin"]),
+    (["ecg", "-", "--fs", "360", "--speed", "10"], ["--speed", "does not apply to stdin"]),
+    (["ecg", "RECORD", "--fs", "250"], ["--fs", "does not apply to", "gives its own rate"]),
+    (["ecg", "RECORD", "--threshold", "5", "--calibrate", "60"], ["--threshold", "not both"]),
+    (["audio", "--file", "samples/audio/bach.wav", "--seconds", "3"], ["--seconds", "does not apply to a file"]),
+    (["audio", "--speed", "2"], ["--speed", "does not apply to a live input device"]),
+    (["audio", "--file", "samples/audio/bach.wav", "--play-device", "1"], ["--play-device", "only with --play"]),
+    (["images", "samples/images", "--speed", "1"], ["--speed", "does not apply to a folder of images"]),
+    (["images", "samples/images", "--seed", "3"], ["--seed", "without --add-noise"]),
+    (["images", "samples/images", "--add-noise", "0.5", "--clean", "samples/images/clean"], ["--clean", "one of"]),
+    (["images", "samples/images", "--camera", "0"], ["--camera", "not both"]),
+    (["images", "--camera", "0", "--watch"], ["--watch", "does not apply to a camera"]),
+    (["images", "--camera", "0", "--batch", "8"], ["--batch", "does not apply to a camera"]),
+    (["watch", "--once", "--interval", "5"], ["--interval", "does not apply to one screen"]),
+])
+def test_options_that_do_not_apply_are_refused(args: list[str], needles: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An option the chosen source would ignore is refused in one line naming it (before anything is opened:
+    no camera, device or broker is needed to get the error)."""
+    from .conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    args = [str(mitdb_record("106")) if a == "RECORD" else a for a in args]
+    code, _, err = run_cli(*args)
+    assert_one_line_error(code, err, *needles)

@@ -32,6 +32,7 @@ def test_ecg_run_writes_events_and_summary(slice106: Path, ecg_model: Path, tmp_
     assert {"sensitivity", "ppv", "tolerance_ms"} <= set(data["rpeaks"])
     assert {"auc", "precision", "recall", "false_alarms_per_min"} <= set(data["anomaly"])
     assert data["duration_s"] == 120.0
+    assert data["lead"] == "MLII" and data["lead_index"] == 0  # the lead used, by name and 0-based index
     assert len(events.read_text().splitlines()) == data["beats"]
     assert "aestream summary" in result.stdout  # headless: the summary is printed
 
@@ -93,3 +94,29 @@ def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
     data = json.loads(summary.read_text())
     assert data["interrupted"] is True and data["beats"] >= 20
     assert len(events.read_text().splitlines()) == data["beats"]
+
+
+def test_ecg_help_shows_a_plain_percent_sign() -> None:
+    result = CliRunner().invoke(main, ["ecg", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # help lines wrap anywhere
+    assert "(a (100-Q)% false-alarm" in text and "%%" not in text
+    assert "0-based index" in text  # --lead says how leads are counted
+
+
+def test_summary_numbers_are_for_people() -> None:
+    """The printed summary: thousands separators, a few decimals, no scientific notation for ordinary numbers."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from streamer.ui.summary import print_summary
+
+    out = StringIO()
+    print_summary({"samples": 53940, "duration_s": 53940.25, "realtime_factor": 9.834e-05, "beats": 2027,
+                   "latency_ms": {"p50": 2.3456, "p99": 123.456}, "auc": 0.987654, "tiny": 3e-9, "hop": 4096.0},
+                  Console(file=out, width=100))
+    text = out.getvalue()
+    for needle in ("53,940 ", "0.00009834", "2027", "p50 2.35, p99 123.5", "0.9877", "4096 "):
+        assert needle in text, needle
+    assert "e+" not in text and "e-05" not in text and "3.00e-09" in text  # only the truly tiny is scientific

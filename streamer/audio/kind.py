@@ -94,9 +94,10 @@ class AudioKind:
         unknown = set(options) - set(OPTIONS)
         if unknown:
             raise StreamError(key, f"unknown audio stream options {sorted(unknown)}", expected=", ".join(OPTIONS))
-        rate = float(options.get("rate") or self.fs)
-        channels = int(options.get("channels") or 1)
-        hop = int(options.get("hop") or self.frame_length)
+        # `is None`, not `or`: a 0 given is refused below, never taken for the default
+        rate = float(self.fs if options.get("rate") is None else options["rate"])
+        channels = int(1 if options.get("channels") is None else options["channels"])
+        hop = int(self.frame_length if options.get("hop") is None else options["hop"])
         if rate <= 0 or channels < 1:
             raise StreamError(key, "bad audio format", expected="rate > 0 Hz, channels >= 1",
                               got=f"{rate:g} Hz, {channels} channels")

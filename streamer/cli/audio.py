@@ -12,7 +12,7 @@ from streamer.audio.framer import check_hop
 from streamer.audio.kind import model_framing
 from streamer.audio.outputs import ReconstructionSink
 from streamer.audio.report import AudioReport
-from streamer.cli.common import check_preset, default_model, need_training_extra, one_line_errors
+from streamer.cli.common import check_preset, default_model, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
 from streamer.core.errors import InputError, ModelError
@@ -27,6 +27,7 @@ MODEL_FILE = "music.onnx"
 LIVE_BLOCK_S = 0.064  # device blocks: 512 samples at 8 kHz, small against the 512 ms frame
 PACED_BLOCK_S = 0.064
 FAST_BLOCK_S = 16.384  # --speed max: 32 frames of 4096 per block, run as one batch
+NOT_SAVED = "not saved (no --out)"  # the summary's `out` when the reconstruction goes nowhere
 
 
 def open_source(file: str | None, device: str | None, rate: int, speed: float, seconds: float | None
@@ -67,7 +68,7 @@ def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int |
             from streamer.audio.wavsink import WavSink
 
             sinks.append(ReconstructionSink(WavSink(out, rate)))
-            info["out"] = str(out)
+        info["out"] = str(out) if out is not None else NOT_SAVED
         if play:
             from streamer.audio.devices import Player
 
@@ -101,8 +102,17 @@ def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int |
 def audio(file: str | None, device: str | None, hop: int | None, out: Path | None, play: bool,
           play_device: str | None, seconds: float | None, **shared: Any) -> None:
     """Live microphone (default) or an audio file through the codec autoencoder; hear or save the result."""
+    if file is not None:
+        refuse_given(["seconds"], "a file (it ends with the file; --seconds stops a live input)")
+    else:
+        refuse_given(["speed"], "a live input device (it runs at its own pace; --speed replays a --file)")
+    if play_device is not None and not play:
+        raise InputError("--play-device", "applies only with --play")
     run = collect(MODEL_FILE, shared)
     plan = plan_audio(file, device, run, hop=hop, out=out, play=play, play_device=play_device, seconds=seconds)
+    if out is None:
+        click.echo(f"streamer: note: no --out: the reconstruction is not saved{'' if play else ' (nor played)'}",
+                   err=True)
     sys.exit(execute(plan, run))
 
 
@@ -127,8 +137,11 @@ def encode(source: str, out: Path, model_path: Path | None) -> None:
 
     codes = encode_file(source, model_path or default_model(MODEL_FILE))
     codes.save(out)
+    pcm_bytes = 2 * codes.n_samples  # the same audio as 16-bit mono PCM at the model's rate
+    size = out.stat().st_size
     click.echo(f"wrote {out}: {len(codes.codes)} frames x {codes.codes.shape[1]} codes "
-               f"({codes.n_samples / codes.sample_rate_hz:.1f} s at {codes.sample_rate_hz} Hz)")
+               f"({codes.n_samples / codes.sample_rate_hz:.1f} s at {codes.sample_rate_hz} Hz); {size:,} bytes, "
+               f"{pcm_bytes / size:.1f}x smaller than 16-bit PCM ({pcm_bytes:,} bytes)")
 
 
 @click.command()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from streamer.core.errors import MissingExtraError, StreamerError
+from streamer.core.errors import InputError, MissingExtraError, StreamerError
 
 EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +45,24 @@ def default_model(filename: str) -> Path:
     raise StreamerError(f"no model given and no samples/models/{filename} found: pass --model PATH")
 
 
+
+
+def given(name: str) -> bool:
+    """Whether the user gave the option whose parameter is `name` (on the command line or from the
+    environment), as opposed to its default: an option with a default can still be one that does not apply."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source(name) if ctx is not None else None
+    return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+
+def refuse_given(names: Iterable[str], what: str) -> None:
+    """An option given that does not apply to the source chosen is refused, never ignored silently:
+    `--seconds: does not apply to a file (...)`."""
+    ctx = click.get_current_context()
+    for name in names:
+        if given(name):
+            flags = next(p.opts for p in ctx.command.params if p.name == name)
+            raise InputError(max(flags, key=len), f"does not apply to {what}")
 
 
 def need_training_extra() -> None:

@@ -10,13 +10,13 @@ from typing import Any
 import click
 import numpy as np
 
-from streamer.cli.common import check_preset, need_training_extra, one_line_errors
+from streamer.cli.common import check_preset, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
 from streamer.core.errors import InputError, StreamerError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import ECG_TASK
-from streamer.ecg.readers import Recording, check_signal, read_recording
+from streamer.ecg.readers import Recording, check_signal, file_format, read_recording
 from streamer.ecg.report import EcgReport
 from streamer.ecg.threshold import parse_method
 from streamer.run.engine import RunPlan
@@ -38,12 +38,16 @@ def open_source(source: str, lead: str | None, fs: float | None, speed: float) -
     recording = read_recording(source, lead=lead, fs=fs)
     fast = speed == MAX_SPEED
     block_s = FAST_BLOCK_S if fast else PACED_BLOCK_S * max(1.0, speed / 10)
-    return ArraySource(recording.signal, recording.fs, source, block_s, info={"lead": recording.lead},
+    info = {"lead": recording.lead, "lead_index": recording.lead_index}
+    return ArraySource(recording.signal, recording.fs, source, block_s, info=info,
                        first_block_s=FIRST_FAST_BLOCK_S if fast else None), recording
 
 
 def plan_ecg(source: str, run: RunOptions, lead: str | None = None, fs: float | None = None,
              threshold: float | None = None, calibrate_s: float = 0.0, calibrate_method: str | None = None) -> RunPlan:
+    if calibrate_method and not calibrate_s:
+        raise InputError("--calibrate-method", "applies only with --calibrate SECONDS (it says how the patient's "
+                                               "first SECONDS set the threshold)")
     if calibrate_method:
         try:
             parse_method(calibrate_method)
@@ -58,15 +62,26 @@ def plan_ecg(source: str, run: RunOptions, lead: str | None = None, fs: float | 
                    EcgReport(stream, src.rate, recording))
 
 
+def refuse_inapplicable(source: str, threshold: float | None, calibrate: float) -> None:
+    """Options that would be ignored for this source are refused (a user who gave them expects an effect)."""
+    if source == "-":
+        refuse_given(["lead", "speed"], "stdin (`-`): one value per line, read as it arrives, never paced")
+    elif file_format(source) in ("wfdb", "edf"):
+        refuse_given(["fs"], f"{source}: a WFDB record or EDF file gives its own rate")
+    if threshold is not None and calibrate:
+        raise InputError("--threshold", "give either a fixed --threshold or --calibrate SECONDS (a threshold "
+                                        "set from this patient's first seconds), not both")
+
+
 @click.command()
 @click.argument("source")
-@click.option("--lead", help="Channel name or index (default: the first).")
+@click.option("--lead", help="Lead (channel, or CSV value column) by name or 0-based index (default: 0, the first).")
 @click.option("--fs", type=float, help="Sampling rate in Hz, for CSV without a time column and for stdin.")
 @click.option("--threshold", type=float, help="Anomaly threshold (default: the model's).")
 @click.option("--calibrate", type=float, default=0.0, metavar="SECONDS",
               help="Set the threshold from the first SECONDS of this patient.")
 @click.option("--calibrate-method", metavar="METHOD:PARAM",
-              help="With --calibrate: mean_std:K (mean + K std) or percentile:Q (a (100-Q)%% false-alarm "
+              help="With --calibrate: mean_std:K (mean + K std) or percentile:Q (a (100-Q)% false-alarm "
                    "target on normal beats). Default: the model's own method.")
 @run_options(MODEL_FILE)
 @one_line_errors
@@ -76,6 +91,7 @@ def ecg(source: str, lead: str | None, fs: float | None, threshold: float | None
 
     SOURCE is a WFDB record (`106`, `106.hea`), a .csv/.edf file, or `-` for one sample per line.
     """
+    refuse_inapplicable(source, threshold, calibrate)
     run = collect(MODEL_FILE, shared)
     plan = plan_ecg(source, run, lead=lead, fs=fs, threshold=threshold, calibrate_s=calibrate,
                     calibrate_method=calibrate_method)

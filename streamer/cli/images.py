@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from streamer.cli.common import check_preset, need_training_extra, one_line_errors
+from streamer.cli.common import check_preset, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
 from streamer.core.errors import InputError
@@ -24,22 +24,53 @@ CLEAN_SUBFOLDER = "clean"  # a folder's own clean references, used without --cle
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
 
 
-def open_source(source: str | None, camera: int | None, watch: bool, clean: Path | None,
-                batch: int, out: Path | None = None) -> Source:
+def source_kind(source: str | None, camera: int | None) -> str:
+    """`camera`, `video`, `array` (.npz/.npy/IDX) or `folder` (a folder or a glob of image files)."""
     if camera is not None:
-        from streamer.images.sources import CameraSource
-
-        return CameraSource(camera)
+        if source is not None:
+            raise InputError("--camera", f"give a SOURCE ({source}) or --camera N, not both")
+        return "camera"
     if source is None:
         raise InputError("images", "give a SOURCE (folder, glob, video, .npz, IDX) or --camera N")
     path = Path(source)
     if path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir():
+        return "video"
+    from streamer.images.sources import is_image_array
+
+    return "array" if is_image_array(path) and not path.is_dir() else "folder"
+
+
+# what each kind of source cannot use, by parameter name, and why (said when such an option is given)
+NOT_FOR = {
+    "camera": (("watch", "clean", "batch", "speed"), "a camera (live: one frame at a time, no references)"),
+    "video": (("watch", "clean"), "a video (no clean references; --watch watches a folder)"),
+    "array": (("watch", "clean", "speed"), "an array file (its references are its `clean` key; no frame rate)"),
+    "folder": (("speed",), "a folder of images (no frame rate: images go as fast as they are read)"),
+}
+
+
+def refuse_inapplicable(kind: str, add_noise: float | None, clean: Path | None) -> None:
+    names, what = NOT_FOR[kind]
+    refuse_given(names, what)
+    if add_noise is None:
+        refuse_given(["seed"], "a run without --add-noise (it seeds the noise)")
+    elif clean is not None:
+        raise InputError("--clean", "--add-noise takes the inputs as the clean references: give one of the two")
+
+
+def open_source(source: str | None, camera: int | None, watch: bool, clean: Path | None,
+                batch: int, out: Path | None = None) -> Source:
+    kind = source_kind(source, camera)
+    if camera is not None:
+        from streamer.images.sources import CameraSource
+
+        return CameraSource(camera)
+    path = Path(str(source))  # source_kind refused a missing SOURCE
+    if kind == "video":
         from streamer.images.sources import VideoSource
 
         return VideoSource(path, batch=batch)
-    from streamer.images.sources import is_image_array
-
-    if is_image_array(path) and not path.is_dir():
+    if kind == "array":
         from streamer.images.sources import ImageArraySource
 
         return ImageArraySource(path, batch=batch)
@@ -49,7 +80,7 @@ def open_source(source: str | None, camera: int | None, watch: bool, clean: Path
         clean = path / CLEAN_SUBFOLDER  # the convention of samples/images: references beside the inputs
     # never read our own outputs or the references as inputs, even when they sit inside the folder
     exclude = [p for p in (out, clean) if p is not None]
-    return FolderSource(source, batch=batch, watch=watch, clean_dir=clean, exclude=exclude)
+    return FolderSource(str(source), batch=batch, watch=watch, clean_dir=clean, exclude=exclude)
 
 
 def open_output(out: Path, fps: float) -> Sink:
@@ -100,6 +131,7 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
     Colour images become grayscale. Images up to twice the model's size are resized to it and back;
     larger ones are cut into overlapping tiles that are blended back (nothing is cropped).
     """
+    refuse_inapplicable(source_kind(source, camera), add_noise, clean)
     run = collect(MODEL_FILE, shared)
     plan = plan_images(source, run, camera=camera, watch=watch, clean=clean, add_noise=add_noise, seed=seed,
                        out=out, batch=batch)

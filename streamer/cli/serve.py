@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from streamer.cli.common import default_model, one_line_errors
+from streamer.cli.common import default_model, one_line_errors, refuse_given
 from streamer.core.errors import InputError, StreamerError
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -188,4 +188,6 @@ def watch(url: str, partitions: int, interval: float, once: bool, as_json: bool)
     per patient, drops with their reasons. Ctrl-C to leave."""
     if not (partitions >= 1 and interval > 0):
         raise InputError("watch", "--partitions and --interval must be positive")
+    if once or as_json:
+        refuse_given(["interval"], "one screen or snapshot (--once, --json): nothing is refreshed")
     asyncio.run(_watch(url, partitions, interval, once, as_json))

@@ -119,6 +119,8 @@ class EcgKind:
         if calibrate_s < 0:
             raise StreamError(key, "calibrate_s must be >= 0", got=calibrate_s)
         method = options.get("calibrate_method")
+        if method is not None and calibrate_s == 0:
+            raise StreamError(key, "calibrate_method applies only with calibrate_s > 0", got="calibrate_s 0")
         if isinstance(method, str):
             try:
                 method = parse_method(method)

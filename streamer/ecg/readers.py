@@ -19,6 +19,9 @@ from streamer.ecg.evaluate import BEAT_SYMBOLS
 
 MIN_FS = 100.0  # Hz: below this QRS complexes (~80 ms) are not resolved
 FLAT_MV = 1e-6  # a signal whose range is below this is a flat line (lead off)
+FS_TOLERANCE = 0.01  # --fs and a CSV's time column may differ by this fraction (rounded time stamps)
+# file suffixes of each format (a WFDB record is also named without one: `106`)
+FORMAT_SUFFIXES = {"csv": (".csv", ".txt", ".tsv"), "edf": (".edf", ".bdf"), "wfdb": (".hea", ".dat", ".atr", "")}
 # WFDB storage formats -> bits per sample (https://physionet.org/physiotools/wag/signal-5.htm)
 WFDB_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 10, "311": 10}
 
@@ -32,6 +35,7 @@ class Recording:
     fs: float
     lead: str
     annotations: Path | None = None  # a WFDB .atr file: reference beats, read (with wfdb) when first asked
+    lead_index: int = 0  # the lead's 0-based index among the file's leads (what --lead N picks)
     _beats: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -68,17 +72,23 @@ def check_signal(source: str | Path, x: np.ndarray, fs: float | None) -> None:
         raise InputError(source, "flat-line signal (no variation): lead off or empty channel?")
 
 
+def file_format(path: str | Path) -> str | None:
+    """`wfdb`, `csv` or `edf` by the name (a WFDB record may be named without a suffix); None if unknown."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt, suffixes in FORMAT_SUFFIXES.items() if suffix in suffixes), None)
+
+
 def read_recording(path: str | Path, lead: str | None = None, fs: float | None = None) -> Recording:
     """Dispatch on the file type: WFDB record (name, .hea or .dat), .csv/.txt, .edf."""
     p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix in (".csv", ".txt", ".tsv"):
+    fmt = file_format(p)
+    if fmt == "csv":
         return read_csv(p, lead, fs)
-    if suffix in (".edf", ".bdf"):
+    if fmt == "edf":
         return read_edf(p, lead)
-    if suffix in (".hea", ".dat", ".atr", ""):
-        return read_wfdb(p.with_suffix("") if suffix else p, lead)
-    raise InputError(p, f"unknown file type {suffix!r} (expected a WFDB record, .csv or .edf)")
+    if fmt == "wfdb":
+        return read_wfdb(p.with_suffix("") if p.suffix else p, lead)
+    raise InputError(p, f"unknown file type {p.suffix.lower()!r} (expected a WFDB record, .csv or .edf)")
 
 
 # --- WFDB -----------------------------------------------------------------------------------------
@@ -90,13 +100,15 @@ def read_ecg(path: str | Path, lead: str | None = None, fs: float | None = None)
 
 
 def _pick_channel(source: str | Path, names: list[str], lead: str | None) -> int:
+    """`lead` by name, else as a 0-based index; None: the first."""
     if lead is None:
         return 0
     if lead in names:
         return names.index(lead)
     if lead.isdigit() and int(lead) < len(names):
         return int(lead)
-    raise InputError(source, f"no lead {lead!r}; leads are {', '.join(names)}")
+    listed = ", ".join(f"{i}: {name}" for i, name in enumerate(names))
+    raise InputError(source, f"no lead {lead!r}; leads are {listed} (--lead takes a name or a 0-based index)")
 
 
 def _check_dat_sizes(record: Path, files: dict[str, tuple[float, int]], n_samples: int | None) -> None:
@@ -160,7 +172,7 @@ def read_wfdb(record: Path, lead: str | None = None) -> Recording:
     x = wfdb_format.physical(digital, sig)
     check_signal(dat, x, fs)
     atr = record.with_suffix(".atr")
-    return Recording(record.name, x, fs, names[channel], atr if atr.is_file() else None)
+    return Recording(record.name, x, fs, names[channel], atr if atr.is_file() else None, channel)
 
 
 def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
@@ -191,7 +203,7 @@ def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
     x = rec.p_signal[:, 0].astype(np.float64)
     check_signal(record.with_suffix(".dat"), x, float(rec.fs))
     atr = record.with_suffix(".atr")
-    return Recording(record.name, x, float(rec.fs), rec.sig_name[0], atr if atr.is_file() else None)
+    return Recording(record.name, x, float(rec.fs), rec.sig_name[0], atr if atr.is_file() else None, channel)
 
 
 def _read_beats(atr: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -241,7 +253,8 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
         rows = [(i + 1, r) for i, r in enumerate(csv.reader(f, delimiter=delimiter)) if any(c.strip() for c in r)]
     if not rows:
         raise InputError(path, "empty file")
-    names = [c.strip() for c in rows[0][1]] if _is_header(rows[0][1]) else None
+    has_header = _is_header(rows[0][1])
+    names = [c.strip() for c in rows[0][1]] if has_header else None
     data = rows[1:] if names else rows
     if not data:
         raise InputError(path, "no data rows")
@@ -253,7 +266,10 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
     value_cols = [i for i in range(width) if i != time_col]
     if not value_cols:
         raise InputError(path, "no value column")
-    col = value_cols[0] if lead is None else _pick_channel(path, names, lead)
+    # the leads are the value columns (a time column is not one): --lead 0 is the first of them
+    leads = [names[i] for i in value_cols] if has_header else [str(k) for k in range(len(value_cols))]
+    lead_index = _pick_channel(path, leads, lead)
+    col = value_cols[lead_index]
     values = np.empty(len(data))
     times = np.empty(len(data)) if time_col is not None else None
     for k, (line, row) in enumerate(data):
@@ -262,10 +278,22 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
         values[k] = _parse_float(path, row[col], line, names[col])
         if times is not None:
             times[k] = _parse_float(path, row[time_col], line, names[time_col])  # type: ignore[index]
-    if fs is None and times is not None and len(times) > 1:
-        fs = _rate_from_times(path, times, [line for line, _ in data])
+    if times is not None and len(times) > 1:
+        if fs is None:
+            fs = _rate_from_times(path, times, [line for line, _ in data])
+        else:
+            _check_fs_against_times(path, fs, times, names[time_col])  # type: ignore[index]
     check_signal(path, values, fs)
-    return Recording(path.stem, values, float(fs), names[col])  # type: ignore[arg-type]
+    return Recording(path.stem, values, float(fs), leads[lead_index], lead_index=lead_index)  # type: ignore[arg-type]
+
+
+def _check_fs_against_times(path: Path, fs: float, times: np.ndarray, column: str) -> None:
+    """--fs given for a file whose time column gives a rate: they must agree, or one of them is wrong."""
+    span = float(times[-1] - times[0])
+    from_times = (len(times) - 1) / span if span > 0 else float("nan")
+    if not abs(fs - from_times) <= FS_TOLERANCE * from_times:
+        raise InputError(path, f"--fs {fs:g} Hz disagrees with the time column {column!r} ({from_times:.6g} Hz): "
+                               "leave --fs out, the time column gives the rate")
 
 
 def _rate_from_times(path: Path, times: np.ndarray, lines: list[int]) -> float:
@@ -303,7 +331,7 @@ def read_edf(path: Path, lead: str | None = None) -> Recording:
     if unit in ("uv", "µv"):  # the engine works in mV like WFDB
         x = x / 1000.0
     check_signal(path, x, fs)
-    return Recording(path.stem, x, fs, labels[channel])
+    return Recording(path.stem, x, fs, labels[channel], lead_index=channel)
 
 
 

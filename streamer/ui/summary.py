@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+SEPARATE_FROM = 10_000  # numbers this large get thousands separators: 53,940 (not 5.394e+04)
+SMALLEST_PLAIN = 1e-6  # below this (and above 0) a number is written in scientific notation
+SMALL_DIGITS = 4  # significant digits of a number below 1
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -22,8 +27,29 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
+    """A value for people: 53,940 / 123.5 / 2.35 / 0.9876; the JSON summary keeps the full numbers."""
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, (int, float)):
+        return _fmt_number(value)
     if isinstance(value, list):
-        return "; ".join(map(str, value)) or "-"
-    return "-" if value is None else str(value)
+        return "; ".join(map(_fmt, value)) or "-"
+    return str(value)
+
+
+def _fmt_number(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    size = abs(x)
+    if float(x).is_integer() and size < 1e15:
+        return f"{int(x):,}" if size >= SEPARATE_FROM else str(int(x))
+    if size >= 1000:
+        return f"{x:,.0f}" if size >= SEPARATE_FROM else f"{x:.0f}"
+    if size >= 100:
+        return f"{x:.1f}"
+    if size >= 1:
+        return f"{x:.2f}"
+    if size < SMALLEST_PLAIN:
+        return f"{x:.2e}"
+    decimals = SMALL_DIGITS - 1 - math.floor(math.log10(size))  # 0.9935, 0.0000983: significant digits
+    return f"{x:.{decimals}f}".rstrip("0").rstrip(".")
