@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from streamer.cli.main import main
@@ -13,8 +14,11 @@ from streamer.cli.main import main
 def test_inspect_shows_metadata(ecg5000_model: Path) -> None:
     result = CliRunner().invoke(main, ["inspect", str(ecg5000_model)])
     assert result.exit_code == 0, result.output
-    for needle in ("ecg-beat-anomaly", "threshold", "normalisation", "minmax", "[null, 140]", "sha256"):
+    for needle in ("ecg-beat-anomaly", "threshold", "normalisation", "zscore -> minmax", "(batch, 140)", "sha256",
+                   "auc 0.9965", "--full"):
         assert needle in result.output, needle
+    full = CliRunner().invoke(main, ["inspect", "--full", str(ecg5000_model)])
+    assert full.exit_code == 0 and "chosen_on:" in full.output and "max 4.88819" in full.output  # 6 digits
     as_json = CliRunner().invoke(main, ["inspect", "--json", str(ecg5000_model)])
     meta = json.loads(as_json.output)
     assert meta["beat"]["length"] == 140 and meta["inputs"][0]["shape"] == [None, 140]
@@ -120,3 +124,29 @@ def test_summary_numbers_are_for_people() -> None:
     for needle in ("53,940 ", "0.00009834", "2027", "p50 2.35, p99 123.5", "0.9877", "4096 "):
         assert needle in text, needle
     assert "e+" not in text and "e-05" not in text and "3.00e-09" in text  # only the truly tiny is scientific
+
+
+@pytest.mark.parametrize("name", ["music", "music.encoder", "music.decoder", "ecg", "ecg5000", "denoise",
+                                  "denoise-unet"])
+def test_inspect_fits_a_terminal(name: str) -> None:
+    """Every shipped model: the default page fits 40 lines of 80 columns (wrapped with a hanging indent, never
+    cut mid-figure), --full shows every key with floats to 6 significant digits and no JSON, --json is the
+    whole raw metadata."""
+    import re
+
+    from .conftest import MODELS
+
+    path = str(MODELS / f"{name}.onnx")
+    runner = CliRunner(env={"COLUMNS": "80"})
+    raw = json.loads(runner.invoke(main, ["inspect", "--json", path]).output)
+    page = runner.invoke(main, ["inspect", path])
+    lines = page.output.splitlines()
+    assert page.exit_code == 0 and len(lines) <= 40 and max(map(len, lines)) <= 80, page.output
+    assert raw["task"] in page.output and "(batch, " in page.output and "KiB" in lines[0]
+    assert all(ln.startswith(" " * 14) or not ln.startswith(" ") for ln in lines)  # continuations align
+    full = runner.invoke(main, ["inspect", "--full", path]).output
+    assert max(map(len, full.splitlines())) <= 80
+    assert all(f"\n{key}:" in full for key in raw), [k for k in raw if f"\n{k}:" not in full]
+    decimals = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", full)
+    significant = [len(re.sub(r"^[0.]+", "", d).replace(".", "")) for d in decimals]
+    assert decimals and max(significant) <= 6 and '{"' not in full  # rounded; nested values not as JSON

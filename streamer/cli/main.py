@@ -53,13 +53,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("model_path", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+@click.option("--full", is_flag=True, help="Every key the model carries (nested values indented).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw metadata as JSON.")
 @one_line_errors
-def inspect(model_path: Path, as_json: bool) -> None:
-    """Print everything a model carries: task, I/O, framing, normalisation, threshold, data, metrics."""
+def inspect(model_path: Path, full: bool, as_json: bool) -> None:
+    """What a model carries: task, I/O, framing, normalisation, threshold, data, key held-out figures."""
     from streamer.cli.inspect import describe_model
 
-    describe_model(model_path, as_json)
+    describe_model(model_path, as_json, full=full)
 
 
 @main.command()
