@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -150,3 +151,79 @@ def test_inspect_fits_a_terminal(name: str) -> None:
     decimals = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", full)
     significant = [len(re.sub(r"^[0.]+", "", d).replace(".", "")) for d in decimals]
     assert decimals and max(significant) <= 6 and '{"' not in full  # rounded; nested values not as JSON
+
+
+def _fake_physionet(calls: list[str]) -> Any:
+    """Stands in for `wfdb.dl_database` (the tests cannot reach PhysioNet): copies a real local MIT-BIH record
+    (the shared data, or the copy of 106 in samples/ecg) where wfdb would write it."""
+    import shutil
+
+    from .conftest import mitdb_record
+
+    def dl_database(db_dir: str, dl_dir: str, records: Any = "all", annotators: Any = "all",
+                    keep_subdirs: bool = True, overwrite: bool = False) -> None:
+        assert db_dir == "mitdb" and annotators == "all"
+        calls.append(records[0])
+        src = mitdb_record(records[0])
+        for suffix in (".hea", ".dat", ".atr"):
+            shutil.copy(src.parent / (src.name + suffix), Path(dl_dir) / (records[0] + suffix))
+        print("Downloading files...")  # wfdb's chatter, kept off stdout
+
+    return dl_database
+
+
+def test_download_then_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ecg_model: Path) -> None:
+    """`streamer download mitdb/106` fetches the record once into the folder and prints its path (only that on
+    stdout), which `streamer ecg` replays; a second download is served from the folder."""
+    import wfdb
+
+    calls: list[str] = []
+    monkeypatch.setattr(wfdb, "dl_database", _fake_physionet(calls))
+    cache = tmp_path / "cache"
+    first = CliRunner().invoke(main, ["download", "mitdb/106", "--out", str(cache)])
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == str(cache / "mitdb" / "106") and "downloaded from PhysioNet" in first.stderr
+    assert sorted(p.name for p in (cache / "mitdb").iterdir()) == ["106.atr", "106.dat", "106.hea"]  # no leftovers
+    again = CliRunner().invoke(main, ["download", "mitdb/106", "--out", str(cache)])
+    assert again.exit_code == 0 and "already downloaded" in again.stderr and calls == ["106"]
+    summary = tmp_path / "s.json"
+    run = CliRunner().invoke(main, ["ecg", first.stdout.strip(), "--model", str(ecg_model), "--speed", "max",
+                                    "--summary", str(summary)])
+    assert run.exit_code == 0, run.stderr
+    data = json.loads(summary.read_text())
+    assert data["beats"] > 1500 and data["rpeaks"]["sensitivity"] > 99  # the annotations came along
+
+
+def test_download_default_folder_is_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import wfdb
+
+    monkeypatch.setattr(wfdb, "dl_database", _fake_physionet([]))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    r = CliRunner().invoke(main, ["download", "mitdb/106"])
+    assert r.exit_code == 0 and r.stdout.strip() == str(tmp_path / "aestream" / "physionet" / "mitdb" / "106")
+
+
+@pytest.mark.parametrize("failure, needle", [
+    ("network", "cannot reach physionet.org"), ("missing", "no such database or record on PhysioNet")])
+def test_download_failures_are_one_line(failure: str, needle: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No network (requests' ConnectionError, what wfdb raises) or a record PhysioNet does not have: one line,
+    a non-zero exit, nothing left in the folder (not even a half-written record)."""
+    import requests
+    import wfdb
+    from wfdb.io._url import NetFileNotFoundError
+
+    def dl_database(db_dir: str, dl_dir: str, **kwargs: Any) -> None:
+        (Path(dl_dir) / "208.dat").write_bytes(b"\0" * 100)  # a part arrived before it failed
+        if failure == "network":
+            raise requests.exceptions.ConnectionError("HTTPSConnectionPool(host='physionet.org', port=443)")
+        raise NetFileNotFoundError("404 Not Found", url="https://physionet.org/content/mitdb/1.0.0/208.hea")
+
+    monkeypatch.setattr(wfdb, "dl_database", dl_database)
+    r = CliRunner().invoke(main, ["download", "mitdb/208", "--out", str(tmp_path)])
+    lines = r.stderr.splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "Traceback" not in r.output and r.stdout == ""
+    assert lines[0].startswith("streamer: error: mitdb/208: ") and needle in lines[0]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    bad = CliRunner().invoke(main, ["download", "../etc/passwd", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "expected DATABASE/RECORD" in bad.stderr

@@ -35,7 +35,7 @@ STREAM_COMMANDS = {
     "ecg": "streamer.cli.ecg:ecg",
     "audio": "streamer.cli.audio:audio", "devices": "streamer.cli.audio:devices",
     "encode": "streamer.cli.audio:encode", "decode": "streamer.cli.audio:decode", "mix": "streamer.cli.audio:mix",
-    "images": "streamer.cli.images:images",
+    "images": "streamer.cli.images:images", "download": "streamer.cli.download:download",
     "serve": "streamer.cli.serve:serve", "publish": "streamer.cli.serve:publish", "watch": "streamer.cli.serve:watch",
 }
 TRAIN_COMMANDS = {
