@@ -198,9 +198,14 @@ def test_download_default_folder_is_the_user_cache(tmp_path: Path, monkeypatch: 
     import wfdb
 
     monkeypatch.setattr(wfdb, "dl_database", _fake_physionet([]))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("AESTREAM_CACHE", raising=False)
     r = CliRunner().invoke(main, ["download", "mitdb/106"])
-    assert r.exit_code == 0 and r.stdout.strip() == str(tmp_path / "aestream" / "physionet" / "mitdb" / "106")
+    assert r.exit_code == 0
+    assert r.stdout.strip() == str(tmp_path / ".cache" / "aestream" / "physionet" / "mitdb" / "106")
+    monkeypatch.setenv("AESTREAM_CACHE", str(tmp_path / "elsewhere"))  # the cache the music data uses, too
+    r = CliRunner().invoke(main, ["download", "mitdb/106"])
+    assert r.exit_code == 0 and r.stdout.strip() == str(tmp_path / "elsewhere" / "physionet" / "mitdb" / "106")
 
 
 @pytest.mark.parametrize("failure, needle", [

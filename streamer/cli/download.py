@@ -12,7 +12,7 @@ from streamer.cli.common import one_line_errors
 @click.command()
 @click.argument("records", nargs=-1, required=True, metavar="DATABASE/RECORD...")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="Folder to keep them in (default: ~/.cache/aestream/physionet, or $XDG_CACHE_HOME's).")
+              help="Folder to keep them in (default: ~/.cache/aestream/physionet, or $AESTREAM_CACHE/physionet).")
 @one_line_errors
 def download(records: tuple[str, ...], out: Path | None) -> None:
     """Fetch PhysioNet records once (e.g. mitdb/208: header, signal, annotations); print each local path.

@@ -22,8 +22,9 @@ ANNOTATORS = "all"  # every annotation file the database lists (MIT-BIH: `.atr`,
 
 
 def cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/aestream/physionet`, by default `~/.cache/aestream/physionet`."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aestream" / "physionet"
+    """`~/.cache/aestream/physionet`, or `$AESTREAM_CACHE/physionet` (the cache the music training data uses)."""
+    root = os.environ.get("AESTREAM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "aestream") / "physionet"
 
 
 def parse_name(spec: str) -> tuple[str, str]:
