@@ -110,7 +110,11 @@ def test_codes_file_is_compact_and_old_files_still_read(tmp_path: Path, music_wa
     codes = encode_file(music_wav, model)
     path = tmp_path / "codes"  # no suffix: written under exactly this name
     codes.save(path)
-    assert path.is_file() and 2 * codes.n_samples / path.stat().st_size > 5.0
+    ratio = 2 * codes.n_samples / path.stat().st_size
+    assert path.is_file() and ratio > 5.0
+    from tests.conftest import ROOT
+
+    assert f"**{ratio:.1f}x smaller**" in (ROOT / "README.md").read_text()  # the README's figure is this one
     with np.load(path) as z:
         assert z["values"].dtype == np.float16 and z["positions"].dtype == np.uint16 and "codes" not in z.files
     back = Codes.load(path)
