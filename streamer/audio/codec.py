@@ -1,8 +1,9 @@
 """The autoencoder as a codec: audio -> latent codes (.npz) -> audio, and mixing the codes of two pieces.
 
-Codes are made on side-by-side frames (hop = frame: 1024 numbers per 4096 samples is the 4x compression),
-from audio peak-normalised as in training; the peak is stored so `decode` restores the level. The
-encoder and decoder are separate .onnx files named in the autoencoder's metadata (`companions`).
+Codes are made on side-by-side frames (hop = frame: 1024 numbers per 4096 samples; stored as below, a codes
+file of the shipped model is 5.5x smaller than the same audio as 16-bit PCM), from audio peak-normalised as
+in training; the peak is stored so `decode` restores the level. The encoder and decoder are separate .onnx
+files named in the autoencoder's metadata (`companions`).
 """
 
 from __future__ import annotations
