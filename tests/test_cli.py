@@ -75,8 +75,10 @@ def test_train_ecg_cli_writes_a_model_the_engine_runs(tmp_path: Path, slice106: 
     assert run.exit_code == 0, run.stderr
 
 
-def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
-    """A real Ctrl-C (SIGINT) mid-replay: exit 130, no traceback, events and summary kept and consistent."""
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_sigint_ends_cleanly_with_outputs(tmp_path: Path, sig: str, code: int) -> None:
+    """A real Ctrl-C (SIGINT) or `kill` (SIGTERM) mid-replay: exit 130 or 143, no traceback, events and summary
+    kept and consistent."""
     import signal
     import subprocess
     import sys
@@ -92,9 +94,9 @@ def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while (not events.exists() or len(events.read_text().splitlines()) < 20) and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert b"Traceback" not in err and b"aestream summary" in out
     data = json.loads(summary.read_text())
     assert data["interrupted"] is True and data["beats"] >= 20
@@ -232,3 +234,32 @@ def test_download_failures_are_one_line(failure: str, needle: str, tmp_path: Pat
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
     bad = CliRunner().invoke(main, ["download", "../etc/passwd", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "expected DATABASE/RECORD" in bad.stderr
+
+
+def test_summary_names_the_lead_of_every_format(tmp_path: Path, ecg_model: Path) -> None:
+    """CSV and EDF (WFDB: above): the summary says which lead was replayed, by name and 0-based index."""
+    import numpy as np
+    import pyedflib
+
+    from streamer.ecg.readers import read_recording
+
+    from .conftest import mitdb_record
+
+    x = read_recording(mitdb_record("106")).signal[: 360 * 20]
+    csv = tmp_path / "two.csv"
+    csv.write_text("time,MLII,inverted\n" + "\n".join(f"{i / 360:.6f},{v:.3f},{-v:.3f}" for i, v in enumerate(x)))
+    edf = tmp_path / "two.edf"
+    header = {"dimension": "uV", "sample_frequency": 360, "physical_max": 10000, "physical_min": -10000,
+              "digital_max": 32767, "digital_min": -32768}
+    with pyedflib.EdfWriter(str(edf), 2, file_type=pyedflib.FILETYPE_EDFPLUS) as w:
+        w.setSignalHeaders([{**header, "label": "MLII"}, {**header, "label": "inverted"}])
+        w.writeSamples([x * 1000.0, -x * 1000.0])
+    for path, lead in ((csv, "1"), (csv, "inverted"), (edf, "1"), (edf, None)):
+        summary = tmp_path / "s.json"
+        args = ["ecg", str(path), "--model", str(ecg_model), "--speed", "max", "--summary", str(summary)]
+        r = CliRunner().invoke(main, args + (["--lead", lead] if lead else []))
+        assert r.exit_code == 0, r.stderr
+        data = json.loads(summary.read_text())
+        expected = ("MLII", 0) if lead is None else ("inverted", 1)
+        assert (data["lead"], data["lead_index"]) == expected, (path, lead)
+        assert "lead_index" in r.stdout and np.isfinite(data["duration_s"])
