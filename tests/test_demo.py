@@ -14,7 +14,8 @@ from streamer.cli.main import main
 
 def test_demo_runs_the_three_streams(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    r = CliRunner().invoke(main, ["demo", "--fast", "--no-dashboard", "--out", str(out)])
+    r = CliRunner().invoke(main, ["demo", "--fast", "--no-dashboard", "--out", str(out),
+                                  "--report", str(out / "report")])
     assert r.exit_code == 0, r.output
     ecg = json.loads((out / "ecg_summary.json").read_text())
     audio = json.loads((out / "audio_summary.json").read_text())
@@ -27,3 +28,8 @@ def test_demo_runs_the_three_streams(tmp_path: Path) -> None:
     assert images["images"] == 16 and images["psnr_db"] > images["psnr_noisy_db"] + 8 and images["ssim"] > 0.8
     assert len(list((out / "denoised").glob("*.png"))) == 16
     assert "aestream demo" in r.output
+    index = (out / "report" / "index.html").read_text()  # links each stream's own page
+    for stream, figure in (("ecg", "ecg_roc"), ("audio", "audio_mel"), ("images", "images_grid")):
+        assert f'href="{stream}/index.html"' in index
+        assert (out / "report" / stream / f"{figure}.png").is_file()
+    assert ecg["report"] == str(out / "report" / "ecg" / "index.html")

@@ -50,6 +50,10 @@ def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int |
                seconds: float | None = None) -> RunPlan:
     if file is not None and device is not None:
         raise InputError("--file/--device", "give one source: a file or an input device")
+    if run.report is not None:
+        from streamer.ui.report_page import need_report_extra
+
+        need_report_extra(spectrograms=True)
     model = load_model(run.model, threads=run.threads, provider=run.provider, task=AUDIO_TASK)
     if model.meta.get("part", "autoencoder") != "autoencoder":
         raise ModelError(run.model, f"this is the model's {model.meta.get('part')} alone; "
@@ -85,7 +89,13 @@ def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int |
     stream = model.stream(stream_id=src.name, hop=hop, **options)
     info["input"] = described
     report = AudioReport(stream, info)
-    return RunPlan(f"aestream audio · {described} · model {model.name}", src, stream, sinks, report)
+    recorder = None
+    if run.report is not None:
+        from streamer.audio.figures import AudioRecorder
+
+        recorder = AudioRecorder(report.fs, report.frame, report.hop)
+    return RunPlan(f"aestream audio · {described} · model {model.name}", src, stream, sinks, report,
+                   recorder=recorder)
 
 
 @click.command()

@@ -1,7 +1,8 @@
 """`streamer demo`: the three streams on the shipped samples, one after the other, unattended (~1 minute).
 
 Each run is the same as its own command (dashboard on a terminal, summary otherwise); the outputs land
-in one folder and a last table puts the headline figures side by side.
+in one folder and a last table puts the headline figures side by side. With `--report DIR` each stream's
+figures and page go to its own sub-folder, and `DIR/index.html` links the three.
 """
 
 from __future__ import annotations
@@ -30,18 +31,28 @@ def sample(path: str) -> Path:
     raise StreamerError(f"samples/{path} not found: run the demo from a checkout of aestream")
 
 
-def run_demo(out: Path, dashboard: bool = True, fast: bool = False) -> int:
+STREAMS = {"ecg": "ECG: MIT-BIH record 106", "audio": "audio: a Bach chorale through the music codec",
+           "images": "images: noisy MNIST test digits"}
+
+
+def run_demo(out: Path, dashboard: bool = True, fast: bool = False, report: Path | None = None) -> int:
     from streamer.cli.audio import plan_audio
     from streamer.cli.ecg import plan_ecg
     from streamer.cli.images import plan_images
 
+    if report is not None:
+        from streamer.ui.report_page import need_report_extra, prepare
+
+        need_report_extra(spectrograms=True)
+        prepare(report)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     codes = []
 
     def options(model: str, speed: str, stream: str, events: str, threads: int = 1) -> RunOptions:
         return RunOptions(sample(f"models/{model}"), MAX_SPEED if fast else parse_speed(speed), out / events,
-                          out / f"{stream}_summary.json", dashboard, threads, "cpu")
+                          out / f"{stream}_summary.json", dashboard, threads, "cpu",
+                          None if report is None else report / stream)
 
     console.rule("1/3 ECG: MIT-BIH record 106 replayed, beats scored by ecg.onnx")
     run = options("ecg.onnx", ECG_SPEED, "ecg", "ecg_beats.jsonl")
@@ -54,6 +65,12 @@ def run_demo(out: Path, dashboard: bool = True, fast: bool = False) -> int:
     run = options("denoise.onnx", "max", "images", "images.jsonl", threads=2)
     codes.append(execute(plan_images(str(sample("images")), run, out=out / "denoised"), run))
     console.print(headline(out))
+    if report is not None:
+        from streamer.ui.report_page import INDEX, write_index
+
+        pages = [(title, report / stream / INDEX) for stream, title in STREAMS.items()
+                 if (report / stream / INDEX).is_file()]
+        console.print(f"report: {write_index(report, 'aestream demo', pages)}")
     return next((c for c in codes if c != 0), 0)
 
 

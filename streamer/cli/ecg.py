@@ -16,6 +16,7 @@ from streamer.cli.options import RunOptions, collect, run_options
 from streamer.core.errors import InputError, StreamerError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import ECG_TASK
+from streamer.ecg.beats import BeatSpec
 from streamer.ecg.readers import Recording, check_signal, file_format, read_recording
 from streamer.ecg.report import EcgReport
 from streamer.ecg.threshold import parse_method
@@ -58,8 +59,13 @@ def plan_ecg(source: str, run: RunOptions, lead: str | None = None, fs: float | 
     stream = model.stream(stream_id=source, rate=src.rate, threshold=threshold, calibrate_s=calibrate_s,
                           calibrate_method=calibrate_method)
     sinks: list[Sink] = [JsonlSink(run.events)] if run.events else []
+    recorder = None
+    if run.report is not None:
+        from streamer.ecg.figures import EcgRecorder, signal_units
+
+        recorder = EcgRecorder(src.rate, BeatSpec.from_meta(model.meta), recording, signal_units(source))
     return RunPlan(f"aestream ecg · {source} · model {model.name}", src, stream, sinks,
-                   EcgReport(stream, src.rate, recording))
+                   EcgReport(stream, src.rate, recording), recorder=recorder)
 
 
 def refuse_inapplicable(source: str, threshold: float | None, calibrate: float) -> None:

@@ -1,5 +1,5 @@
 """Running a `RunPlan` for the command line: dashboard around the engine, Ctrl-C and SIGTERM, the summary
-(printed, and written to `--summary`), the exit code."""
+(printed, and written to `--summary`), the `--report` figures and page, the exit code."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from streamer.cli.options import RunOptions
+from streamer.core.errors import StreamerError
 from streamer.run.engine import Engine, RunPlan
 from streamer.run.pacing import Pacer
 from streamer.run.sinks import write_summary
@@ -57,14 +58,39 @@ def execute(plan: RunPlan, opts: RunOptions) -> int:
         except KeyboardInterrupt as exc:  # arrived outside the engine's loop (dashboard teardown)
             engine.interruption = exc
     summary = engine.summary()
+    if opts.summary is not None and opts.report is not None:  # kept even if drawing fails
+        write_summary(opts.summary, summary)
+    with sigterm_as_interrupt():  # SIGTERM while drawing gives up the report, not the summary
+        report_error = write_run_report(plan, opts, summary, engine)
     if opts.summary is not None:
         write_summary(opts.summary, summary)
     from streamer.ui.summary import print_summary
 
     print_summary(summary)
-    if engine.error is not None:
-        print(f"streamer: error: {engine.error}", file=sys.stderr)
+    if engine.error is not None or report_error is not None:
+        print(f"streamer: error: {engine.error or report_error}", file=sys.stderr)
         return EXIT_INPUT
     if engine.interruption is not None:
         return EXIT_TERMINATED if isinstance(engine.interruption, Terminated) else EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def write_run_report(plan: RunPlan, opts: RunOptions, summary: dict[str, Any], engine: Engine
+                     ) -> StreamerError | None:
+    """`--report`: figures and page from what the run kept, also after an interruption or an input error;
+    the summary says where they went (or why not). Ctrl-C while drawing gives up the report only."""
+    if opts.report is None or plan.recorder is None:
+        return None
+    from streamer.ui.report_page import write_report
+
+    try:
+        index = write_report(opts.report, plan.title, dict(summary), plan.recorder.figures(summary))
+    except StreamerError as exc:
+        summary["report"] = f"not written: {exc}"
+        return exc
+    except KeyboardInterrupt as exc:
+        summary["report"] = "not written: interrupted"
+        engine.interruption = engine.interruption or exc
+        return None
+    summary["report"] = str(index)
+    return None

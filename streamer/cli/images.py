@@ -107,7 +107,13 @@ def plan_images(source: str | None, run: RunOptions, camera: int | None = None, 
         sinks.append(JsonlSink(run.events))
     stream = model.stream(stream_id=src.name, add_noise=add_noise, seed=seed)
     report = ImageReport({"out": str(out)} if out else None, add_noise)
-    return RunPlan(f"aestream images · {src.name} · model {model.name}", src, stream, sinks, report)
+    recorder = None
+    if run.report is not None:
+        from streamer.images.figures import ImageRecorder
+
+        recorder = ImageRecorder()
+    return RunPlan(f"aestream images · {src.name} · model {model.name}", src, stream, sinks, report,
+                   recorder=recorder)
 
 
 @click.command()

@@ -68,12 +68,15 @@ def inspect(model_path: Path, full: bool, as_json: bool) -> None:
               help="Folder for every output (events, summaries, reconstructed audio, denoised images).")
 @click.option("--fast", is_flag=True, help="Replay everything at --speed max.")
 @click.option("--no-dashboard", is_flag=True, help="Print only the summaries.")
+@click.option("--report", type=click.Path(path_type=Path), metavar="DIR",
+              help="Write each stream's figures and HTML page to DIR/ecg, DIR/audio, DIR/images, linked from "
+                   "DIR/index.html (needs the 'report' extra).")
 @one_line_errors
-def demo(out: Path, fast: bool, no_dashboard: bool) -> None:
+def demo(out: Path, fast: bool, no_dashboard: bool, report: Path | None) -> None:
     """The three streams on the shipped samples (ECG record, music clip, noisy digits), about a minute."""
     from streamer.cli.demo import run_demo
 
-    sys.exit(run_demo(out, dashboard=not no_dashboard, fast=fast))
+    sys.exit(run_demo(out, dashboard=not no_dashboard, fast=fast, report=report))
 
 
 @main.group(cls=LazyGroup, lazy=TRAIN_COMMANDS)

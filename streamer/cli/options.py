@@ -24,6 +24,7 @@ class RunOptions:
     dashboard: bool
     threads: int
     provider: str
+    report: Path | None = None  # folder for the figures and the HTML page (--report)
 
 
 def run_options(model_file: str, threads: int = 1, speed: str = "1",
@@ -38,6 +39,9 @@ def run_options(model_file: str, threads: int = 1, speed: str = "1",
                          help=f"The {speed_help}: 1 = real time, N = N times, max = as fast as possible."),
             click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per event here."),
             click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here."),
+            click.option("--report", type=click.Path(path_type=Path), metavar="DIR",
+                         help="Write the run's figures (PNG) and one HTML page with them to this folder "
+                              "(needs the 'report' extra)."),
             click.option("--no-dashboard", is_flag=True, help="Print only the final summary."),
             click.option("--threads", type=int, default=threads, show_default=True,
                          help="onnxruntime intra-op threads."),
@@ -61,5 +65,11 @@ def collect(model_file: str, kwargs: dict[str, Any]) -> RunOptions:
     except ValueError:
         raise InputError("--speed", f"{speed_text!r} is not a speed (a number > 0, or max)") from None
     model = kwargs.pop("model_path") or default_model(model_file)
+    report = kwargs.pop("report")
+    if report is not None:  # before the run: a missing extra or an unwritable folder is not found at its end
+        from streamer.ui.report_page import need_report_extra, prepare
+
+        need_report_extra()
+        prepare(report)
     return RunOptions(model, speed, kwargs.pop("events"), kwargs.pop("summary"), not kwargs.pop("no_dashboard"),
-                      kwargs.pop("threads"), kwargs.pop("provider"))
+                      kwargs.pop("threads"), kwargs.pop("provider"), report)

@@ -92,6 +92,22 @@ def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate, threshold) of the decision `score >= threshold` at every
+    distinct score, strictest first, from (0, 0) to (1, 1); its trapezoid area is `roc_auc`. Both classes
+    must be present."""
+    scores = np.asarray(scores, dtype=np.float64)
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("a ROC curve needs positive and negative examples")
+    order = np.argsort(-scores, kind="mergesort")
+    s, p = scores[order], positive[order]
+    last = np.r_[s[1:] != s[:-1], True]  # the last of each run of equal scores: ties move together
+    tp, fp = np.cumsum(p)[last], np.cumsum(~p)[last]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos], np.r_[np.inf, s[last]]
+
+
 def anomaly_scores(scores: np.ndarray, positive: np.ndarray, threshold: float,
                    duration_s: float | None = None) -> dict[str, float]:
     """Detection figures with `score > threshold` as the anomaly decision; `positive` is the true class."""

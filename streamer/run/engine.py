@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from streamer.core.errors import StreamerError
 from streamer.core.kind import Chunk
 from streamer.core.pool import Stream
+from streamer.run.figures import Recorder
 from streamer.run.metrics import Metrics
 from streamer.run.pacing import Pacer
 from streamer.run.sinks import Sink
@@ -43,6 +44,7 @@ class RunPlan:
     sinks: list[Sink]
     report: Report
     info: dict[str, Any] = field(default_factory=dict)  # goes into the summary (model, options, outputs)
+    recorder: Recorder | None = None  # with --report: what the figures need, fed like the report
 
 
 class Engine:
@@ -90,6 +92,8 @@ class Engine:
         arrival = block.arrival if block.arrival is not None else now  # ... or from when a device gave it
         events = self.plan.stream.feed(Chunk(block.samples, start=block.start, extras=block.extras))
         self.plan.report.on_block(block)
+        if self.plan.recorder is not None:
+            self.plan.recorder.on_block(block)
         self._deliver(events, arrival)
         self.metrics.consumed(len(block.samples) / self.plan.source.rate, self.clock() - now)
 
@@ -103,6 +107,8 @@ class Engine:
             sink.write(events)
         self.plan.report.on_events(events)
         self.metrics.done_batch(self.clock() - arrival, len(events))
+        if self.plan.recorder is not None:  # after the latency is taken: a report does not add to it
+            self.plan.recorder.on_events(events)
 
     def _close(self) -> None:
         """Close every sink and the source, each once, even if another one fails."""
