@@ -171,8 +171,10 @@ def test_bad_options_and_models(tmp_path: Path, identity: Path, music_wav: Path)
               "decoder alone")
 
 
-def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Path) -> None:
-    """A real SIGINT during a real-time replay: exit 130, the WAV is playable and holds every finished sample."""
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Path, sig: str, code: int) -> None:
+    """A real SIGINT (or SIGTERM) during a real-time replay: exit 130 (143), the WAV is playable and holds every
+    finished sample."""
     import signal
     import time
 
@@ -185,9 +187,9 @@ def test_ctrl_c_keeps_a_valid_wav_and_the_summary(music_wav: Path, tmp_path: Pat
     deadline = time.monotonic() + 60
     while (not events.exists() or len(events.read_text().splitlines()) < 6) and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert b"Traceback" not in err and b"aestream summary" in out
     s = json.loads(summary.read_text())
     audio, rate = sf.read(str(wav))

@@ -75,8 +75,10 @@ def test_train_ecg_cli_writes_a_model_the_engine_runs(tmp_path: Path, slice106: 
     assert run.exit_code == 0, run.stderr
 
 
-def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
-    """A real Ctrl-C (SIGINT) mid-replay: exit 130, no traceback, events and summary kept and consistent."""
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_sigint_ends_cleanly_with_outputs(tmp_path: Path, sig: str, code: int) -> None:
+    """A real Ctrl-C (SIGINT) or `kill` (SIGTERM) mid-replay: exit 130 or 143, no traceback, events and summary
+    kept and consistent."""
     import signal
     import subprocess
     import sys
@@ -92,9 +94,9 @@ def test_sigint_ends_cleanly_with_outputs(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while (not events.exists() or len(events.read_text().splitlines()) < 20) and time.monotonic() < deadline:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert b"Traceback" not in err and b"aestream summary" in out
     data = json.loads(summary.read_text())
     assert data["interrupted"] is True and data["beats"] >= 20

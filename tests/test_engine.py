@@ -35,6 +35,21 @@ def test_latency_histogram_matches_numpy_percentiles() -> None:
     assert np.isnan(LatencyHistogram().percentile(50))
 
 
+def test_latency_percentiles_never_above_the_maximum_nor_below_the_minimum() -> None:
+    one = LatencyHistogram()
+    one.add(8.515e-3, n=64)  # one batch: every item has the same latency
+    assert one.summary_ms()["p50"] == one.summary_ms()["p99"] == one.summary_ms()["max"] == 8.515
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        hist = LatencyHistogram()
+        values = rng.lognormal(mean=-5, sigma=0.3, size=int(rng.integers(1, 40)))
+        for v in values:
+            hist.add(float(v))
+        summary = hist.summary_ms()
+        assert min(summary["p50"], summary["p95"], summary["p99"]) >= round(1e3 * values.min(), 4)
+        assert max(summary["p50"], summary["p95"], summary["p99"]) <= summary["max"]
+
+
 def test_pacer_waits_for_stream_time_with_injected_clock() -> None:
     now = [100.0]
     slept: list[float] = []

@@ -242,6 +242,9 @@ class DeviceSource(_OpenDevice):
         counts = {"overflow": self.overflow, "input_overflow": self.input_overflow}
         return {k: v for k, v in counts.items() if v}
 
+    def length(self) -> int | None:
+        return None
+
     def close(self) -> None:
         """Abort and close the stream (idempotent); queued audio is discarded."""
         if self.stream is not None:

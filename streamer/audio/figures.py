@@ -27,6 +27,7 @@ EXCERPT_S = 6.0  # s of input and output kept for the spectrograms
 ZOOM_S = 0.05  # s drawn sample by sample in the close-up: the loudest 50 ms of the excerpt
 N_FFT, SPEC_HOP, N_MELS = 512, 128, 64  # mel spectrogram: 64 ms windows every 16 ms at 8 kHz, 64 bands
 DB_RANGE = 80.0  # dB below the input's loudest bin shown in the spectrograms
+SILENT_SNR_AXIS_DB, SILENT_LEVEL_AXIS_DBFS = 30.0, -100.0  # axes shown for a silent run (nothing to scale to)
 FRAME_FIELDS = [("t", np.float64), ("snr", np.float32), ("level_in", np.float32), ("level_out", np.float32)]
 
 
@@ -200,15 +201,25 @@ class AudioFigures:
             top.axhline(median, color=SIGNAL, ls=":", lw=1.2, label=f"median frame {median:.1f} dB")
             lo = float(np.min(snr[finite]))
             top.set_ylim(min(0.0, lo - 2), float(np.max(snr[finite])) + 3)
+        else:
+            top.set_ylim(0.0, SILENT_SNR_AXIS_DB)
+            top.text(0.5, 0.5, "the input is silent: no SNR", ha="center", va="center", transform=top.transAxes,
+                     color="#555555")
         if (~finite).any():
             y = top.get_ylim()[0]
             top.plot(t[~finite], np.full(int((~finite).sum()), y), "|", color=UNJUDGED, ms=10,
                      label="silent frame", clip_on=False)
         top.set_ylabel("SNR (dB)")
         top.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=4, frameon=False)
+        audible = False
         for field, colour, label in (("level_in", SIGNAL, "input"), ("level_out", OUTPUT, "reconstruction")):
             level = f[field].astype(np.float64)
+            audible = audible or bool(np.isfinite(level).any())
             levels.plot(t, np.where(np.isfinite(level), level, np.nan), color=colour, lw=1.0, label=label)
+        if not audible:  # digital silence: -inf dBFS throughout
+            levels.set_ylim(SILENT_LEVEL_AXIS_DBFS, 0.0)
+            levels.text(0.5, 0.5, "silent (-inf dBFS)", ha="center", va="center", transform=levels.transAxes,
+                        color="#555555")
         levels.set_ylabel("RMS level (dBFS)")
         levels.set_xlabel(self.time_label)
         levels.set_xlim(0, max(self.duration_s / self.scale, float(t[-1]) if len(t) else 0.0))

@@ -157,5 +157,8 @@ class FileSource(QuietSource):
         for start in range(0, len(self.signal), self.block):
             yield Block(self.signal[start:start + self.block], start)
 
+    def length(self) -> int | None:
+        return len(self.signal)
+
     def summary(self) -> dict[str, Any]:
         return {"input": f"{self.name} ({self.native_rate:g} Hz)"}

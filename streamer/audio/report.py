@@ -18,10 +18,13 @@ from streamer.run.metrics import RecentSamples
 from streamer.run.sources import Block
 
 TRACE_S = 2.0  # seconds of output drawn on the dashboard
-SNR_HISTORY = 60  # frames in the SNR sparkline
+TRACE_ROWS = (2, 4, 8)  # text rows of each envelope: fewest, preferred, most
+SNR_HISTORY = 200  # frames kept for the SNR sparkline (a wide terminal shows up to this many)
 
 
 class AudioReport:
+    unit = "frames"
+
     def __init__(self, stream: Stream, info: dict[str, Any] | None = None) -> None:
         self.stream = stream
         d = stream.describe()
@@ -36,6 +39,7 @@ class AudioReport:
         self.frame_snrs: list[float] = []
         self.level_dbfs = float("-inf")
         self.trace = RecentSamples(int(TRACE_S * self.fs))
+        self.trace_in = RecentSamples(int(TRACE_S * self.fs))  # the input, aligned with the reconstruction
 
     def on_block(self, block: Block) -> None:
         x = np.asarray(block.samples, dtype=np.float64)  # a device's own block is (n, channels) ...
@@ -53,6 +57,7 @@ class AudioReport:
             self.edges_in.update(ref)
             self.samples_out += len(out)
             self.trace.add(out)
+            self.trace_in.add(ref)
             with self.lock:
                 self.frame_snrs.append(e.snr_db)
 
@@ -88,11 +93,16 @@ class AudioReport:
         with self.lock:
             snrs = self.frame_snrs[-SNR_HISTORY:]
             n_frames = len(self.frame_snrs)
-        trace = self.trace.get()
+        trace, trace_in = self.trace.get(), self.trace_in.get()
         finite = [s for s in snrs if np.isfinite(s)]
         level = self.level_dbfs
+        both = [trace_in, trace]  # one colour scale: the two spectrograms compare
+        traces = [{"label": f"input, last {TRACE_S:g} s (spectrogram, {self.fs // 2} Hz at the top)",
+                   "signal": trace_in, "spectrogram_rate": self.fs, "compare": both, "rows": TRACE_ROWS},
+                  {"label": "reconstruction", "signal": trace, "spectrogram_rate": self.fs, "compare": both,
+                   "rows": TRACE_ROWS}]
         return {
-            "trace": trace if len(trace) > 1 else None, "trace_label": f"reconstruction (last {TRACE_S:g} s)",
+            "traces": traces,
             "meters": [{"label": "input level", "value": (max(level, -60.0) + 60.0) / 60.0,
                         "text": "silent" if not np.isfinite(level) else f"{level:.1f} dBFS"}],
             "series": [{"label": "SNR dB", "values": snrs, "lo": 0.0, "threshold": None}],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from streamer.cli.options import RunOptions
@@ -43,17 +43,32 @@ def use_dashboard(requested: bool) -> bool:
     return requested and sys.stderr.isatty()
 
 
+def display(plan: RunPlan, engine: Engine, opts: RunOptions) -> AbstractContextManager[Any]:
+    """What the terminal shows while the run goes: the dashboard; without it (`--no-dashboard`), a progress
+    bar when the source's length is known; nothing when stderr is not a terminal (CI, pipes, services)."""
+    if not sys.stderr.isatty():
+        return nullcontext()
+    if use_dashboard(opts.dashboard):
+        from streamer.ui.dashboard import Dashboard  # rich's Live: only with a terminal
+
+        return Dashboard(engine.snapshot, plan.report.view, plan.title, True)
+    total = plan.source.length()
+    if total is None:
+        return nullcontext()
+    from streamer.ui.progress import Progress, ReplayProgress
+
+    def outputs() -> str:
+        return f"{engine.metrics.items_out:,} {plan.report.unit}"
+
+    return Progress(ReplayProgress(plan.source.name, total, lambda: engine.position, outputs))
+
+
 def execute(plan: RunPlan, opts: RunOptions) -> int:
     """Run the plan to its end; always write and print the summary; return the exit code."""
     engine = Engine(plan, Pacer(opts.speed))
     with sigterm_as_interrupt():
         try:
-            if use_dashboard(opts.dashboard):
-                from streamer.ui.dashboard import Dashboard  # rich's Live: only with a terminal
-
-                with Dashboard(engine.snapshot, plan.report.view, plan.title, True):
-                    engine.process()
-            else:
+            with display(plan, engine, opts):
                 engine.process()
         except KeyboardInterrupt as exc:  # arrived outside the engine's loop (dashboard teardown)
             engine.interruption = exc

@@ -106,7 +106,12 @@ def plan_images(source: str | None, run: RunOptions, camera: int | None = None, 
     if run.events:
         sinks.append(JsonlSink(run.events))
     stream = model.stream(stream_id=src.name, add_noise=add_noise, seed=seed)
-    report = ImageReport({"out": str(out)} if out else None, add_noise)
+    idle = None
+    if watch:
+        from streamer.images.sources import FolderSource
+
+        idle = src if isinstance(src, FolderSource) else None
+    report = ImageReport({"out": str(out)} if out else None, add_noise, idle=idle)
     recorder = None
     if run.report is not None:
         from streamer.images.figures import ImageRecorder

@@ -48,7 +48,9 @@ BEAT_PRE_S, BEAT_POST_S = 0.30, 0.50  # s around R drawn for a beat: P wave to T
 KEEP_S = BEFORE_S + MAX_RR_S + PEAK_DELAY_S + LOOKAHEAD_S + 1.0  # s of recent signal kept
 TEMPLATE_BEATS, MIN_RR_PREV_RATIO = 16, 0.9  # the template's definition when the model has none
 SMALL_SQUARE, LARGE_SQUARE = "#fbe9e9", "#f1bcbc"  # ECG paper's grid colours
-HR_SMOOTH_BEATS = 8  # the heart-rate line: median of this many instantaneous rates (as the dashboard)
+BIN_WIDTHS_S = (5, 10, 30, 60, 300, 900, 1800, 3600)  # trend bins: the narrowest giving at most MAX_BINS
+MAX_BINS = 150
+DENSE_BEATS = 5000  # from this many beats on, points are drawn smaller and lighter
 STATES = {WARMUP: 0, CALIBRATING: 1, JUDGED: 2}
 BEAT_FIELDS = [("r", np.int64), ("score", np.float64), ("threshold", np.float64), ("state", np.int8),
                ("anomaly", np.bool_), ("rr_ms", np.float32)]
@@ -191,13 +193,15 @@ class EcgFigures:
                    + (" Titles give the record's annotation for the beat." if self.annotations else ""),
                    self.draw_beats if self.top else None),
             Figure("ecg_scores", "Scores against the threshold",
-                   f"Each beat's anomaly score over time; {self.threshold_text}. Beats above it are flagged "
+                   f"Top: each beat's anomaly score over time; {self.threshold_text}. Beats above it are flagged "
                    "(red); grey: scored but not judged (warmup or calibration)"
-                   + ("; black rings: beats annotated as PVC (V)." if self.annotations else "."),
+                   + ("; black rings: beats annotated as PVC (V)" if self.annotations else "")
+                   + ". Bottom: flagged beats per minute over time (the anomaly burden).",
                    self.draw_scores if n else None),
             Figure("ecg_heart_rate", "Heart rate",
-                   f"Instantaneous heart rate (60 / RR) of every beat, and its running median over "
-                   f"{HR_SMOOTH_BEATS} beats.", self.draw_heart_rate if n > 2 else None),
+                   f"Instantaneous heart rate (60 / RR) of every beat (dots), and its median and 10th-90th "
+                   f"percentiles in {_duration(_bin_width(self.duration_s))} bins.",
+                   self.draw_heart_rate if n > 2 else None),
             self.roc_figure(),
         ]
         if not self.top:
@@ -419,31 +423,38 @@ class EcgFigures:
         from streamer.ui.report_page import FLAGGED, NORMAL, THRESHOLD, UNJUDGED, new_figure
 
         b = self.beats
-        fig = new_figure(4.2)
-        ax = fig.subplots()
+        fig = new_figure(5.6)
+        ax, rate = fig.subplots(2, 1, sharex=True, height_ratios=[2.6, 1])
         t = b["r"] / self.fs / self.scale
         judged = b["state"] == STATES[JUDGED]
         flagged = b["anomaly"]
         positive = b["score"][b["score"] > 0]
         log = len(positive) == len(b) and positive.max() / np.median(positive) > 30
+        small = 4 if len(b) < DENSE_BEATS else 2  # a day's 100 000 beats: small dots
         style: dict[str, Any] = {"ls": "none", "rasterized": True}  # thousands of points: a bitmap
-        ax.plot(t[~judged], b["score"][~judged], "x", color=UNJUDGED, ms=4, label="not judged", **style)
-        ax.plot(t[judged & ~flagged], b["score"][judged & ~flagged], ".", color=NORMAL, ms=4, alpha=0.7,
+        ax.plot(t[~judged], b["score"][~judged], "x", color=UNJUDGED, ms=small, label="not judged", **style)
+        ax.plot(t[judged & ~flagged], b["score"][judged & ~flagged], ".", color=NORMAL, ms=small, alpha=0.7,
                 label="judged, below", **style)
-        ax.plot(t[flagged], b["score"][flagged], ".", color=FLAGGED, ms=6, label=f"flagged ({int(flagged.sum())})",
-                **style)
+        ax.plot(t[flagged], b["score"][flagged], ".", color=FLAGGED, ms=small + 2,
+                label=f"flagged ({int(flagged.sum())})", **style)
         if self.annotations:
             is_pvc, _ = label_peaks(b["r"], *self.annotations, self.fs)
-            ax.plot(t[is_pvc], b["score"][is_pvc], "o", mfc="none", mec="black", mew=0.7, ms=7,
+            ax.plot(t[is_pvc], b["score"][is_pvc], "o", mfc="none", mec="black", mew=0.7, ms=small + 3,
                     label="annotated PVC", **style)
         ax.plot(np.r_[t, self.duration_s / self.scale], np.r_[b["threshold"], b["threshold"][-1:]],
-                drawstyle="steps-post", color=THRESHOLD, ls="--", lw=1.4, label="threshold")
+                drawstyle="steps-post", color=THRESHOLD, ls="--", lw=1.6, label="threshold", zorder=4)
         if log:
             ax.set_yscale("log")
-        ax.set_xlim(0, self.duration_s / self.scale)
-        ax.set_xlabel(self.time_label)
         ax.set_ylabel("anomaly score" + (" (log scale)" if log else ""))
         _legend_above(ax, 5)
+        width = _bin_width(self.duration_s)
+        edges = np.arange(0.0, self.duration_s + width, width)
+        counts, _ = np.histogram(b["r"][flagged] / self.fs, edges)
+        rate.stairs(counts * 60.0 / width, edges / self.scale, fill=True, color=FLAGGED, alpha=0.8)
+        rate.set_ylabel("flagged / min")
+        rate.set_title(f"flagged beats per minute, in {_duration(width)} bins", loc="left", fontsize=10)
+        rate.set_xlim(0, self.duration_s / self.scale)
+        rate.set_xlabel(self.time_label)
         return fig
 
     def draw_heart_rate(self) -> MplFigure:
@@ -452,20 +463,24 @@ class EcgFigures:
         r = self.beats["r"]
         rr_s = np.diff(r) / self.fs
         ok = rr_s > 0
-        t, hr = r[1:][ok] / self.fs / self.scale, 60.0 / rr_s[ok]
-        k = min(HR_SMOOTH_BEATS, len(hr))
-        smooth = np.median(np.lib.stride_tricks.sliding_window_view(hr, k), axis=1)
-        fig = new_figure(3.4)
+        t_s, hr = r[1:][ok] / self.fs, 60.0 / rr_s[ok]
+        fig = new_figure(3.6)
         ax = fig.subplots()
-        ax.plot(t, hr, ".", color=NORMAL, ms=3, alpha=0.5, label="beat to beat", rasterized=True)
-        ax.plot(t[k - 1:], smooth, color=SIGNAL, lw=1.4, label=f"median of {k} beats")
+        dense = len(hr) >= DENSE_BEATS
+        ax.plot(t_s / self.scale, hr, ".", color=NORMAL, ms=2 if dense else 3, alpha=0.25 if dense else 0.5,
+                label="beat to beat", rasterized=True)
+        width = _bin_width(self.duration_s)
+        centre, median, p10, p90 = _binned(t_s, hr, width)
+        ax.fill_between(centre / self.scale, p10, p90, color=SIGNAL, alpha=0.15, linewidth=0,
+                        label=f"10th-90th percentile per {_duration(width)}")
+        ax.plot(centre / self.scale, median, color=SIGNAL, lw=1.6, label=f"median per {_duration(width)}")
         lo, hi = np.percentile(hr, [0.5, 99.5])
         ax.set_ylim(max(0.0, lo - 10), hi + 10)
         ax.set_xlim(0, self.duration_s / self.scale)
         ax.set_xlabel(self.time_label)
         ax.set_ylabel("heart rate (bpm)")
         ax.set_title(f"median {60.0 * self.fs / float(np.median(np.diff(r))):.0f} bpm", loc="left")
-        _legend_above(ax, 2)
+        _legend_above(ax, 3)
         return fig
 
     # --- against the annotations ---------------------------------------------------------------------------
@@ -553,6 +568,25 @@ def signal_units(source: str) -> str:
     from streamer.ecg.readers import FORMAT_SUFFIXES
 
     return "signal units" if source == "-" or Path(source).suffix.lower() in FORMAT_SUFFIXES["csv"] else "mV"
+
+
+def _bin_width(duration_s: float) -> float:
+    return float(next((w for w in BIN_WIDTHS_S if duration_s / w <= MAX_BINS), BIN_WIDTHS_S[-1]))
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def _binned(t: np.ndarray, values: np.ndarray, width: float) -> tuple[np.ndarray, ...]:
+    """Per bin of `width` seconds with values (t sorted): centre, median, 10th and 90th percentiles."""
+    index = (t // width).astype(np.int64)
+    bins, first = np.unique(index, return_index=True)
+    parts = np.split(values, first[1:])
+    stats = np.array([np.percentile(part, [50, 10, 90]) for part in parts])
+    return (bins + 0.5) * width, stats[:, 0], stats[:, 1], stats[:, 2]
 
 
 def _legend_above(ax: Axes, columns: int, title: str | None = None) -> None:

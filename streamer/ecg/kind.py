@@ -166,7 +166,7 @@ class EcgKind:
         s = self.streams[key]
         return {"rate_hz": s.fs, "samples": s.samples, "threshold": s.judge.threshold,
                 "threshold_source": s.judge.source, "phase": s.judge.phase,
-                "calibrate_s": s.judge.calibrate_s}
+                "calibrate_s": s.judge.calibrate_s, "warmup_beats": s.judge.warmup_beats}
 
     # --- data ----------------------------------------------------------------------------------------------
     def check(self, key: Key, chunk: Chunk) -> np.ndarray:

@@ -16,20 +16,29 @@ from streamer.core.pool import Stream
 from streamer.ecg.detector import LOOKAHEAD_S
 from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
 from streamer.ecg.events import BeatEvent
-from streamer.ecg.judge import JUDGED
+from streamer.ecg.judge import CALIBRATING, JUDGED
 from streamer.ecg.readers import Recording
 from streamer.run.metrics import RecentSamples
 from streamer.run.sources import Block
 
 TRACE_S = 5.0  # seconds of signal kept for the dashboard trace
-SCORE_HISTORY = 60  # beats shown in the score sparkline
+SCORE_HISTORY = 200  # beats kept for the score sparkline (a wide terminal shows up to this many)
 EVENT_HISTORY = 8  # anomaly events listed on the dashboard
 HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
 MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS judged beats): the model does not fit
 MISFIT_MIN_BEATS = 50
+# The marks under the dashboard's trace: a beat judged anomalous, judged normal, or not judged yet.
+BEAT_MARKS = {"anomaly": ("▲", "bold red"), "normal": ("·", "green"), "unjudged": ("∘", "yellow")}
+LEGEND = "▲ anomaly · normal ∘ not judged yet"
+
+
+def _mark(e: BeatEvent) -> str:
+    return "anomaly" if e.anomaly else "normal" if e.state == JUDGED else "unjudged"
 
 
 class EcgReport:
+    unit = "beats"
+
     def __init__(self, stream: Stream, rate: float, reference: Recording | None = None) -> None:
         self.stream = stream
         self.fs = rate
@@ -45,9 +54,11 @@ class EcgReport:
         self.judged: list[bool] = []
         self.n_anomalies = 0
         self.n_judged = 0
+        self.samples_seen = 0
 
     def on_block(self, block: Block) -> None:
         self.trace.add(block.samples)
+        self.samples_seen = block.start + len(block.samples)
 
     def on_events(self, events: Sequence[BeatEvent]) -> None:
         with self.lock:
@@ -74,13 +85,30 @@ class EcgReport:
             events = [e.to_dict() for e in self.anomalies]
             n_beats, n_anomalies = len(self.scores), self.n_anomalies
         state = self.stream.describe()
+        trace = self.trace.get()
         fields = {"heart rate": f"{self.heart_rate():.0f} bpm", "beats": str(n_beats), "anomalies": str(n_anomalies),
-                  "threshold": f"{state['threshold']:.4g} ({state['threshold_source']})"}
-        for warning in self.warnings():
-            fields["warning"] = warning
-        return {"kind": "ecg", "trace": self.trace.get(), "trace_label": f"ECG ({TRACE_S:g} s)",
-                "scores": [e.score for e in recent], "threshold": state["threshold"], "events": events,
-                "fields": fields}
+                  "threshold": self._threshold_text(state)}
+        end = self.samples_seen  # the trace's last sample is the stream's sample end - 1
+        marks = [((e.r_sample - (end - len(trace))) / max(len(trace), 1), *BEAT_MARKS[_mark(e)]) for e in recent]
+        return {"kind": "ecg", "state": self._state(state, n_beats), "fields": fields, "warnings": self.warnings(),
+                "traces": [{"label": f"ECG, last {TRACE_S:g} s ({LEGEND})", "signal": trace, "marks": marks}],
+                "scores": [e.score for e in recent], "score_states": [e.state for e in recent],
+                "threshold": state["threshold"], "events": events, "anomalies_total": n_anomalies}
+
+    def _state(self, state: dict[str, Any], n_beats: int) -> tuple[str, str]:
+        """What the stream is doing, as the dashboard's first line says it: warming up, calibrating, judging."""
+        if n_beats < state["warmup_beats"]:
+            return f"warming up: beat {n_beats} of {state['warmup_beats']} (not judged yet)", "yellow"
+        if state["phase"] == CALIBRATING:
+            t = self.samples_seen / self.fs
+            return f"calibrating the threshold: {t:.0f} of {state['calibrate_s']:g} s", "yellow"
+        return "monitoring", "bold green"
+
+    @staticmethod
+    def _threshold_text(state: dict[str, Any]) -> str:
+        if state["phase"] == CALIBRATING:
+            return f"pending calibration ({state['threshold']:.4g} until then)"
+        return f"{state['threshold']:.4g} ({state['threshold_source']})"
 
     def warnings(self) -> list[str]:
         """Advice when the run's figures say the model does not fit this recording."""

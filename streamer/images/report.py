@@ -7,20 +7,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from streamer.images.events import ImageEvent
 from streamer.run.sources import Block
 
-QUALITY_HISTORY = 60  # images in the PSNR sparkline
+QUALITY_HISTORY = 200  # images kept for the PSNR sparkline (a wide terminal shows up to this many)
 
 
 class ImageReport:
+    unit = "images"
+
     def __init__(self, info: dict[str, Any] | None = None, add_noise: float | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, idle: Idle | None = None) -> None:
         self.info = dict(info or {})
+        self.idle = idle  # a watched folder's waiting, excluded from the throughput
         self.add_noise = add_noise
         self.clock = clock
         self.lock = threading.Lock()
@@ -29,7 +32,9 @@ class ImageReport:
         self.n_psnr = self.n_ssim = 0
         self.recent_psnr: list[float] = []
         self.latest: ImageEvent | None = None
-        self.started: float | None = None  # when the first images were handled (for the throughput field)
+        self.started = clock()  # throughput counts from here (the run's start) ...
+        self.last: float | None = None  # ... to the latest images handled, minus the time spent waiting
+        self.idle_until_last = 0.0
 
     def on_block(self, block: Block) -> None:
         pass
@@ -41,8 +46,8 @@ class ImageReport:
                 and np.isfinite(e.psnr_db) and np.isfinite(e.psnr_noisy_db)]
         ssim = [(e.ssim, e.ssim_noisy) for e in events if e.ssim is not None and e.ssim_noisy is not None]
         with self.lock:
-            if self.started is None:
-                self.started = self.clock()
+            self.last = self.clock()
+            self.idle_until_last = self.idle.idle_s if self.idle is not None else 0.0
             self.n_images += len(events)
             self.resized += sum(e.resized for e in events)
             self.tiled += sum(e.tiled for e in events)
@@ -63,13 +68,21 @@ class ImageReport:
         return {"psnr_db": mean(self.psnr_sum, self.n_psnr), "psnr_noisy_db": mean(self.psnr_noisy_sum, self.n_psnr),
                 "ssim": mean(self.ssim_sum, self.n_ssim), "ssim_noisy": mean(self.ssim_noisy_sum, self.n_ssim)}
 
+    def throughput(self) -> float | None:
+        """Images per second of the run so far: from its start to the latest image written, reading and
+        writing included, time spent waiting for new files (`--watch`) excluded. The dashboard and the
+        summary both show this figure."""
+        with self.lock:
+            n, last, idle = self.n_images, self.last, self.idle_until_last
+        if last is None:
+            return None
+        working = last - self.started - idle
+        return n / working if working > 0 else None
+
     def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        wall = metrics.get("wall_s", 0.0)
-        busy = metrics.get("busy_s", 0.0)
+        rate = self.throughput()
         out: dict[str, Any] = {
-            **self.info, "images": self.n_images,
-            "images_per_s": round(self.n_images / wall, 1) if wall > 0 else None,
-            "engine_images_per_s": round(self.n_images / busy, 1) if busy > 0 else None,
+            **self.info, "images": self.n_images, "images_per_s": round(rate, 1) if rate else None,
             "resized": self.resized, "tiled": self.tiled, **self.quality(),
         }
         if self.add_noise is not None:
@@ -80,20 +93,32 @@ class ImageReport:
         with self.lock:
             latest = self.latest
             recent = list(self.recent_psnr)
-            n, started = self.n_images, self.started
+            n = self.n_images
         q = self.quality()
-        fields = {"images": str(n)}
-        if started is not None and n > 1:
-            elapsed = self.clock() - started
-            fields["throughput"] = f"{n / elapsed:,.0f} images/s" if elapsed > 0 else "-"
+        rate = self.throughput()
+        fields = {"images": f"{n:,}",
+                  "throughput": f"{rate:,.0f} images/s (read, denoise, write)" if rate else "-"}
         if q["psnr_db"] is not None:
             fields["PSNR"] = f"{q['psnr_db']:.2f} dB (noisy input {q['psnr_noisy_db']:.2f} dB)"
         if q["ssim"] is not None:
             fields["SSIM"] = f"{q['ssim']:.3f} (noisy input {q['ssim_noisy']:.3f})"
-        view: dict[str, Any] = {"fields": fields}
+        view: dict[str, Any] = {"fields": fields, "timed": False, "state": self._state(n)}
         if recent:
             view["series"] = [{"label": "PSNR dB", "values": recent}]
         if latest is not None:
             view["images"] = [("input", latest.noisy), ("denoised", latest.image)] + (
                 [("clean", latest.clean)] if latest.clean is not None else [])
         return view
+
+    def _state(self, n: int) -> tuple[str, str]:
+        if self.idle is not None and self.idle.waiting:
+            return f"waiting for new files in {self.idle.name}", "yellow"
+        return ("denoising", "bold green") if n else ("reading the first images", "yellow")
+
+
+class Idle(Protocol):
+    """A source that may wait for input (a watched folder): how long it has waited, whether it waits now."""
+
+    name: str
+    idle_s: float
+    waiting: bool

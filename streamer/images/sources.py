@@ -214,6 +214,8 @@ class FolderSource:
         self.skipped: list[str] = []
         self.clean_missing: list[str] = []
         self.taken = 0
+        self.idle_s = 0.0  # time spent waiting for new files (--watch): not counted in the throughput
+        self.waiting = False  # nothing to do right now: the dashboard says so
         self.root, self._list = self._resolve()
         if self.clean_dir is not None and not self.clean_dir.is_dir():
             raise InputError(self.clean_dir, "no such folder (for clean references)")
@@ -296,6 +298,9 @@ class FolderSource:
     def drops(self) -> dict[str, int]:
         return {"unreadable image": len(self.skipped)} if self.skipped else {}
 
+    def length(self) -> int | None:
+        return self.total
+
     def close(self) -> None:
         pass
 
@@ -340,7 +345,10 @@ class FolderSource:
                 yield from _blocks(part, self.live)
             if self.max_idle_s is not None and not watcher.pending and self.clock() - last_change >= self.max_idle_s:
                 return
+            self.waiting = not watcher.pending
+            before = self.clock()
             self.sleep(self.poll_s)
+            self.idle_s += self.clock() - before
 
 
 @dataclass
@@ -435,6 +443,9 @@ class VideoSource:
     def drops(self) -> dict[str, int]:
         return {}
 
+    def length(self) -> int | None:
+        return self.total
+
     def summary(self) -> dict[str, Any]:
         return {"fps": self.rate}
 
@@ -495,6 +506,9 @@ class CameraSource:
 
     def drops(self) -> dict[str, int]:
         return {}
+
+    def length(self) -> int | None:
+        return None
 
     def summary(self) -> dict[str, Any]:
         return {"camera": self.index, "fps": self.rate}
@@ -641,3 +655,6 @@ class ImageArraySource(QuietSource):
             names = [frame_name(i) for i in range(start, stop)]
             clean = None if self.clean is None else self.clean[start:stop]
             yield Block(self.images[start:stop], start, extras={"names": names, "clean": clean})
+
+    def length(self) -> int | None:
+        return self.total

@@ -28,6 +28,8 @@ class Report(Protocol):
     (`view`, called from the dashboard's thread) and what the summary evaluates at the end (`summary`, e.g.
     against a record's annotations)."""
 
+    unit: str  # what its events are, counted: "beats", "frames", "images"
+
     def on_block(self, block: Block) -> None: ...
     def on_events(self, events: Sequence[Any]) -> None: ...
     def view(self) -> dict[str, Any]: ...
@@ -56,6 +58,7 @@ class Engine:
         self.metrics = metrics or Metrics(clock)
         self.interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM turned into one
         self.error: StreamerError | None = None
+        self.position = 0  # where the source is: the end of the last block processed (`Block.start` units)
 
     def run(self) -> dict[str, Any]:
         """Runs to the end of the source, an interruption or a source error; always returns the summary.
@@ -92,6 +95,7 @@ class Engine:
         arrival = block.arrival if block.arrival is not None else now  # ... or from when a device gave it
         events = self.plan.stream.feed(Chunk(block.samples, start=block.start, extras=block.extras))
         self.plan.report.on_block(block)
+        self.position = block.start + len(block.samples)
         if self.plan.recorder is not None:
             self.plan.recorder.on_block(block)
         self._deliver(events, arrival)

@@ -28,6 +28,7 @@ class LatencyHistogram:
         self.total = 0
         self.sum_s = 0.0
         self.max_s = 0.0
+        self.min_s = math.inf
 
     def add(self, seconds: float, n: int = 1) -> None:
         s = min(max(seconds, MIN_S), MAX_S)
@@ -35,14 +36,17 @@ class LatencyHistogram:
         self.total += n
         self.sum_s += seconds * n
         self.max_s = max(self.max_s, seconds)
+        self.min_s = min(self.min_s, seconds)
 
     def percentile(self, q: float) -> float:
-        """q-th percentile in seconds (bin centre, geometric); NaN when empty."""
+        """q-th percentile in seconds: its bin's geometric centre, kept within the smallest and largest value
+        seen (a bin centre can lie above the maximum: one batch would read p99 > max); NaN when empty."""
         if self.total == 0:
             return float("nan")
         rank = q / 100.0 * self.total
         idx = int(np.searchsorted(np.cumsum(self.counts), max(rank, 1), side="left"))
-        return MIN_S * 10 ** ((idx + 0.5) / BINS_PER_DECADE)
+        centre = MIN_S * 10 ** ((idx + 0.5) / BINS_PER_DECADE)
+        return min(max(centre, self.min_s), self.max_s)
 
     def summary_ms(self) -> dict[str, float]:
         return {f"p{q}": round(1e3 * self.percentile(q), 4) for q in (50, 95, 99)} | {

@@ -49,6 +49,11 @@ class Source(Protocol):
         """What the source itself lost, by reason (a device's overflows, unreadable files)."""
         ...
 
+    def length(self) -> int | None:
+        """How many samples (or items) it will give in all, in the units of `Block.start`; None when that is
+        not known (live sources). A terminal shows the run's progress from it."""
+        ...
+
     def summary(self) -> dict[str, Any]:
         """What the source adds to the run's summary (device, native rate, files skipped...)."""
         ...
@@ -61,6 +66,9 @@ class QuietSource:
 
     def drops(self) -> dict[str, int]:
         return {}
+
+    def length(self) -> int | None:
+        return None
 
     def summary(self) -> dict[str, Any]:
         return {}
@@ -90,6 +98,9 @@ class ArraySource(QuietSource):
             size = self.first if start == 0 else self.block
             yield Block(self.signal[start:start + size], start)
             start += size
+
+    def length(self) -> int | None:
+        return len(self.signal)
 
     def summary(self) -> dict[str, Any]:
         return dict(self.info)
