@@ -76,6 +76,8 @@ def test_base_install_runs_the_library_on_real_signals(base_venv: Path) -> None:
     (["images", "{root}/samples/images", "--model", "{root}/samples/models/denoise.onnx"], "images"),
     (["audio", "--file", "{root}/samples/audio/bach.wav", "--model", "{root}/samples/models/music.onnx"], "audio"),
     (["ecg", "{root}/samples/ecg/106", "--speed", "max", "--model", "{root}/samples/models/ecg.onnx"], "ecg"),
+    (["ecg", "{root}/samples/ecg/106", "--speed", "max", "--model", "{root}/samples/models/ecg.onnx",
+      "--report", "report-out"], "report"),  # refused before the run, not after it
 ])
 def test_missing_extra_is_one_line(base_venv: Path, args: list[str], extra: str) -> None:
     cmd = [str(base_venv / "bin" / "streamer"), *[a.format(root=ROOT) for a in args], "--no-dashboard"]
