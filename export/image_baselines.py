@@ -7,6 +7,7 @@ images; the test images are never used for a choice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,13 +75,20 @@ def choose(name: str, clean: np.ndarray, noisy: np.ndarray) -> dict[str, Any]:
     return {key: best, "validation_psnr_db": round(scores[best], 4)}
 
 
-def choose_all(validation: np.ndarray, sigmas: tuple[float, ...]) -> dict[float, dict[str, dict[str, Any]]]:
-    """{sigma: {baseline: params}} chosen on the first N_CHOOSE validation images at each noise level."""
+def choose_all(validation: np.ndarray, sigmas: tuple[float, ...],
+               on_done: Callable[[str], None] | None = None) -> dict[float, dict[str, dict[str, Any]]]:
+    """{sigma: {baseline: params}} chosen on the first N_CHOOSE validation images at each noise level.
+
+    `on_done("sigma 0.5 nl_means")` is called after each of the len(sigmas) * len(NAMES) choices."""
     from export import mnist
 
     clean = validation[:N_CHOOSE]
     out: dict[float, dict[str, dict[str, Any]]] = {}
     for sigma in sigmas:
         noisy = mnist.add_noise(clean, sigma, mnist.noise_seed("validation", sigma))
-        out[sigma] = {name: choose(name, clean, noisy) for name in NAMES}
+        out[sigma] = {}
+        for name in NAMES:
+            out[sigma][name] = choose(name, clean, noisy)
+            if on_done:
+                on_done(f"sigma {sigma:g} {name}")
     return out

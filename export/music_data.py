@@ -21,7 +21,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ N_TEST = 8  # held-out pieces (as in the issue's measurement)
 N_VALIDATION = 6  # pieces for every choice made during development
 SPLIT_SEED = 0
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".opus")
+OnPiece = Callable[[str], None]  # called with each piece's name once it is loaded (progress displays)
 
 # The default works: a fixed, documented list across composers and textures (chorales, quartets,
 # piano, songs, madrigals). Each is cut to its first MAX_SECONDS. Whole multi-movement files (e.g.
@@ -207,18 +208,25 @@ def _render_one(args: tuple[str, str]) -> tuple[str, Piece | None, str]:
 
 
 def load_works(names: Sequence[str] = DEFAULT_WORKS, directory: Path | None = None,
-               workers: int = 2) -> tuple[list[Piece], dict[str, str]]:
+               workers: int = 2, on_piece: OnPiece | None = None) -> tuple[list[Piece], dict[str, str]]:
     """Pieces in the order of `names` (skipping failures) and {skipped name: why}."""
     directory = directory or cache_dir()
     skipped = _load_skipped(directory)
     todo = [(n, str(directory)) for n in names if n not in skipped]
+    results = []
     if workers > 1 and any(not (directory / f"{slug(n)}.npz").exists() for n, _ in todo):
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_render_one, todo))
+            for result in pool.map(_render_one, todo):  # in order, each as soon as it and those before are done
+                results.append(result)
+                if on_piece:
+                    on_piece(result[0])
     else:
-        results = [_render_one(t) for t in todo]
+        for t in todo:
+            results.append(_render_one(t))
+            if on_piece:
+                on_piece(t[0])
     pieces = []
     for name, piece, why in results:
         if piece is None:
@@ -239,7 +247,8 @@ def _save_skipped(directory: Path, skipped: dict[str, str]) -> None:
     (directory / "skipped.json").write_text(json.dumps(skipped, indent=1, sort_keys=True))
 
 
-def load_folder(folder: str | Path, max_seconds: float | None = MAX_SECONDS) -> list[Piece]:
+def load_folder(folder: str | Path, max_seconds: float | None = MAX_SECONDS,
+                on_piece: OnPiece | None = None) -> list[Piece]:
     """The user's own audio files (any format soundfile reads), one piece per file, sorted by path."""
     import soundfile as sf
 
@@ -256,6 +265,8 @@ def load_folder(folder: str | Path, max_seconds: float | None = MAX_SECONDS) -> 
         x, peak = peak_normalise(x)
         if peak > 0:
             pieces.append(Piece(str(path.relative_to(folder)), x, peak, str(path)))
+        if on_piece:
+            on_piece(str(path.relative_to(folder)))
     if not pieces:
         raise ValueError(f"{folder}: no readable audio file of at least {FRAME} samples "
                          f"({', '.join(AUDIO_SUFFIXES)})")
@@ -278,16 +289,17 @@ def split_pieces(pieces: Sequence[Piece], seed: int = SPLIT_SEED, n_test: int = 
 
 
 def music_split(works: Sequence[str] | None = None, data_dir: str | Path | None = None,
-                seed: int = SPLIT_SEED, n_test: int = N_TEST, n_validation: int = N_VALIDATION) -> Split:
+                seed: int = SPLIT_SEED, n_test: int = N_TEST, n_validation: int = N_VALIDATION,
+                on_piece: OnPiece | None = None) -> Split:
     """The data a model is trained and evaluated on: music21 works (default) or a folder of audio files."""
     if data_dir is not None:
         skipped: dict[str, str] = {}
-        pieces = load_folder(data_dir)
+        pieces = load_folder(data_dir, on_piece=on_piece)
         rendering = {"source": f"audio files under {Path(data_dir).name}/", "resampler": "soxr (HQ)",
                      "mono": "mean of the channels", "sample_rate_hz": SAMPLE_RATE_HZ,
                      "max_seconds": MAX_SECONDS, "normalisation": "peak per file to 1.0"}
     else:
-        pieces, skipped = load_works(works or DEFAULT_WORKS)
+        pieces, skipped = load_works(works or DEFAULT_WORKS, on_piece=on_piece)
         rendering = rendering_meta()
     train, validation, test = split_pieces(pieces, seed, n_test, n_validation)
     split = Split(train, validation, test, skipped, seed, rendering)

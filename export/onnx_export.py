@@ -170,6 +170,27 @@ def onnx_runner(path: str | Path, batch: int = 1024) -> Any:
     return run
 
 
+EPOCHS_NOTE = ("epochs_budget: the most epochs the run could take (the preset's `epochs`, or --epochs; a "
+               "learning-rate schedule spans it); epochs_run: how many ran; stopped_by: why it ended; "
+               "recipe: the preset as run (its `epochs` is the budget)")
+
+
+def epochs_meta(preset_epochs: int, budget: int, run: int, stopped_by: str,
+                weights_from_epoch: int | None = None) -> dict[str, Any]:
+    """The training record's epoch fields, named so a reader of the card knows what ran and why.
+
+    `preset_epochs` is written only when --epochs overrode the preset. `weights_from_epoch` (from 1) when
+    early stopping restored the weights of its best epoch.
+    """
+    out: dict[str, Any] = {"epochs_budget": int(budget), "epochs_run": int(run), "stopped_by": stopped_by}
+    if weights_from_epoch is not None:
+        out["weights_from_epoch"] = int(weights_from_epoch)
+    if preset_epochs != budget:
+        out["preset_epochs"] = int(preset_epochs)
+    out["epochs_note"] = EPOCHS_NOTE
+    return out
+
+
 def write_card(meta: dict[str, Any], path: str | Path) -> Path:
     """Model card next to the model: the metadata as readable Markdown plus the raw JSON."""
     path = Path(path)

@@ -18,7 +18,7 @@ import multiprocessing
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,10 @@ import numpy as np
 from export import music_data
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
+from export.heldout import print_result
 from export.onnx_export import (
     QUANTISATION,
+    epochs_meta,
     export_keras,
     onnx_runner,
     quantise_int8,
@@ -37,6 +39,8 @@ from export.onnx_export import (
     sha256_of_arrays,
     write_card,
 )
+from export.progress import TrainingProgress
+from export.quiet import import_tensorflow_as_parent_did
 from streamer.core import modelmeta
 from streamer.core.session import create_session
 
@@ -68,20 +72,31 @@ def normalisation_meta() -> dict[str, Any]:
 
 
 def fit(preset: Preset, train: np.ndarray, validation: np.ndarray, epochs: int,
-        max_seconds: float | None) -> tuple[Any, Any, Any, dict[str, Any]]:
+        max_seconds: float | None, progress: TrainingProgress | None = None) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Train the autoencoder; topk presets keep the weights of the best validation epoch."""
     import keras
 
     encoder, decoder, model = build(preset)
     callbacks: list[Any] = [TimeBudget(max_seconds)] if max_seconds else []
+    stopping = None
     if preset.kind != "lecture" and len(validation):
-        callbacks.append(keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True))
+        stopping = keras.callbacks.EarlyStopping(patience=PATIENCE, restore_best_weights=True)
+        callbacks.append(stopping)
     start = time.perf_counter()
-    history = model.fit(train, train, epochs=epochs, batch_size=preset.batch_size, shuffle=True,
-                        validation_data=(validation, validation) if len(validation) else None,
-                        callbacks=callbacks, verbose=0)
+    with (progress or TrainingProgress.silent()).fit("fit", epochs, "val_loss" if len(validation) else None) as task:
+        history = model.fit(train, train, epochs=epochs, batch_size=preset.batch_size, shuffle=True,
+                            validation_data=(validation, validation) if len(validation) else None,
+                            callbacks=[task.callback(), *callbacks], verbose=0)
     losses = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-    return encoder, decoder, model, {"epochs_run": len(losses["loss"]),
+    run = len(losses["loss"])
+    if run == epochs:
+        why = "epoch budget"
+    elif stopping is not None and stopping.stopped_epoch > 0:
+        why = f"early stopping (val_loss of the validation pieces, patience {PATIENCE})"
+    else:
+        why = f"time budget ({max_seconds:g} s of training)"
+    best = stopping.best_epoch + 1 if stopping is not None else None
+    return encoder, decoder, model, {**epochs_meta(preset.epochs, epochs, run, why, weights_from_epoch=best),
                                      "seconds": round(time.perf_counter() - start, 1), "history": losses}
 
 
@@ -225,6 +240,7 @@ def _export_in_child(preset: Preset, model: Any, part: str, path: Path, meta: di
 
 def _child_export(preset: Preset, weights: str, part: str, path: str, meta: dict[str, Any], data: str,
                   result: str) -> None:
+    import_tensorflow_as_parent_did()
     encoder, decoder, model = build(preset)
     model.load_weights(weights)
     chosen = {"autoencoder": model, "encoder": encoder, "decoder": decoder}[part]
@@ -271,22 +287,33 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
                 split_seed: int = music_data.SPLIT_SEED, n_test: int = music_data.N_TEST,
                 n_validation: int = music_data.N_VALIDATION,
                 keras_weights: str | Path | None = None,
-                references: Sequence[str | Path] = ()) -> dict[str, Any]:
+                references: Sequence[str | Path] = (), progress: TrainingProgress | None = None) -> dict[str, Any]:
     """Train, evaluate on held-out pieces, export. `pieces` = music21 work names (default: the shipped list).
 
     `int8`: True (or "ship") writes NAME.int8.onnx and names it in `companions`; "evaluate" scores an int8
     variant (figures in `metrics.int8`) without shipping it; False skips it.
     Returns {"meta", "paths" (part -> Path, plus "int8" when shipped, "card"), "models" (Keras encoder/decoder/
-    autoencoder), "split", "frames" {"train","validation","test"}, "seconds"}.
+    autoencoder), "split", "frames" {"train","validation","test"}, "seconds"}. `progress` shows the phases
+    and epochs (default: nothing).
     """
     import keras
 
+    progress = progress or TrainingProgress.silent()
     recipe = get_preset(preset) if isinstance(preset, str) else preset
     keras.utils.set_random_seed(seed)
-    split = music_data.music_split(pieces, data_dir, split_seed, n_test, n_validation)
+    if data_dir is None:
+        label = "music21 works: rendered with fluidsynth (cached after the first run)"
+        n_pieces: int | None = len(pieces or music_data.DEFAULT_WORKS)
+    else:
+        label, n_pieces = f"reading audio files under {data_dir}", None
+    with progress.phase(label, total=n_pieces) as advance:
+        split = music_data.music_split(pieces, data_dir, split_seed, n_test, n_validation, on_piece=advance)
     train, validation, test = (music_data.frames(getattr(split, r)) for r in ("train", "validation", "test"))
     budget = max_train_seconds if max_train_seconds is not None else recipe.max_train_seconds
-    encoder, decoder, model, run = fit(recipe, train, validation, epochs or recipe.epochs, budget)
+    n_epochs = epochs or recipe.epochs
+    encoder, decoder, model, run = fit(recipe, train, validation, n_epochs, budget, progress)
+    with progress.phase("test figures and baselines"):
+        metrics = evaluate(model, train, validation, test)
     out_dir = Path(out_dir)
     companions = {part: part_file(recipe.name, part) for part in ("encoder", "decoder")}
     ship_int8 = int8 is True or int8 == "ship"
@@ -299,26 +326,28 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
         "normalisation": normalisation_meta(), "latent": latent_meta(recipe),
         "companions": {"autoencoder": part_file(recipe.name, "autoencoder"), **companions},
         "training_data": training_data_meta(split, train, validation, test),
-        "metrics": evaluate(model, train, validation, test),
+        "metrics": metrics,
         "params": int(model.count_params()),
         "description": DESCRIPTION.get(recipe.kind, ""),
         "training": {"preset": recipe.name if isinstance(preset, Preset) else preset, "seed": seed,
-                     "recipe": asdict(recipe), **run},
+                     "recipe": asdict(replace(recipe, epochs=n_epochs)), **run},
     }
     if references:
         meta = with_references(meta, references)
     models = {"autoencoder": model, "encoder": encoder, "decoder": decoder}
     if keras_weights:  # for benchmarks that time Keras against onnxruntime on the same weights
         model.save_weights(str(keras_weights))
-    written = export_all(recipe, models, out_dir, meta, test, isolate=recipe.kind == "lecture")
+    with progress.phase("ONNX export (autoencoder, encoder, decoder) and parity checks"):
+        written = export_all(recipe, models, out_dir, meta, test, isolate=recipe.kind == "lecture")
     paths: dict[str, Path] = {part: out_dir / part_file(recipe.name, part) for part in PARTS}
     full_meta = written["autoencoder"]
     if ship_int8:
         paths["int8"] = out_dir / companions["int8"]
-        full_meta["metrics"]["int8"] = quantise(paths["autoencoder"], paths["int8"], test, full_meta,
-                                               evenly(train, N_CALIBRATION))
+        with progress.phase("int8 quantisation, scored on the test frames"):
+            full_meta["metrics"]["int8"] = quantise(paths["autoencoder"], paths["int8"], test, full_meta,
+                                                   evenly(train, N_CALIBRATION))
     elif int8 == "evaluate":
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, progress.phase("int8 variant, scored on the test frames"):
             figures = quantise(paths["autoencoder"], Path(tmp) / "int8.onnx", test, full_meta,
                                evenly(train, N_CALIBRATION))
         full_meta["metrics"]["int8"] = {**figures, "shipped": False}
@@ -409,10 +438,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     budget = args.max_minutes * 60 if args.max_minutes else None
     int8 = False if args.int8 == "no" else args.int8
-    result = train_audio(args.preset, args.out, args.epochs, args.seed, args.data, int8=int8,
-                         max_train_seconds=budget, keras_weights=args.keras_weights,
-                         references=args.reference)
+    with TrainingProgress() as progress:
+        result = train_audio(args.preset, args.out, args.epochs, args.seed, args.data, int8=int8,
+                             max_train_seconds=budget, keras_weights=args.keras_weights,
+                             references=args.reference, progress=progress)
     print("\n".join(summary_lines(result)))
+    print_result(progress.console, result["meta"], result["paths"]["autoencoder"], result["paths"]["card"],
+                 companion_paths(result["paths"]))
+
+
+def companion_paths(paths: dict[str, Path]) -> list[Path]:
+    """The encoder, decoder and int8 files written beside the autoencoder."""
+    return [p for part, p in paths.items() if part not in ("autoencoder", "card")]
 
 
 if __name__ == "__main__":

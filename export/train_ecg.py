@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import numpy as np
 
 from export import ecg5000
 from export.ecg_models import Preset, build_autoencoder, get_preset
-from export.onnx_export import export_keras, sha256_of_arrays, write_card
+from export.heldout import print_result
+from export.onnx_export import epochs_meta, export_keras, sha256_of_arrays, write_card
+from export.progress import TrainingProgress
 from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
@@ -83,18 +85,29 @@ def carve_validation(preset: Preset, normal: np.ndarray) -> tuple[np.ndarray, np
     return fit, val
 
 
-def fit(preset: Preset, x_fit: np.ndarray, x_val: np.ndarray, epochs: int) -> tuple[Any, int]:
-    """Train on normal beats only; early stopping watches the validation normals if there are any."""
+def fit(preset: Preset, x_fit: np.ndarray, x_val: np.ndarray, epochs: int,
+        progress: TrainingProgress | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train on normal beats only; early stopping watches the validation normals if there are any.
+
+    Returns the model and its `epochs_meta` record."""
     import keras
 
+    progress = progress or TrainingProgress.silent()
     model = build_autoencoder(preset)
-    callbacks, validation = [], None
+    stopping, validation = None, None
     if len(x_val) and preset.patience:
         validation = (x_val, x_val)
-        callbacks.append(keras.callbacks.EarlyStopping(patience=preset.patience, restore_best_weights=True))
-    history = model.fit(x_fit, x_fit, epochs=epochs, batch_size=preset.batch_size, shuffle=True,
-                        validation_data=validation, callbacks=callbacks, verbose=0)
-    return model, len(history.history["loss"])
+        stopping = keras.callbacks.EarlyStopping(patience=preset.patience, restore_best_weights=True)
+    with progress.fit("fit", epochs, "val_loss" if validation else None) as task:
+        callbacks = [task.callback()] + ([stopping] if stopping else [])
+        history = model.fit(x_fit, x_fit, epochs=epochs, batch_size=preset.batch_size, shuffle=True,
+                            validation_data=validation, callbacks=callbacks, verbose=0)
+    run = len(history.history["loss"])
+    if stopping is None:
+        return model, epochs_meta(preset.epochs, epochs, run, "epoch budget")
+    why = (f"early stopping (val_loss of the validation normals, patience {preset.patience})" if run < epochs
+           else "epoch budget (early stopping never triggered)")
+    return model, epochs_meta(preset.epochs, epochs, run, why, weights_from_epoch=stopping.best_epoch + 1)
 
 
 def scores_of(model: Any, x: np.ndarray) -> np.ndarray:
@@ -151,39 +164,45 @@ def training_data_meta(split: ecg5000.Split, data: Prepared, fit_idx: np.ndarray
     }
 
 
-def train_ecg5000(preset: str, out_dir: Path, epochs: int | None = None, seed: int = 0) -> dict[str, Any]:
+def train_ecg5000(preset: str, out_dir: Path, epochs: int | None = None, seed: int = 0,
+                  progress: TrainingProgress | None = None) -> dict[str, Any]:
     """Train preset `preset`, evaluate on the test split, write `<name>.onnx` and `<name>.card.md`.
 
-    Returns {"meta", "onnx", "card", "model", "test_inputs", "seconds"}; `model` is the Keras model.
+    `progress` shows the phases and epochs (default: nothing). Returns {"meta", "onnx", "card", "model",
+    "test_inputs", "seconds"}; `model` is the Keras model.
     """
     import keras
 
+    progress = progress or TrainingProgress.silent()
     recipe = get_preset(preset)
     keras.utils.set_random_seed(seed)
-    split = ecg5000.lecture_split()
-    data = prepare(split)
+    with progress.phase("loading ECG5000"):
+        split = ecg5000.lecture_split()
+        data = prepare(split)
     fit_idx, val_idx = carve_validation(recipe, data.train_normal)
     fit_normals = fit_idx[data.train_normal[fit_idx]]
     val_normals = val_idx[data.train_normal[val_idx]]
     start = time.perf_counter()
-    model, epochs_run = fit(recipe, data.train[fit_normals], data.train[val_normals],
-                            epochs or recipe.epochs)
+    budget = epochs or recipe.epochs
+    model, epochs_record = fit(recipe, data.train[fit_normals], data.train[val_normals], budget, progress)
     seconds = time.perf_counter() - start
-    threshold = choose_threshold(recipe, model, data, fit_idx, val_idx)
-    test = anomaly_scores(scores_of(model, data.test), ~data.test_normal, threshold["value"])
+    with progress.phase("threshold and test figures"):
+        threshold = choose_threshold(recipe, model, data, fit_idx, val_idx)
+        test = anomaly_scores(scores_of(model, data.test), ~data.test_normal, threshold["value"])
     meta = {
         "task": modelmeta.ECG_TASK, "name": recipe.name, "version": VERSION,
         "sample_rate_hz": SAMPLE_RATE_HZ, **data.meta, "threshold": threshold,
         "training_data": training_data_meta(split, data, fit_idx, val_idx),
         "metrics": {**rounded(test), "n_test": int(len(data.test)), "positive": "anomalous beats",
                     "split": "lecture test split (20%, random_state 21)"},
-        "training": {"preset": preset, "seed": seed, "epochs_run": epochs_run, "seconds": round(seconds, 1),
-                     "recipe": {k: v for k, v in vars(recipe).items() if k != "name"}},
+        "training": {"preset": preset, "seed": seed, **epochs_record, "seconds": round(seconds, 1),
+                     "recipe": {k: v for k, v in vars(replace(recipe, epochs=budget)).items() if k != "name"}},
     }
     out_dir = Path(out_dir)
     onnx_path = out_dir / f"{recipe.name}.onnx"
-    meta = export_keras(model, onnx_path, meta, data.test[:N_PARITY])
-    card = write_card(meta, out_dir / f"{recipe.name}.card.md")
+    with progress.phase("ONNX export and parity check"):
+        meta = export_keras(model, onnx_path, meta, data.test[:N_PARITY])
+        card = write_card(meta, out_dir / f"{recipe.name}.card.md")
     return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_inputs": data.test,
             "seconds": seconds}
 
@@ -195,13 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    result = train_ecg5000(args.preset, args.out, args.epochs, args.seed)
-    m, t = result["meta"]["metrics"], result["meta"]["threshold"]
-    print(f"{result['onnx']} ({result['onnx'].stat().st_size} bytes), trained {result['seconds']:.0f} s")
-    print(f"test AUC {m['auc']:.4f}  F1 {m['f1']:.4f}  accuracy {m['accuracy']:.4f}  "
-          f"precision {m['precision']:.4f}  recall {m['recall']:.4f}")
-    print(f"threshold {t['value']:.5f} ({t['method']} {t['param']:g}); "
-          f"parity max abs diff {result['meta']['parity']['max_abs_diff']:.2g}")
+    with TrainingProgress() as progress:
+        result = train_ecg5000(args.preset, args.out, args.epochs, args.seed, progress)
+    print_result(progress.console, result["meta"], result["onnx"], result["card"])
 
 
 if __name__ == "__main__":

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from export import image_baselines, mnist
+from export.heldout import print_result
 from export.image_models import PRESETS, Preset, build_autoencoder, get_preset, macs
 from export.onnx_export import (
     QUANTISATION,
+    epochs_meta,
     export_keras,
     onnx_runner,
     quantise_int8,
@@ -31,6 +33,7 @@ from export.onnx_export import (
     sha256_of_arrays,
     write_card,
 )
+from export.progress import TrainingProgress
 from streamer.core import modelmeta
 from streamer.images import quality
 
@@ -53,11 +56,12 @@ def keras_runner(model: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def fit(recipe: Preset, train: np.ndarray, validation: np.ndarray, sigma: float, epochs: int,
-        seed: int, progress: Callable[[str], None] | None = None) -> tuple[Any, list[dict[str, float]]]:
+        seed: int, progress: TrainingProgress | None = None) -> tuple[Any, list[dict[str, float]]]:
     """Train on noisy -> clean pairs; returns the model and the per-epoch losses (training, validation).
 
     With `fresh_noise` each epoch draws new noise (from one seeded generator), so the network cannot learn
-    the noise of a fixed copy; otherwise one noisy copy is made once, as the lecture does.
+    the noise of a fixed copy; otherwise one noisy copy is made once, as the lecture does. The learning-rate
+    decay spans `epochs` (the recipe as run has `epochs` = this budget).
     """
     steps = int(np.ceil(len(train) / recipe.batch_size))
     model = build_autoencoder(replace(recipe, epochs=epochs), steps_per_epoch=steps)  # decay over this run
@@ -65,29 +69,33 @@ def fit(recipe: Preset, train: np.ndarray, validation: np.ndarray, sigma: float,
     val_noisy = mnist.add_noise(validation, sigma, mnist.noise_seed("validation", sigma, seed))
     noisy = mnist.add_noise(train, sigma, rng)
     history: list[dict[str, float]] = []
-    for epoch in range(epochs):
-        if recipe.fresh_noise and epoch:
-            noisy = mnist.add_noise(train, sigma, rng)
-        h = model.fit(noisy, train, epochs=1, batch_size=recipe.batch_size, shuffle=True,
-                      validation_data=(val_noisy, validation), verbose=0)
-        history.append({"loss": float(h.history["loss"][0]), "val_loss": float(h.history["val_loss"][0])})
-        if progress is not None:
-            progress(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.5f}, "
-                     f"validation loss {history[-1]['val_loss']:.5f}")
+    with (progress or TrainingProgress.silent()).fit("fit", epochs, "val_loss") as task:
+        callback = task.callback()
+        for epoch in range(epochs):
+            if recipe.fresh_noise and epoch:
+                noisy = mnist.add_noise(train, sigma, rng)
+            h = model.fit(noisy, train, initial_epoch=epoch, epochs=epoch + 1, batch_size=recipe.batch_size,
+                          shuffle=True, validation_data=(val_noisy, validation), callbacks=[callback], verbose=0)
+            history.append({"loss": float(h.history["loss"][0]), "val_loss": float(h.history["val_loss"][0])})
     return model, history
 
 
 def evaluate(predict: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, split: str,
-             sigmas: tuple[float, ...], baselines: dict[float, Any] | None = None) -> dict[str, Any]:
+             sigmas: tuple[float, ...], baselines: dict[float, Any] | None = None,
+             on_done: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Figures of the model (`predict`: noisy -> denoised) and of the noisy input (and classical baselines)
-    per noise level."""
+    per noise level; `on_done("test sigma 0.5 model")` after the model's figures and after each baseline's."""
     out: dict[str, Any] = {}
     for sigma in sigmas:
         noisy = mnist.add_noise(clean, sigma, mnist.noise_seed(split, sigma))
         row = {"model": figures(clean, predict(noisy)), "noisy_input": figures(clean, noisy)}
+        if on_done:
+            on_done(f"{split} sigma {sigma:g} model")
         if baselines is not None and sigma in baselines:
             for name, params in baselines[sigma].items():
                 row[name] = {**figures(clean, image_baselines.apply(name, noisy, params)), "params": params}
+                if on_done:
+                    on_done(f"{split} sigma {sigma:g} {name}")
         out[f"sigma_{sigma:g}"] = row
     return out
 
@@ -151,55 +159,73 @@ def _with_model_rows(figures: dict[str, Any], model_rows: dict[str, Any]) -> dic
 def train_images(preset: str = "default", out_dir: str | Path = "samples/models", epochs: int | None = None,
                  seed: int = 0, sigma: float = 0.5, n_train: int | None = None, n_test: int | None = None,
                  baselines: bool = True, name: str | None = None,
-                 progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 progress: TrainingProgress | None = None) -> dict[str, Any]:
     """Train preset `preset`, evaluate on test, write `<name>.onnx` and `<name>.card.md` into `out_dir`.
 
     `n_train` / `n_test` take the first images of those splits (quick runs); `baselines=False` skips the
-    classical denoisers (their parameters are chosen on validation, which takes minutes); `progress` gets
-    one line per epoch. Returns
+    classical denoisers (their parameters are chosen on validation, which takes minutes); `progress` shows
+    the phases and epochs (default: nothing). Returns
     {"meta", "onnx", "card", "model", "test_clean", "seconds"}; `model` is the Keras model.
     """
     import keras
 
+    progress = progress or TrainingProgress.silent()
     recipe = get_preset(preset)
     keras.utils.set_random_seed(seed)
-    data = mnist.load()
+    with progress.phase("loading MNIST (70 000 images resized to 32x32)"):
+        data = mnist.load()
     train = data.train[:n_train]
     test = data.test[:n_test]
     start = time.perf_counter()
-    model, history = fit(recipe, train, data.validation, sigma, epochs or recipe.epochs, seed, progress)
+    budget = epochs or recipe.epochs
+    model, history = fit(recipe, train, data.validation, sigma, budget, seed, progress)
     seconds = time.perf_counter() - start
-    chosen = image_baselines.choose_all(data.validation, EVAL_SIGMAS) if baselines else None
+    chosen = None
+    if baselines:
+        with progress.phase("classical baselines: parameters chosen on validation",
+                            total=len(EVAL_SIGMAS) * len(image_baselines.NAMES)) as advance:
+            chosen = image_baselines.choose_all(data.validation, EVAL_SIGMAS, advance)
     predict = keras_runner(model)
+    evaluations = len(EVAL_SIGMAS) * (1 + (len(image_baselines.NAMES) if chosen else 0)) + 1  # + validation
+    with progress.phase("test and validation figures", total=evaluations) as advance:
+        metrics, validation = _figures(predict, test, data.validation, sigma, chosen, advance)
+    meta = {
+        "task": modelmeta.IMAGE_TASK, "name": name or recipe.name, "version": VERSION, **image_meta(sigma),
+        "training_data": training_data_meta(data, len(train)),
+        "metrics": metrics,
+        "validation": {**validation, "baselines_chosen_on": "validation" if chosen else None},
+        "training": {"preset": preset, "seed": seed,
+                     **epochs_meta(recipe.epochs, budget, len(history), "epoch budget"), "seconds": round(seconds, 1),
+                     "final_loss": round(history[-1]["loss"], 6), "final_val_loss": round(history[-1]["val_loss"], 6),
+                     "params": int(model.count_params()), "macs_per_image": macs(model),
+                     "recipe": {k: v for k, v in vars(replace(recipe, epochs=budget)).items() if k != "name"}},
+    }
+    out_dir = Path(out_dir)
+    onnx_path = out_dir / f"{meta['name']}.onnx"
+    parity_noisy = mnist.add_noise(data.test[-N_PARITY:], sigma, mnist.noise_seed("test", sigma) + 1)
+    with progress.phase("ONNX export and parity check"):
+        meta = export_keras(model, onnx_path, meta, parity_noisy)
+    if recipe.int8:
+        calibration = mnist.add_noise(train[:N_CALIBRATION], sigma, mnist.noise_seed("train", sigma))
+        with progress.phase("int8 quantisation, figures re-measured on the int8 file"):
+            meta = ship_int8(onnx_path, meta, test, data.validation, parity_noisy, calibration)
+    card = write_card(meta, out_dir / f"{meta['name']}.card.md")
+    return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_clean": test,
+            "seconds": seconds}
+
+
+def _figures(predict: Callable[[np.ndarray], np.ndarray], test: np.ndarray, validation: np.ndarray, sigma: float,
+             chosen: dict[float, Any] | None, on_done: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(test metrics with their notes, validation figures at the trained sigma)."""
     metrics = {
-        **evaluate(predict, test, "test", EVAL_SIGMAS, chosen),
+        **evaluate(predict, test, "test", EVAL_SIGMAS, chosen, on_done),
         "split": "test", "n_test": int(len(test)), "trained_sigma": sigma,
         "psnr": "mean over images of 10 log10(1 / MSE), images in [0, 1]",
         "ssim": "mean over images; `ssim`: 7x7 box window (scikit-image default, the issue's figures); "
                 "`ssim_gaussian`: Wang et al. 2004 11x11 Gaussian, sigma 1.5",
         "noise_seeds": "numpy default_rng(export.mnist.noise_seed('test', sigma)), identical for every model",
     }
-    validation = evaluate(predict, data.validation, "validation", (sigma,))
-    meta = {
-        "task": modelmeta.IMAGE_TASK, "name": name or recipe.name, "version": VERSION, **image_meta(sigma),
-        "training_data": training_data_meta(data, len(train)),
-        "metrics": metrics,
-        "validation": {**validation, "baselines_chosen_on": "validation" if chosen else None},
-        "training": {"preset": preset, "seed": seed, "epochs_run": len(history), "seconds": round(seconds, 1),
-                     "final_loss": round(history[-1]["loss"], 6), "final_val_loss": round(history[-1]["val_loss"], 6),
-                     "params": int(model.count_params()), "macs_per_image": macs(model),
-                     "recipe": {k: v for k, v in vars(recipe).items() if k != "name"}},
-    }
-    out_dir = Path(out_dir)
-    onnx_path = out_dir / f"{meta['name']}.onnx"
-    parity_noisy = mnist.add_noise(data.test[-N_PARITY:], sigma, mnist.noise_seed("test", sigma) + 1)
-    meta = export_keras(model, onnx_path, meta, parity_noisy)
-    if recipe.int8:
-        calibration = mnist.add_noise(train[:N_CALIBRATION], sigma, mnist.noise_seed("train", sigma))
-        meta = ship_int8(onnx_path, meta, test, data.validation, parity_noisy, calibration)
-    card = write_card(meta, out_dir / f"{meta['name']}.card.md")
-    return {"meta": meta, "onnx": onnx_path, "card": card, "model": model, "test_clean": test,
-            "seconds": seconds}
+    return metrics, evaluate(predict, validation, "validation", (sigma,), on_done=on_done)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,14 +239,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None, help="model name (file name); default: the preset's")
     parser.add_argument("--no-baselines", action="store_true", help="skip the classical denoisers")
     args = parser.parse_args(argv)
-    result = train_images(args.preset, args.out, args.epochs, args.seed, args.sigma, args.n_train,
-                          baselines=not args.no_baselines, name=args.name, progress=print)
-    meta = result["meta"]
-    print(f"{result['onnx']} ({result['onnx'].stat().st_size} bytes), trained {result['seconds']:.0f} s, "
-          f"parity max abs diff {meta['parity']['max_abs_diff']:.2g}")
-    for key in (f"sigma_{s:g}" for s in EVAL_SIGMAS):
-        row = meta["metrics"][key]
-        print(key, "  ".join(f"{k} {v['psnr_db']:.2f} dB / {v['ssim']:.3f}" for k, v in row.items()))
+    with TrainingProgress() as progress:
+        result = train_images(args.preset, args.out, args.epochs, args.seed, args.sigma, args.n_train,
+                              baselines=not args.no_baselines, name=args.name, progress=progress)
+    print_result(progress.console, result["meta"], result["onnx"], result["card"], others_of(result["onnx"]))
+
+
+def others_of(onnx_path: Path) -> list[Path]:
+    """The float model kept beside a quantised one."""
+    fp32 = onnx_path.with_suffix(".fp32.onnx")
+    return [fp32] if fp32.is_file() else []
 
 
 if __name__ == "__main__":

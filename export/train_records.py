@@ -8,7 +8,10 @@ ratios (prematurity, compensatory pause). The autoencoder learns what normal dev
 look like across the training patients; its weighted reconstruction error (`streamer.ecg.scoring`) is the
 anomaly score. Everything the runtime needs is in the model's metadata, and the runtime computes it.
 
-Evaluation is leave-records-out (LORO): each record is scored by a model fitted without it.
+Held out: the last 20 % of every record's beats (`HOLDOUT_FRACTION`) are never fitted on; the model card's
+`metrics.held_out` scores them (streamed over the whole record, as the engine would, with figures counted on
+the held-out beats only). With --loro, also leave-records-out (LORO): each record scored by a model fitted
+without it.
 
     python -m export.train_records --records /work/shared/data/mitdb/1* --out DIR [--loro]
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -26,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from export.heldout import print_result
 from export.mitdb import LabelledBeats, labelled_beats, load_record, record_path
+from export.progress import TrainingProgress
 from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
@@ -35,6 +39,7 @@ from streamer.ecg.threshold import threshold_from
 
 MODEL_VERSION = "1.0"
 PARITY_BEATS = 256  # beats used for the ONNX-vs-Keras parity check
+HOLDOUT_FRACTION = 0.2  # the last 20 % of each record's beats (in time order): not fitted on, scored for the card
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {
@@ -87,17 +92,49 @@ def peak_source(preset: dict[str, Any]) -> str:
     return "annotations"
 
 
-def load_beats(records: Sequence[Path], preset: dict[str, Any], source: str) -> list[LabelledBeats]:
+def load_beats(records: Sequence[Path], preset: dict[str, Any], source: str,
+               progress: TrainingProgress | None = None) -> list[LabelledBeats]:
     spec = beat_spec(preset)
     fs = None
     out = []
-    for path in records:
-        rec = load_record(path)
-        if fs is not None and rec.fs != fs:
-            raise ValueError(f"record {rec.name} is at {rec.fs} Hz, the others at {fs} Hz")
-        fs = rec.fs
-        out.append(labelled_beats(rec, spec, source))
+    progress = progress or TrainingProgress.silent()
+    with progress.phase(f"reading records, R peaks from the {source}", total=len(records)) as advance:
+        for path in records:
+            rec = load_record(path)
+            if fs is not None and rec.fs != fs:
+                raise ValueError(f"record {rec.name} is at {rec.fs} Hz, the others at {fs} Hz")
+            fs = rec.fs
+            out.append(labelled_beats(rec, spec, source))
+            advance(rec.name)
     return out
+
+
+def n_fitted(lb: LabelledBeats) -> int:
+    """How many of a record's first beats are fitted on; the rest are held out."""
+    return int(round(len(lb.pvc) * (1.0 - HOLDOUT_FRACTION)))
+
+
+def first_beats(lb: LabelledBeats, n: int) -> LabelledBeats:
+    """A record's first `n` beats, lasting until the first beat left out."""
+    duration = lb.beats[n].time_s if n < len(lb.beats) else lb.duration_s
+    return LabelledBeats(lb.record, lb.beats[:n], lb.inputs[:n], lb.pvc[:n], lb.annotated[:n], duration)
+
+
+def last_beats(lb: LabelledBeats, n: int) -> LabelledBeats:
+    """A record's beats from beat `n` on, lasting from that beat to the end of the record."""
+    duration = lb.duration_s - lb.beats[n].time_s if n < len(lb.beats) else 0.0
+    return LabelledBeats(lb.record, lb.beats[n:], lb.inputs[n:], lb.pvc[n:], lb.annotated[n:], duration)
+
+
+def fitted_parts(beats: Sequence[LabelledBeats]) -> list[LabelledBeats]:
+    """What `train_records` fits on: the first beats of every record (`n_fitted`)."""
+    return [first_beats(lb, n_fitted(lb)) for lb in beats]
+
+
+def held_out_normals(beats: Sequence[LabelledBeats]) -> np.ndarray:
+    """Inputs of the held-out normal beats: the validation loss shown per epoch (never used to choose)."""
+    tails = [last_beats(lb, n_fitted(lb)) for lb in beats]
+    return np.concatenate([lb.inputs[training_rows(lb)] for lb in tails])
 
 
 def record_rate(records: Sequence[Path]) -> float:
@@ -127,7 +164,10 @@ def build_autoencoder(n_inputs: int, cfg: dict[str, Any]) -> Any:
     return keras.Model(inp, out, name="ecg_beat_ae")
 
 
-def fit_autoencoder(x: np.ndarray, preset: dict[str, Any], epochs: int, seed: int) -> Any:
+def fit_autoencoder(x: np.ndarray, preset: dict[str, Any], epochs: int, seed: int,
+                    progress: TrainingProgress | None = None, label: str = "fit",
+                    validation: np.ndarray | None = None) -> Any:
+    """Fit on `x`; `validation` (held-out normal beats) is only reported per epoch, never used to choose."""
     import keras
     import tensorflow as tf
 
@@ -136,7 +176,10 @@ def fit_autoencoder(x: np.ndarray, preset: dict[str, Any], epochs: int, seed: in
     model = build_autoencoder(x.shape[1], preset["model"])
     train = preset["train"]
     model.compile(optimizer=keras.optimizers.Adam(train["learning_rate"]), loss=train["loss"])
-    model.fit(x, x, epochs=epochs, batch_size=train["batch"], shuffle=True, verbose=0)
+    held = (validation, validation) if validation is not None and len(validation) else None
+    with (progress or TrainingProgress.silent()).fit(label, epochs, "val_loss" if held else None) as task:
+        model.fit(x, x, epochs=epochs, batch_size=train["batch"], shuffle=True, validation_data=held,
+                  callbacks=[task.callback()], verbose=0)
     return model
 
 
@@ -181,12 +224,15 @@ def model_score(model: Any, train: Sequence[LabelledBeats], preset: dict[str, An
     return score
 
 
-def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, seed: int
-           ) -> tuple[Any, dict[str, Any], dict[str, Any], np.ndarray]:
-    """Fit on the normal beats of `train`; score and threshold from them. Returns (model, score, threshold, x)."""
+def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, seed: int,
+           progress: TrainingProgress | None = None, label: str = "fit",
+           validation: np.ndarray | None = None) -> tuple[Any, dict[str, Any], dict[str, Any], np.ndarray]:
+    """Fit on the normal beats of `train`; score and threshold from them. Returns (model, score, threshold, x).
+
+    `validation` inputs only show a validation loss per epoch."""
     spec = beat_spec(preset)
     x = np.concatenate([lb.inputs[training_rows(lb)] for lb in train])
-    model = fit_autoencoder(x, preset, epochs, seed)
+    model = fit_autoencoder(x, preset, epochs, seed, progress, label, validation)
     score = model_score(model, train, preset)
     first = judged_from(score)
     normal_scores = np.concatenate([record_scores(model, lb, spec, score)[first:][training_rows(lb)[first:]]
@@ -198,28 +244,63 @@ def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, 
 
 
 def leave_records_out(records: Sequence[Path], preset: str = "default", epochs: int | None = None,
-                      seed: int = 0, beats: list[LabelledBeats] | None = None) -> dict[str, Any]:
+                      seed: int = 0, beats: list[LabelledBeats] | None = None,
+                      progress: TrainingProgress | None = None) -> dict[str, Any]:
     """Per-record figures, each from a model fitted (and thresholded) without that record."""
+    progress = progress or TrainingProgress.silent()
     cfg = PRESETS[preset]
     source = peak_source(cfg)
-    beats = beats or load_beats([record_path(r) for r in records], cfg, source)
+    beats = beats or load_beats([record_path(r) for r in records], cfg, source, progress)
     epochs = epochs or cfg["train"]["epochs"]
     spec = beat_spec(cfg)
     per_record = {}
-    for i, test in enumerate(beats):
-        train = [lb for j, lb in enumerate(beats) if j != i]
-        model, score, th, _ = fit_on(train, cfg, epochs, seed)
-        scores = record_scores(model, test, spec, score)
-        per_record[test.record] = {**record_figures(scores, test, th["value"], judged_from(score)),
-                                   "threshold": th["value"]}
-        print(f"LORO {test.record}: " + json.dumps({k: per_record[test.record][k] for k in
-                                                    ("auc", "precision", "recall", "false_alarms_per_min")}),
-              flush=True)
+    with progress.phase("leave-records-out", total=len(beats)) as advance:
+        for i, test in enumerate(beats):
+            train = [lb for j, lb in enumerate(beats) if j != i]
+            model, score, th, _ = fit_on(train, cfg, epochs, seed, progress, f"fold {i + 1}/{len(beats)} "
+                                                                            f"(without {test.record})")
+            scores = record_scores(model, test, spec, score)
+            per_record[test.record] = {**record_figures(scores, test, th["value"], judged_from(score)),
+                                       "threshold": th["value"]}
+            progress.note(f"LORO {test.record}: " + ", ".join(
+                f"{k} {per_record[test.record][k]:.4f}" if per_record[test.record][k] is not None else f"{k} n/a"
+                for k in ("auc", "precision", "recall", "false_alarms_per_min")))
+            advance(test.record)
     aucs = [f["auc"] for f in per_record.values() if f["auc"] is not None]
     return {"method": "leave-records-out: each record scored by a model fitted and thresholded without it",
             "peaks": source, "labels": LABEL_NOTE, "epochs": epochs, "seed": seed,
             "per_record": per_record,
             "auc_min": min(aucs) if aucs else None, "auc_mean": float(np.mean(aucs)) if aucs else None}
+
+
+def held_out_figures(model: Any, beats: Sequence[LabelledBeats], spec: BeatSpec, score: dict[str, Any],
+                     threshold: float) -> dict[str, Any]:
+    """Figures on the held-out beats of every record (from `n_fitted` on), each record streamed whole.
+
+    Streaming the whole record gives the held-out beats the running template and score level they would
+    have live (warmed on the fitted beats: inputs, not labels). `pooled` counts every record's held-out beats.
+    """
+    first = judged_from(score)
+    per_record, tails, pooled_scores = {}, [], []
+    for lb in beats:
+        n = n_fitted(lb)
+        if n >= len(lb.pvc):
+            continue  # too few beats to hold any out
+        scores, tail = record_scores(model, lb, spec, score)[n:], last_beats(lb, n)
+        judged = max(0, first - n)
+        per_record[lb.record] = record_figures(scores, tail, threshold, judged)
+        tails.append(last_beats(lb, n + judged))
+        pooled_scores.append(scores[judged:])
+    if not tails:
+        raise ValueError("the records are too short to hold any beats out")
+    pooled = LabelledBeats("all", [], np.zeros((0, spec.n_inputs), np.float32),
+                           np.concatenate([t.pvc for t in tails]), np.concatenate([t.annotated for t in tails]),
+                           sum(t.duration_s for t in tails))
+    return {"part": f"the last {HOLDOUT_FRACTION:.0%} of each record's beats (not fitted on)",
+            "method": "each record streamed whole through the model (the fitted part warms its template and "
+                      "score level, as live); figures over its held-out beats only; threshold as shipped",
+            "labels": LABEL_NOTE, "per_record": per_record,
+            "pooled": record_figures(np.concatenate(pooled_scores), pooled, threshold)}
 
 
 LABEL_NOTE = ("detected R peaks matched to annotated beats within 150 ms: V = PVC (positive), other beats "
@@ -231,7 +312,7 @@ LABEL_NOTE = ("detected R peaks matched to annotated beats within 150 ms: V = PV
 # --- training entry ----------------------------------------------------------------------------------------
 def model_meta(preset: dict[str, Any], fs: float, name: str, score: dict[str, Any], threshold: dict[str, Any],
                train: Sequence[LabelledBeats], x: np.ndarray, source: str,
-               metrics: dict[str, Any]) -> dict[str, Any]:
+               metrics: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
     return {
         "task": modelmeta.ECG_TASK,
         "name": name,
@@ -248,13 +329,14 @@ def model_meta(preset: dict[str, Any], fs: float, name: str, score: dict[str, An
             "sha256": _sha256(x),
             "n_beats": int(len(x)),
             "n_items": int(len(x)),
-            "split": "annotated non-V beats of every listed record (all beats of a record without "
-                     "annotations)",
+            "split": f"annotated non-V beats among the first {1 - HOLDOUT_FRACTION:.0%} of every listed "
+                     "record's beats (all of those beats for a record without annotations); the rest held out",
             "unannotated_records": [lb.record for lb in train if not lb.annotated.any()],
             "peaks": source,
         },
         "model": preset["model"],
-        "train": preset["train"],
+        "train": {**preset["train"], "epochs": training["epochs_budget"]},
+        "training": training,
         "metrics": metrics,
     }
 
@@ -266,31 +348,41 @@ def _sha256(x: np.ndarray) -> str:
 
 
 def train_records(records: list[Path], out_dir: Path, preset: str = "default", epochs: int | None = None,
-                  seed: int = 0, name: str = "ecg", loro: bool = False) -> dict[str, Any]:
-    """Fit on the normal beats of `records`, export `<out_dir>/<name>.onnx` + card; returns the metadata."""
-    from export.onnx_export import export_keras, write_card
+                  seed: int = 0, name: str = "ecg", loro: bool = False,
+                  progress: TrainingProgress | None = None) -> dict[str, Any]:
+    """Fit on the normal beats of the first 80 % of each record's beats, score the rest (`metrics.held_out`),
+    export `<out_dir>/<name>.onnx` + card; returns the metadata. `progress` shows the phases and epochs."""
+    from export.onnx_export import epochs_meta, export_keras, write_card
 
+    progress = progress or TrainingProgress.silent()
     cfg = PRESETS[preset]
     paths = [record_path(r) for r in records]
     source = peak_source(cfg)
-    beats = load_beats(paths, cfg, source)
-    epochs = epochs or cfg["train"]["epochs"]
+    beats = load_beats(paths, cfg, source, progress)
+    budget = epochs or cfg["train"]["epochs"]
     metrics: dict[str, Any] = {}
     if loro and len(beats) > 1:
-        metrics["leave_records_out"] = leave_records_out(paths, preset, epochs, seed, beats)
+        metrics["leave_records_out"] = leave_records_out(paths, preset, budget, seed, beats, progress)
+    fitted = fitted_parts(beats)
     t0 = time.time()
-    model, score, th, x = fit_on(beats, cfg, epochs, seed)
-    metrics["train_seconds"] = round(time.time() - t0, 1)
+    model, score, th, x = fit_on(fitted, cfg, budget, seed, progress, validation=held_out_normals(beats))
+    seconds = round(time.time() - t0, 1)
+    metrics["train_seconds"] = seconds
     spec = beat_spec(cfg)
-    metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score),
-                                                            lb, th["value"], judged_from(score)) for lb in beats}
-    metrics["training_records_note"] = "in-sample (the model saw these records): optimistic"
-    meta = model_meta(cfg, record_rate(paths), name, score, th, beats, x, source, metrics)
+    with progress.phase("held-out figures"):
+        metrics["held_out"] = held_out_figures(model, beats, spec, score, th["value"])
+        metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score),
+                                                                lb, th["value"], judged_from(score)) for lb in fitted}
+    metrics["training_records_note"] = "in-sample (the fitted first part of each record): optimistic"
+    training = {"preset": preset, "seed": seed, "seconds": seconds,
+                **epochs_meta(cfg["train"]["epochs"], budget, budget, "epoch budget")}
+    meta = model_meta(cfg, record_rate(paths), name, score, th, fitted, x, source, metrics, training)
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
     parity_x = x[rng.choice(len(x), min(PARITY_BEATS, len(x)), replace=False)]
-    full = export_keras(model, out_dir / f"{name}.onnx", meta, parity_x)
-    write_card(full, out_dir / f"{name}.card.md")
+    with progress.phase("ONNX export and parity check"):
+        full = export_keras(model, out_dir / f"{name}.onnx", meta, parity_x)
+        write_card(full, out_dir / f"{name}.card.md")
     return full
 
 
@@ -305,8 +397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--loro", action="store_true", help="also compute the leave-records-out figures")
     args = ap.parse_args(argv)
     paths = sorted({record_path(r) for r in args.records})
-    meta = train_records(paths, args.out, args.preset, args.epochs, args.seed, args.name, args.loro)
-    print(json.dumps({k: meta[k] for k in ("threshold", "metrics")}, indent=1))
+    with TrainingProgress() as progress:
+        meta = train_records(paths, args.out, args.preset, args.epochs, args.seed, args.name, args.loro, progress)
+    print_result(progress.console, meta, args.out / f"{args.name}.onnx", args.out / f"{args.name}.card.md")
 
 
 if __name__ == "__main__":

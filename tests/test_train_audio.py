@@ -3,6 +3,8 @@ shipped model's metadata and quality on the shipped held-out clip (samples/audio
 
 from __future__ import annotations
 
+import re
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +56,48 @@ def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     if shutil.which("fluidsynth") is None or not music_data.SOUNDFONT.is_file():
         pytest.skip("rendering needs Debian's fluidsynth and fluid-soundfont-gm")
-    return train_audio("default", tmp_path_factory.mktemp("music"), epochs=2, pieces=SHORT_WORKS,
-                       n_test=1, n_validation=1)
+    from rich.console import Console
+
+    from export.heldout import print_result
+    from export.progress import TrainingProgress
+    from export.train_audio import companion_paths
+
+    printed = StringIO()  # no terminal: the plain lines a CI log gets
+    progress = TrainingProgress(Console(file=printed, width=120))
+    with progress:
+        result = train_audio("default", tmp_path_factory.mktemp("music"), epochs=2, pieces=SHORT_WORKS,
+                             n_test=1, n_validation=1, progress=progress)
+    paths = result["paths"]
+    print_result(progress.console, result["meta"], paths["autoencoder"], paths["card"], companion_paths(paths))
+    return {**result, "printed": printed.getvalue()}
+
+
+def test_short_run_shows_phases_epochs_and_the_card_figures(short_run: dict[str, Any]) -> None:
+    """What `streamer train audio` prints without a terminal: the rendering phase, epoch lines with both
+    losses, and the held-out figures, each equal to the written model's metadata."""
+    printed = short_run["printed"]
+    _, meta = session(short_run["paths"]["autoencoder"])
+    assert re.search(r"^music21 works: rendered with fluidsynth [^\n]*: 3 done in \d+\.\d s$", printed, re.M)
+    epochs = re.findall(r"^fit: epoch (\d)/2  loss (\S+)  val_loss (\S+)", printed, re.M)
+    assert epochs[0][0] == "1" and epochs[-1][0] == "2"
+    assert float(epochs[-1][1]) == pytest.approx(meta["training"]["history"]["loss"][-1], abs=5e-6)
+    table = printed[printed.index("Held-out figures written into the model card"):]
+    m = meta["metrics"]
+    for label, value in (("mean frame SNR dB", m["mean_frame_snr_db"]), ("overall SNR dB", m["snr_db"]),
+                         ("margin over linear baselines dB", m["margin_db_over_linear_baselines"]),
+                         ("int8: mean frame SNR dB", m["int8"]["mean_frame_snr_db"])):
+        cell = re.search(rf"^│ {re.escape(label)} +│ +(-?\d+\.\d{{4}}) │$", table, re.M)
+        assert cell is not None, label
+        assert float(cell[1]) == pytest.approx(value, abs=5e-5), label
+    assert "music.encoder.onnx" in table and "music.int8.onnx" in table
+
+
+def test_short_run_says_which_epochs_ran(short_run: dict[str, Any]) -> None:
+    _, meta = session(short_run["paths"]["autoencoder"])
+    training = meta["training"]
+    assert training["epochs_budget"] == training["epochs_run"] == training["recipe"]["epochs"] == 2
+    assert training["preset_epochs"] == get_preset("default").epochs
+    assert training["stopped_by"] == "epoch budget" and training["weights_from_epoch"] in (1, 2)
 
 
 def test_short_run_writes_every_file(short_run: dict[str, Any]) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +88,49 @@ def test_card_auc_reproduced_from_onnx(short_run: dict[str, Any]) -> None:
     figures = ort_test_figures(sess, meta)
     assert figures["auc"] == pytest.approx(meta["metrics"]["auc"], abs=1e-5)
     assert figures["f1"] == pytest.approx(meta["metrics"]["f1"], abs=2e-3)  # float32 ties at the threshold
+
+
+TF_LOG_MARKS = ("I tensorflow/", "oneDNN", "absl::InitializeLog", "I0000", "W0000", "E0000", "cpu_feature_guard")
+
+
+def test_short_run_records_the_epochs_it_ran(short_run: dict[str, Any]) -> None:
+    """--epochs 3 over the lecture preset's 20: the card says 3 were the budget, 3 ran, and the preset's own 20."""
+    training = short_run["meta"]["training"]
+    assert training["epochs_budget"] == training["epochs_run"] == training["recipe"]["epochs"] == 3
+    assert training["preset_epochs"] == 20 and training["stopped_by"] == "epoch budget"
+
+
+def test_cli_shows_epochs_and_ends_with_the_card_figures(tmp_path: Path) -> None:
+    """`streamer train ecg` into a pipe (no terminal): one line per epoch with its loss, the test figures of
+    the model card as a table (each number equal to the written model's metadata), and no TensorFlow logs."""
+    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "train", "ecg", "--preset", "lecture",
+                           "--epochs", "2", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    epochs = re.findall(r"^fit: epoch (\d)/2  loss (\d\.\d+)", out, re.M)
+    assert [e for e, _ in epochs] == ["1", "2"] and all(0 < float(loss) < 1 for _, loss in epochs)
+    assert "loading ECG5000: done in" in out and "ONNX export and parity check: done in" in out
+    _, meta = load_onnx(tmp_path / "ecg5000-lecture.onnx")
+    table = out[out.index("Held-out figures written into the model card"):]
+    for key in ("auc", "f1", "precision", "recall", "accuracy"):
+        cell = re.search(rf"│ {key} +│ +(\d\.\d{{4}}) │", table)
+        assert cell is not None, key
+        assert float(cell[1]) == pytest.approx(meta["metrics"][key], abs=5e-5)
+    assert table.rstrip().splitlines()[-1].startswith(f"wrote {tmp_path / 'ecg5000-lecture.onnx'} (")
+    assert not [mark for mark in TF_LOG_MARKS if mark in out + proc.stderr]
+    assert proc.stderr == ""
+
+
+def test_verbose_lets_tensorflow_speak() -> None:
+    """`--verbose` passes verbose=True here: TensorFlow's start-up lines then reach stderr unfiltered."""
+    code = "from export.quiet import import_tensorflow; import_tensorflow(verbose=True)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert proc.returncode == 0, proc.stderr
+    if not proc.stderr:
+        pytest.skip("this TensorFlow build logs nothing at import, so there is nothing to let through")
+    assert any(mark in proc.stderr for mark in TF_LOG_MARKS), proc.stderr
 
 
 @pytest.mark.slow

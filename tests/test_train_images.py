@@ -4,6 +4,8 @@ real test images)."""
 
 from __future__ import annotations
 
+import re
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,19 @@ def test_baselines_beat_the_noisy_input(data: mnist.Split) -> None:
 def short_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("tensorflow")
     pytest.importorskip("tf2onnx")
-    from export.train_images import train_images
+    from rich.console import Console
 
-    return train_images("default", tmp_path_factory.mktemp("images"), epochs=3, n_train=8000, n_test=600,
-                        baselines=False, name="denoise-short")
+    from export.heldout import print_result
+    from export.progress import TrainingProgress
+    from export.train_images import others_of, train_images
+
+    printed = StringIO()  # no terminal: the plain lines a CI log gets
+    progress = TrainingProgress(Console(file=printed, width=120))
+    with progress:
+        result = train_images("default", tmp_path_factory.mktemp("images"), epochs=3, n_train=8000, n_test=600,
+                              baselines=False, name="denoise-short", progress=progress)
+    print_result(progress.console, result["meta"], result["onnx"], result["card"], others_of(result["onnx"]))
+    return {**result, "printed": printed.getvalue()}
 
 
 def test_short_run_writes_model_and_card(short_run: dict[str, Any]) -> None:
@@ -250,6 +261,40 @@ def test_short_run_learns_something(short_run: dict[str, Any]) -> None:
     assert at05["model"]["psnr_db"] > at05["noisy_input"]["psnr_db"] + 5.0
 
 
+def test_short_run_shows_epochs_phases_and_the_card_figures(short_run: dict[str, Any]) -> None:
+    """What `streamer train images` prints without a terminal: the phases, epoch lines with both losses, and
+    the test figures of the shipped (int8) file, each equal to its metadata."""
+    printed = short_run["printed"]
+    _, meta = load_onnx(short_run["onnx"])
+    epochs = re.findall(r"^fit: epoch (\d)/3  loss (\d\.\d+)  val_loss (\d\.\d+)", printed, re.M)
+    assert epochs[0][0] == "1" and epochs[-1][0] == "3"
+    last = meta["training"]
+    assert float(epochs[-1][1]) == pytest.approx(last["final_loss"], rel=1e-4)
+    assert float(epochs[-1][2]) == pytest.approx(last["final_val_loss"], rel=1e-4)
+    for phase in ("loading MNIST", "ONNX export and parity check", "int8 quantisation"):
+        assert re.search(rf"^{phase}[^\n]*: done in \d+\.\d s$", printed, re.M), phase
+    assert re.search(r"^test and validation figures: 4 done in", printed, re.M)  # 3 test sigmas + validation
+    table = printed[printed.index("Held-out figures written into the model card"):]
+    for sigma in ("0.3", "0.5", "0.7"):
+        row = re.search(rf"^│ {sigma} +│([^\n]+)│$", table, re.M)
+        assert row is not None, sigma
+        cells = [float(c) for c in row[1].split("│")]
+        figures = meta["metrics"][f"sigma_{sigma}"]
+        expected = [figures["model"]["psnr_db"], figures["model"]["ssim"], figures["noisy_input"]["psnr_db"],
+                    figures["noisy_input"]["ssim"]]
+        assert cells == pytest.approx(expected, abs=5e-5)
+    assert f"wrote {short_run['onnx']} (" in table and "denoise-short.fp32.onnx" in table
+
+
+def test_short_run_says_which_epochs_ran(short_run: dict[str, Any]) -> None:
+    """--epochs 3 over the default preset's 50: the budget (which the learning-rate decay spanned) is 3, 3 ran,
+    and the recipe as run says 3; the preset's own 50 is kept apart."""
+    _, meta = load_onnx(short_run["onnx"])
+    training = meta["training"]
+    assert training["epochs_budget"] == training["epochs_run"] == training["recipe"]["epochs"] == 3
+    assert training["preset_epochs"] == 50
+
+
 def test_unet_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
     """The conv U-Net preset (not quantised: int8 convolutions were slower here) keeps its float export."""
     pytest.importorskip("tensorflow")
@@ -259,6 +304,8 @@ def test_unet_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> No
     result = train_images("unet", tmp_path, epochs=1, n_train=2000, n_test=200, baselines=False)
     sess, meta = load_onnx(result["onnx"])
     assert meta["name"] == "denoise-unet" and "quantisation" not in meta
+    assert meta["training"]["recipe"]["epochs"] == meta["training"]["epochs_run"] == 1  # the run, not the preset
+    assert meta["training"]["preset_epochs"] == 40
     assert not result["onnx"].with_suffix(".fp32.onnx").exists()
     noisy = mnist.add_noise(data.test[:50], 0.5, 1)
     ref = np.asarray(result["model"](noisy, training=False))
@@ -307,6 +354,16 @@ def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> No
         row = meta["metrics"][f"sigma_{sigma}"]
         best_classical = max(v["psnr_db"] for k, v in row.items() if k not in ("model", "noisy_input"))
         assert row["model"]["psnr_db"] > best_classical > row["noisy_input"]["psnr_db"]
+
+
+def test_shipped_epochs_are_consistent(shipped: tuple[Any, dict[str, Any]]) -> None:
+    """The recipe a card quotes is the one that ran: no more epochs ran than its `epochs` (the U-Net's card
+    once said `epochs_run 40` with `recipe.epochs 24`: it was trained with --epochs 40)."""
+    _, meta = shipped
+    training = meta["training"]
+    assert training["epochs_run"] <= training["recipe"]["epochs"]
+    if "epochs_budget" in training:
+        assert training["epochs_budget"] == training["recipe"]["epochs"]
 
 
 def test_shipped_default_is_int8_matmuls(data: mnist.Split) -> None:

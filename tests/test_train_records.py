@@ -1,16 +1,22 @@
-"""MIT-BIH PVC model: a real short training run exported to ONNX, and the runtime pieces it relies on
-(template framing and the streaming adaptive scorer) giving the same results streamed and offline."""
+"""MIT-BIH PVC model: a real short training run (`streamer train ecg --records`, as a user runs it) exported
+to ONNX, its held-out figures, and the runtime pieces it relies on (template framing and the streaming
+adaptive scorer) giving the same results streamed and offline."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from export import train_records as tr
 from export.mitdb import labelled_beats, load_record
+from export.progress import TrainingProgress
+from streamer.cli.main import main
 from streamer.core.model import Model
 from streamer.ecg.beats import BeatSpec, FramerBank, extract_beats
 from streamer.ecg.scoring import StreamingScorer, beat_scores
@@ -25,6 +31,22 @@ def short_records(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Five minutes of a record with frequent PVCs (106) and one with a clean rhythm (100)."""
     out = tmp_path_factory.mktemp("mitdb")
     return [write_slice(mitdb_record(name), out, f"s{name}", 0.0, SLICE_S) for name in ("106", "100")]
+
+
+EPOCHS, SEED = 3, 0
+
+
+@pytest.fixture(scope="module")
+def cli_run(short_records: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """(what the command printed without a terminal, the model it wrote)."""
+    if importlib.util.find_spec("tensorflow") is None:  # not imported here: the command imports it quietly
+        pytest.skip("training needs TensorFlow")
+    out = tmp_path_factory.mktemp("model")
+    args = ["train", "ecg", "--records", str(short_records[0]), "--records", str(short_records[1]),
+            "--preset", "fast", "--epochs", str(EPOCHS), "--seed", str(SEED), "--out", str(out)]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    return result.output, out / "ecg.onnx"
 
 
 def default_spec() -> BeatSpec:
@@ -87,24 +109,62 @@ def test_streaming_scorer_batches_equal_one_pass() -> None:
     np.testing.assert_array_equal(scorer.score(x, recon), whole)
 
 
-def test_short_training_run_exports_a_faithful_model(short_records: list[Path], tmp_path: Path) -> None:
-    epochs, seed = 3, 0
-    meta = tr.train_records(short_records, tmp_path, preset="fast", epochs=epochs, seed=seed, name="ecg")
-    path = tmp_path / "ecg.onnx"
-    assert path.is_file() and (tmp_path / "ecg.card.md").is_file()
+def test_cli_shows_epochs_and_ends_with_the_held_out_figures(cli_run: tuple[str, Path]) -> None:
+    """Without a terminal: epoch lines (loss, and the held-out beats' loss; the first and last epoch always),
+    the data phase, then the held-out table whose every number is the written model's own metadata."""
+    output, path = cli_run
+    meta = Model(path).meta
+    epochs = re.findall(r"^fit: epoch (\d)/3  loss (\d\.\d+)  val_loss (\d\.\d+)", output, re.M)
+    assert epochs[0][0] == "1" and epochs[-1][0] == "3"
+    assert "reading records, R peaks from the detector: 2 done in" in output
+    held = meta["metrics"]["held_out"]
+    table = output[output.index("Held-out figures written into the model card"):]
+    for name, figures in [*held["per_record"].items(), ("all", held["pooled"])]:
+        row = re.search(rf"^│ {name} +│([^\n]+)│$", table, re.M)
+        assert row is not None, name
+        cells = [c.strip() for c in row[1].split("│")]
+        assert [int(cells[0]), int(cells[1])] == [figures["n_beats"], figures["n_pvc"]]
+        for cell, key in zip(cells[2:], ("auc", "precision", "recall", "false_alarms_per_min")):
+            if figures[key] is None:  # e.g. the AUC of a held-out part without PVCs
+                assert cell == "n/a", (name, key)
+            else:
+                assert float(cell) == pytest.approx(figures[key], abs=5e-5), (name, key)
+    assert held["pooled"]["auc"] > 0.8  # the PVCs of the held-out minute of 106, ranked by a 3-epoch model
+    assert table.rstrip().splitlines()[-1].startswith(f"wrote {path} (")
+
+
+def test_held_out_beats_were_not_fitted(cli_run: tuple[str, Path], short_records: list[Path]) -> None:
+    """The fit saw the normal beats of each record's first 80 % only; the card scores the last 20 %."""
+    meta = Model(cli_run[1]).meta
+    cfg = tr.PRESETS["fast"]
+    beats = tr.load_beats(short_records, cfg, tr.peak_source(cfg))
+    fitted = tr.fitted_parts(beats)
+    assert meta["training_data"]["n_beats"] == sum(int(tr.training_rows(lb).sum()) for lb in fitted)
+    for lb, part in zip(beats, fitted):
+        assert 0.75 * len(lb.pvc) < len(part.pvc) < 0.85 * len(lb.pvc)
+        assert meta["metrics"]["held_out"]["per_record"][lb.record]["n_beats"] == len(lb.pvc) - len(part.pvc)
+    training = meta["training"]
+    assert training["epochs_budget"] == training["epochs_run"] == meta["train"]["epochs"] == EPOCHS
+    assert "preset_epochs" not in training  # the preset's own epochs ran (3 in `fast`)
+
+
+def test_short_training_run_exports_a_faithful_model(cli_run: tuple[str, Path], short_records: list[Path]) -> None:
+    path = cli_run[1]
+    assert path.is_file() and path.with_suffix(".card.md").is_file()
+    model = Model(path)
+    meta = model.meta
     assert meta["parity"]["max_abs_diff"] <= 1e-5
     assert meta["training_data"]["records"] == ["s106", "s100"]
     assert meta["threshold"]["value"] > 0 and meta["score"]["adaptive"]["reference"] > 0
-
-    model = Model(path)
-    assert model.meta["score"] == meta["score"] and model.meta["beat"] == meta["beat"]
     spec = BeatSpec.from_meta(model.meta)
     model.check_input_size(spec.n_inputs)
 
     # Same data, same seed: the Keras model is refitted deterministically, then compared with ONNX.
+    epochs, seed = EPOCHS, SEED
     cfg = tr.PRESETS["fast"]
     beats = tr.load_beats(short_records, cfg, tr.peak_source(cfg))
-    keras_model, score, threshold, _ = tr.fit_on(beats, cfg, epochs, seed)
+    keras_model, score, threshold, _ = tr.fit_on(tr.fitted_parts(beats), cfg, epochs, seed,
+                                                 TrainingProgress.silent(), validation=tr.held_out_normals(beats))
     assert threshold["value"] == pytest.approx(meta["threshold"]["value"], rel=1e-6)
     test = labelled_beats(load_record(short_records[0]), spec, tr.peak_source(cfg))
     recon_ort = model.run(test.inputs)

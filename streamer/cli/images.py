@@ -157,14 +157,19 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
 @click.option("--sigma", type=float, default=0.5, show_default=True, help="Noise level trained for.")
 @click.option("--epochs", type=int, help="Override the preset's epochs (quick runs).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines and warnings.")
 @one_line_errors
-def train_images_cmd(out: Path, preset: str, sigma: float, epochs: int | None, seed: int) -> None:
-    """MNIST -> Keras -> ONNX, parity-checked, with a model card (PSNR/SSIM at sigma 0.3/0.5/0.7)."""
-    need_training_extra()
+def train_images_cmd(out: Path, preset: str, sigma: float, epochs: int | None, seed: int, verbose: bool) -> None:
+    """MNIST -> Keras -> ONNX, parity-checked, with a model card (PSNR/SSIM at sigma 0.3/0.5/0.7).
+
+    Shows each phase and epoch, and ends with the held-out figures written into the model card."""
+    need_training_extra(verbose)
+    from export.heldout import print_result
     from export.image_models import PRESETS
-    from export.train_images import train_images
+    from export.progress import TrainingProgress
+    from export.train_images import others_of, train_images
 
     check_preset(preset, PRESETS)
-    result = train_images(preset, out, epochs=epochs, seed=seed, sigma=sigma)
-    meta = result["meta"] if "meta" in result else result
-    click.echo(f"wrote {out / (str(meta['name']) + '.onnx')}")
+    with TrainingProgress() as progress:
+        result = train_images(preset, out, epochs=epochs, seed=seed, sigma=sigma, progress=progress)
+    print_result(progress.console, result["meta"], result["onnx"], result["card"], others_of(result["onnx"]))
