@@ -40,7 +40,7 @@ from export.onnx_export import (
     write_card,
 )
 from export.progress import TrainingProgress
-from export.quiet import import_tensorflow_as_parent_did
+from export.quiet import import_tensorflow, import_tensorflow_as_parent_did
 from streamer.core import modelmeta
 from streamer.core.session import create_session
 
@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--attach-to", type=Path, default=None,
                         help="no training: re-quote the --reference models in this exported model and its card")
     args = parser.parse_args(argv)
+    import_tensorflow()  # quietly, as `streamer train` does
     if args.attach_to:
         margin = attach_references(args.attach_to, args.reference)["metrics"]["margin_db_over_reference_models"]
         print(f"{args.attach_to}: margin over reference models {margin} dB")

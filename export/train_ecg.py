@@ -21,6 +21,7 @@ from export.ecg_models import Preset, build_autoencoder, get_preset
 from export.heldout import print_result
 from export.onnx_export import epochs_meta, export_keras, sha256_of_arrays, write_card
 from export.progress import TrainingProgress
+from export.quiet import import_tensorflow
 from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
@@ -214,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    import_tensorflow()  # quietly, as `streamer train` does
     with TrainingProgress() as progress:
         result = train_ecg5000(args.preset, args.out, args.epochs, args.seed, progress)
     print_result(progress.console, result["meta"], result["onnx"], result["card"])

@@ -34,6 +34,7 @@ from export.onnx_export import (
     write_card,
 )
 from export.progress import TrainingProgress
+from export.quiet import import_tensorflow
 from streamer.core import modelmeta
 from streamer.images import quality
 
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None, help="model name (file name); default: the preset's")
     parser.add_argument("--no-baselines", action="store_true", help="skip the classical denoisers")
     args = parser.parse_args(argv)
+    import_tensorflow()  # quietly, as `streamer train` does
     with TrainingProgress() as progress:
         result = train_images(args.preset, args.out, args.epochs, args.seed, args.sigma, args.n_train,
                               baselines=not args.no_baselines, name=args.name, progress=progress)

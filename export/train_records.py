@@ -31,6 +31,7 @@ import numpy as np
 from export.heldout import print_result
 from export.mitdb import LabelledBeats, labelled_beats, load_record, record_path
 from export.progress import TrainingProgress
+from export.quiet import import_tensorflow
 from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
@@ -396,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--name", default="ecg")
     ap.add_argument("--loro", action="store_true", help="also compute the leave-records-out figures")
     args = ap.parse_args(argv)
+    import_tensorflow()  # quietly, as `streamer train` does
     paths = sorted({record_path(r) for r in args.records})
     with TrainingProgress() as progress:
         meta = train_records(paths, args.out, args.preset, args.epochs, args.seed, args.name, args.loro, progress)

@@ -49,6 +49,25 @@ def cli_run(short_records: list[Path], tmp_path_factory: pytest.TempPathFactory)
     return result.output, out / "ecg.onnx"
 
 
+@pytest.mark.slow
+def test_cli_loro_shows_each_fold_and_its_table(short_records: list[Path], tmp_path: Path) -> None:
+    """--loro: one bar (here: lines) per fold, each record's LORO line, and the leave-records-out table whose
+    mean and min AUC are the card's."""
+    args = ["train", "ecg", "--records", str(short_records[0]), "--records", str(short_records[1]), "--loro",
+            "--preset", "fast", "--epochs", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "fold 1/2 (without s106): 1/1 epochs" in output and "fold 2/2 (without s100): 1/1 epochs" in output
+    assert re.search(r"^LORO s106: auc \d\.\d{4}, precision", output, re.M)
+    loro = Model(tmp_path / "ecg.onnx").meta["metrics"]["leave_records_out"]
+    table = output[output.index("leave-records-out: each record scored by a model fitted without it"):]
+    for label, key in (("mean AUC", "auc_mean"), ("min AUC", "auc_min")):
+        cell = re.search(rf"^│ {label} +│ +│ +│ +(\d\.\d{{4}}) │", table, re.M)
+        assert cell is not None, label
+        assert float(cell[1]) == pytest.approx(loro[key], abs=5e-5)
+
+
 def default_spec() -> BeatSpec:
     return tr.beat_spec(tr.PRESETS["default"])
 
