@@ -86,11 +86,23 @@ def _fits(lines: list[str], width: int, height: int) -> None:
         assert cell_len(line) == width and line[-1] in "╮│╯", f"a line wraps or is cut: {line!r}"
 
 
-def _run(plan) -> tuple[dict, dict, str]:  # type: ignore[no-untyped-def]
+def _run(plan) -> tuple[dict, dict, str, dict]:  # type: ignore[no-untyped-def]
+    """(metrics snapshot, the report's view, title, summary) of a whole run at --speed max."""
     engine = Engine(plan, Pacer(MAX_SPEED))
     engine.process()
     assert engine.error is None
-    return engine.snapshot(), plan.report.view(), plan.title
+    return engine.snapshot(), plan.report.view(), plan.title, engine.summary()
+
+
+def _laid_out(screen: tuple, width: int, height: int, needles: tuple[str, ...]) -> list[str]:
+    """The screen at width x height: it fits, and every needle is on it."""
+    snapshot, view, title, _ = screen
+    lines = _screen(snapshot, view, title, width, height)
+    _fits(lines, width, height)
+    text = "\n".join(lines)
+    for needle in needles:
+        assert needle in text, (needle, width, height)
+    return lines
 
 
 def _options(model: str) -> RunOptions:
@@ -98,7 +110,7 @@ def _options(model: str) -> RunOptions:
 
 
 @pytest.fixture(scope="module")
-def ecg_screen(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, str]:
+def ecg_screen(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, str, dict]:
     from streamer.cli.ecg import plan_ecg
 
     folder = tmp_path_factory.mktemp("ecg")
@@ -108,12 +120,8 @@ def ecg_screen(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict, st
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_ecg_dashboard_fits_and_keeps_the_anomalies(ecg_screen: tuple, width: int, height: int) -> None:
-    snapshot, view, title = ecg_screen
-    lines = _screen(snapshot, view, title, width, height)
-    _fits(lines, width, height)
-    text = "\n".join(lines)
-    for needle in ("state", "monitoring", "heart rate", "threshold", "ECG, last 5 s", "scores", "recent anomalies"):
-        assert needle in text, (needle, width, height)
+    lines = _laid_out(ecg_screen, width, height,
+                      ("state", "monitoring", "heart rate", "threshold", "ECG, last 5 s", "scores", "recent anomalies"))
     listed = [ln for ln in lines if re.match(r"^│\s+\d+\.\d\d\s+\d+\s+[\d.]+\s+\d+\s", ln)]
     assert len(listed) >= 3  # the clinician's table is there with rows, even at 80x24
     trace = [ln for ln in lines if set(ln[2:-2]) <= set(" ▀▄█") and set(ln[2:-2]) - {" "}]
@@ -146,7 +154,7 @@ def test_ecg_warmup_is_a_state_not_an_alarm() -> None:
 
 
 @pytest.fixture(scope="module")
-def audio_screen() -> tuple[dict, dict, str]:
+def audio_screen() -> tuple[dict, dict, str, dict]:
     from streamer.cli.audio import plan_audio
 
     from .conftest import SAMPLE_AUDIO
@@ -156,18 +164,14 @@ def audio_screen() -> tuple[dict, dict, str]:
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_audio_dashboard_fits_with_input_against_reconstruction(audio_screen: tuple, width: int, height: int) -> None:
-    snapshot, view, title = audio_screen
-    lines = _screen(snapshot, view, title, width, height)
-    _fits(lines, width, height)
-    text = "\n".join(lines)
-    for needle in ("input, last 2 s", "reconstruction", "input level", "dBFS", "SNR dB", "last"):
-        assert needle in text, (needle, width, height)
+    lines = _laid_out(audio_screen, width, height,
+                      ("input, last 2 s", "reconstruction", "input level", "dBFS", "SNR dB", "last"))
     spectrogram = [ln for ln in lines if ln[2:-2].strip() and set(ln[2:-2].strip()) == {"▀"}]
     assert len(spectrogram) >= 4  # two spectrograms of at least two rows
 
 
 @pytest.fixture(scope="module")
-def image_screen() -> tuple[dict, dict, str]:
+def image_screen() -> tuple[dict, dict, str, dict]:
     from streamer.cli.images import plan_images
 
     from .conftest import ROOT
@@ -177,23 +181,19 @@ def image_screen() -> tuple[dict, dict, str]:
 
 @pytest.mark.parametrize("width, height", SIZES)
 def test_image_dashboard_fits_and_shows_what_means_something(image_screen: tuple, width: int, height: int) -> None:
-    snapshot, view, title = image_screen
-    lines = _screen(snapshot, view, title, width, height)
-    _fits(lines, width, height)
+    lines = _laid_out(image_screen, width, height, ("images", "throughput", "images/s", "input", "denoised", "PSNR"))
     text = "\n".join(lines)
-    for needle in ("images", "throughput", "images/s", "input", "denoised", "PSNR"):
-        assert needle in text, (needle, width, height)
     assert "RTF" not in text and "signal" not in text  # a folder has no signal time
 
 
 def test_image_throughput_on_the_dashboard_is_the_summarys(image_screen: tuple) -> None:
-    snapshot, view, _ = image_screen
-    shown = float(re.search(r"([\d,.]+) images/s", view["fields"]["throughput"]).group(1).replace(",", ""))
     from streamer.images.report import ImageReport
 
-    assert isinstance(shown, float) and shown > 0
-    report = ImageReport()
-    assert report.throughput() is None  # nothing yet: no figure rather than a made-up one
+    _, view, _, summary = image_screen
+    shown = float(re.search(r"([\d,.]+) images/s", view["fields"]["throughput"]).group(1).replace(",", ""))
+    assert summary["images"] == 16 and "engine_images_per_s" not in summary
+    assert shown == pytest.approx(summary["images_per_s"], abs=0.51)  # one figure, rounded for each
+    assert ImageReport().throughput() is None  # nothing yet: no figure rather than a made-up one
 
 
 def test_replay_progress_line_shows_the_fraction_outputs_and_time_left() -> None:

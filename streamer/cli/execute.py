@@ -49,18 +49,20 @@ def display(plan: RunPlan, engine: Engine, opts: RunOptions) -> AbstractContextM
     if not sys.stderr.isatty():
         return nullcontext()
     if use_dashboard(opts.dashboard):
-        from streamer.ui.dashboard import Dashboard  # rich's Live: only with a terminal
+        from streamer.ui.dashboard import DashboardView  # rich's Live: only with a terminal
+        from streamer.ui.live import LiveScreen
 
-        return Dashboard(engine.snapshot, plan.report.view, plan.title, True)
+        return LiveScreen(DashboardView(engine.snapshot, plan.report.view, plan.title))
     total = plan.source.length()
     if total is None:
         return nullcontext()
-    from streamer.ui.progress import Progress, ReplayProgress
+    from streamer.ui.live import LiveScreen
+    from streamer.ui.progress import ReplayProgress
 
     def outputs() -> str:
         return f"{engine.metrics.items_out:,} {plan.report.unit}"
 
-    return Progress(ReplayProgress(plan.source.name, total, lambda: engine.position, outputs))
+    return LiveScreen(ReplayProgress(plan.source.name, total, lambda: engine.position, outputs), transient=True)
 
 
 def execute(plan: RunPlan, opts: RunOptions) -> int:

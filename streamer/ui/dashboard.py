@@ -1,8 +1,8 @@
 """Rich terminal dashboard of one stream: the engine's metrics snapshot plus the stream kind's `view()`, laid
 out for the terminal it is in.
 
-`rich.live.Live` pulls the renderable from its own refresh thread (4 Hz), so the data path never waits on
-the terminal. The renderable (`DashboardView`) reads the console's size at every refresh: a resized terminal
+It is shown by `streamer/ui/live.py` (rich's `Live`, pulling it 4 times a second, so the data path never
+waits on the terminal). The renderable (`DashboardView`) reads the console's size at every refresh: a resized terminal
 gets a new layout at once. The screen is made of sections, each with an importance and a height range
 (`layout.py`): a short terminal shrinks the signal traces first and drops the engine's timings before the
 kind's own figures; the ECG's table of recent anomalies is never the first to go. Every line is cut to the
@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console, ConsoleOptions, Group, RenderResult
-from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from streamer.ui.layout import Section, allocate
 
-REFRESH_HZ = 4
 SPARK = "▁▂▃▄▅▆▇█"
 PANEL_ROWS, PANEL_COLS = 2, 4  # the panel's border (top, bottom) and border plus padding (left, right)
 TRACE_ROWS = (2, 5, 16)  # text rows of a signal trace: fewest worth drawing, preferred, most
@@ -438,26 +436,3 @@ class DashboardView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield render(self.get_snapshot(), self.get_view(), self.title, options.max_width,
                      options.height or console.size.height)
-
-
-class Dashboard:
-    """Context manager around `rich.live.Live`; does nothing when disabled (no TTY or --no-dashboard)."""
-
-    def __init__(self, get_snapshot: Callable[[], dict[str, Any]], get_view: Callable[[], dict[str, Any]],
-                 title: str, enabled: bool, console: Console | None = None) -> None:
-        self.view = DashboardView(get_snapshot, get_view, title)
-        self.enabled = enabled
-        self.console = console or Console(stderr=True)
-        self.live: Live | None = None
-
-    def __enter__(self) -> Dashboard:
-        if self.enabled:
-            self.live = Live(get_renderable=lambda: self.view, console=self.console,
-                             refresh_per_second=REFRESH_HZ, transient=False, vertical_overflow="crop")
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-            self.live = None

@@ -1,24 +1,20 @@
 """A one-line progress bar for a replay run without the dashboard, on a terminal (`--no-dashboard`, e.g. a
 record scored at `--speed max`): how far through the source, what came out, the time left.
 
-Like the dashboard it is pulled by `rich.live.Live`'s refresh thread from the engine's state, so the data
-path does not wait on the terminal; `transient`: it leaves the screen when the run ends and the summary is
-printed.
+Like the dashboard it is shown by `streamer/ui/live.py`, drawn from the engine's state, transient: it leaves
+the screen when the run ends and the summary is printed.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-REFRESH_HZ = 4
 BAR_SHARE = 0.4  # of the terminal's width
 
 
@@ -59,23 +55,3 @@ def _clock(seconds: float | None) -> str:
         return "-"
     m, s = divmod(int(round(seconds)), 60)
     return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
-
-
-class Progress:
-    """Context manager showing a `ReplayProgress` on stderr while the run goes."""
-
-    def __init__(self, bar: ReplayProgress, console: Console | None = None) -> None:
-        self.bar = bar
-        self.console = console or Console(stderr=True)
-        self.live: Live | None = None
-
-    def __enter__(self) -> Progress:
-        self.live = Live(get_renderable=lambda: self.bar, console=self.console, refresh_per_second=REFRESH_HZ,
-                         transient=True)
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.live is not None:
-            self.live.__exit__(None, None, None)
-            self.live = None
