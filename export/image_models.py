@@ -43,6 +43,10 @@ class Preset:
     learning_rate: float = 1e-3
     fresh_noise: bool = False  # new noise every epoch (augmentation) instead of one fixed noisy copy
     lr_decay: bool = False  # cosine decay of the learning rate to 5 % over the run
+    # any-size models (fully convolutional, noise-level blind; see `build_any_size`)
+    any_size: bool = False  # (batch, H, W) for any H, W divisible by SIZE_MULTIPLE
+    widths: tuple[int, ...] = ()  # channels at full, 1/2 and 1/4 resolution
+    sigma_range: tuple[float, float] = (0.0, 0.0)  # training noise: sigma uniform in this range, per image
 
 
 PRESETS: dict[str, Preset] = {
@@ -51,7 +55,13 @@ PRESETS: dict[str, Preset] = {
     # Dense 1024-768-768-1024 plus two tilings of per-strip MLPs (hidden 128), int8 MatMuls: the fastest
     # candidate meeting both targets on validation (22.05 dB / SSIM 0.887 at sigma 0.5 after 50 epochs; final
     # validation loss 0.11876 against the U-Net's 0.11883). See benchmarks/results_images.md.
-    "default": Preset(name="denoise", dense=(768, 768), strips=128, loss="binary_crossentropy", epochs=50,
+    # The shipped default: a fully convolutional U-Net for any size divisible by 4 (native 28x28 digits included),
+    # trained blind to the noise level (sigma uniform in [0.05, 0.8] per image) on native 28x28 digits and on
+    # 32x32 resized ones, noise added at each image's own size. See export/train_blind.py.
+    "default": Preset(name="denoise", widths=(16, 32, 48), loss="binary_crossentropy", epochs=14, batch_size=128,
+                      learning_rate=2e-3, fresh_noise=True, lr_decay=True, any_size=True,
+                      sigma_range=(0.05, 0.8)),
+    "dense": Preset(name="denoise-dense", dense=(768, 768), strips=128, loss="binary_crossentropy", epochs=50,
                       batch_size=256, learning_rate=2e-3, fresh_noise=True, lr_decay=True, int8=True),
     # BCE, not MSE: with MSE the sigmoid head collapsed to an all-black output within 3 epochs (validation
     # PSNR 10.4 dB), while BCE reached 20.5 dB after 3 epochs (validation, sigma 0.5). 40 epochs, not 24:
@@ -75,11 +85,14 @@ def get_preset(name: str) -> Preset:
 
 
 def build_autoencoder(preset: Preset, steps_per_epoch: int = 1, side: int = SIDE) -> Any:
-    """Compiled Keras model (None, side, side) -> (None, side, side), outputs in [0, 1]."""
+    """Compiled Keras model (None, side, side) -> (None, side, side), outputs in [0, 1] (any-size presets:
+    (None, None, None) -> the same shape)."""
     import keras
 
-    inputs = keras.Input(shape=(side, side), name="image")
-    if preset.dense:
+    inputs = keras.Input(shape=(None, None) if preset.any_size else (side, side), name="image")
+    if preset.any_size:
+        outputs = _any_size_unet(preset, inputs)
+    elif preset.dense:
         outputs = _dense(preset, inputs, side)
     else:
         outputs = _conv(preset, inputs, side)
@@ -150,10 +163,41 @@ def _conv(preset: Preset, inputs: Any, side: int) -> Any:
     return layers.Reshape((side, side), name="denoised")(x)
 
 
-def macs(model: Any) -> int:
-    """Multiply-accumulates per image of the Dense, Conv2D and Conv2DTranspose layers (the model's cost)."""
+SIZE_MULTIPLE = 4  # two stride-2 levels: an any-size model takes sides divisible by 4 (28 and 32 both are)
+
+
+def _any_size_unet(preset: Preset, inputs: Any) -> Any:
+    """Fully convolutional U-Net, two levels (widths c0, c1, c2 at full, 1/2, 1/4 resolution), 3x3 kernels,
+    ReLU, skips by concatenation (the input itself joins the last one), sigmoid head: no layer knows the
+    image size, so the exported graph takes (batch, H, W) for any H, W divisible by SIZE_MULTIPLE."""
+    import keras
+    from keras import layers
+
+    c0, c1, c2 = preset.widths
+
+    def conv(width: int, x: Any, strides: int = 1) -> Any:
+        return layers.Conv2D(width, 3, strides=strides, padding="same", activation="relu")(x)
+
+    def up(width: int, x: Any) -> Any:
+        return layers.Conv2DTranspose(width, 3, strides=2, padding="same", activation="relu")(x)
+
+    x0 = layers.Lambda(lambda t: keras.ops.expand_dims(t, -1), name="add_channel")(inputs)
+    f0 = conv(c0, x0)
+    f1 = conv(c1, conv(c1, f0, strides=2))
+    f2 = conv(c2, conv(c2, f1, strides=2))
+    u1 = conv(c1, layers.Concatenate()([up(c1, f2), f1]))
+    u0 = conv(c0, layers.Concatenate()([up(c0, u1), f0, x0]))
+    out = layers.Conv2D(1, 3, padding="same", activation="sigmoid")(u0)
+    return layers.Lambda(lambda t: keras.ops.squeeze(t, -1), name="denoised")(out)
+
+
+def macs(model: Any, side: int | None = None) -> int:
+    """Multiply-accumulates per image of the Dense, Conv2D and Conv2DTranspose layers (the model's cost); an
+    any-size model is counted at `side` x `side`."""
     import keras
 
+    if side is not None and model.input_shape[1] is None:
+        return _macs_any_size(model, side)
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dense):  # a Dense on (strips, features) runs once per strip
@@ -167,3 +211,16 @@ def macs(model: Any) -> int:
             kh, kw = layer.kernel_size
             total += h * w * kh * kw * layer.input.shape[-1] * c_out
     return int(total)
+
+
+
+def _macs_any_size(model: Any, side: int) -> int:
+    """MACs per side x side image of an any-size model: those of the same architecture built for that size."""
+    import keras
+
+    inputs = keras.Input(shape=(side, side))
+    return macs(keras.Model(inputs, _any_size_unet(_preset_of(model), inputs)))
+
+
+def _preset_of(model: Any) -> Preset:
+    return next(p for p in PRESETS.values() if p.any_size and p.name.replace("-", "_") == model.name)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,16 @@ def parity(proto: Any, model: Any, inputs: np.ndarray) -> float:
     return float(np.max(np.abs(ref - got)))
 
 
-def export_keras(model: Any, path: str | Path, meta: dict[str, Any], parity_inputs: np.ndarray,
-                 atol: float = PARITY_ATOL) -> dict[str, Any]:
-    """Convert, parity-check (raises if worse than `atol`), embed metadata, save. Returns the full metadata."""
+def export_keras(model: Any, path: str | Path, meta: dict[str, Any],
+                 parity_inputs: np.ndarray | Mapping[int, np.ndarray], atol: float = PARITY_ATOL) -> dict[str, Any]:
+    """Convert, parity-check (raises if worse than `atol`), embed metadata, save. Returns the full metadata.
+
+    `parity_inputs` is one array, or for an any-size model {side: array} (every size checked, the worst kept)."""
     import onnx
 
     proto = convert(model)
-    diff = parity(proto, model, parity_inputs)
+    groups = list(parity_inputs.values()) if isinstance(parity_inputs, Mapping) else [parity_inputs]
+    diff = max(parity(proto, model, g) for g in groups)
     if not diff <= atol:
         raise RuntimeError(f"ONNX parity check failed: max abs difference {diff:.3g} > {atol:g}")
     inputs, outputs = io_shapes(proto)
@@ -81,8 +85,10 @@ def export_keras(model: Any, path: str | Path, meta: dict[str, Any], parity_inpu
         "outputs": outputs,
         **meta,
     }
-    full["parity"] = {"max_abs_diff": diff, "atol": atol, "n_inputs": int(len(parity_inputs)),
+    full["parity"] = {"max_abs_diff": diff, "atol": atol, "n_inputs": int(sum(len(g) for g in groups)),
                       "opset": OPSET}
+    if isinstance(parity_inputs, Mapping):
+        full["parity"]["sizes"] = [list(g.shape[1:]) for g in groups]
     missing = modelmeta.missing_keys(full)
     if missing:
         raise ValueError(f"model metadata lacks {missing}")

@@ -172,6 +172,10 @@ def train_images(preset: str = "default", out_dir: str | Path = "samples/models"
 
     progress = progress or TrainingProgress.silent()
     recipe = get_preset(preset)
+    if recipe.any_size:  # the blind any-size default: its own data mixture and evaluation
+        from export.train_blind import train_blind
+
+        return train_blind(recipe, out_dir, epochs or recipe.epochs, seed, n_train, n_test, name, progress)
     keras.utils.set_random_seed(seed)
     with progress.phase("loading MNIST (70 000 images resized to 32x32)"):
         data = mnist.load()

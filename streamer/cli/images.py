@@ -14,7 +14,7 @@ from streamer.cli.options import RunOptions, collect, run_options
 from streamer.core.errors import InputError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import IMAGE_TASK
-from streamer.images.report import ImageReport
+from streamer.images.report import Evaluated, ImageReport
 from streamer.run.engine import RunPlan
 from streamer.run.sinks import JsonlSink, Sink
 from streamer.run.sources import Source
@@ -111,7 +111,8 @@ def plan_images(source: str | None, run: RunOptions, camera: int | None = None, 
         from streamer.images.sources import FolderSource
 
         idle = src if isinstance(src, FolderSource) else None
-    report = ImageReport({"out": str(out)} if out else None, add_noise, idle=idle)
+    report = ImageReport({"out": str(out)} if out else None, add_noise, idle=idle,
+                         evaluated=Evaluated.from_meta(model.meta))
     recorder = None
     if run.report is not None:
         from streamer.images.figures import ImageRecorder

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -47,6 +47,16 @@ class Work(Protocol):
     """The model inputs framed in one tick (rows), plus whatever the kind needs to judge them."""
 
     inputs: np.ndarray
+
+
+@runtime_checkable
+class GroupedWork(Protocol):
+    """Work whose rows differ in shape from group to group (an any-size image model: images of different sizes
+    in one tick). The pool makes one model call per group and hands the kind's judge the outputs of all groups,
+    each flattened, concatenated in group order."""
+
+    inputs: np.ndarray  # unused for grouped work: empty
+    groups: list[np.ndarray]
 
 
 class Kind(Protocol):

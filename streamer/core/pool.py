@@ -18,7 +18,7 @@ import numpy as np
 
 from streamer.core import state as state_io
 from streamer.core.errors import StreamerError, StreamError
-from streamer.core.kind import Chunk, Key, Kind, Work, kind_for
+from streamer.core.kind import Chunk, GroupedWork, Key, Kind, Work, kind_for
 
 if TYPE_CHECKING:
     from streamer.core.model import Model
@@ -178,8 +178,12 @@ class Pool:
 
     def _run(self, work: Work, t0: float) -> dict[Key, list[Any]]:
         t1 = self.clock()
-        rows = len(work.inputs)
-        outputs = self.model.run(work.inputs) if rows else np.zeros((0,), np.float32)
+        if isinstance(work, GroupedWork):  # one call per input shape, outputs flattened in group order
+            rows = sum(len(g) for g in work.groups)
+            outputs = np.concatenate([self.model.run(g).reshape(-1) for g in work.groups] or [np.zeros(0, np.float32)])
+        else:
+            rows = len(work.inputs)
+            outputs = self.model.run(work.inputs) if rows else np.zeros((0,), np.float32)
         t2 = self.clock()
         events = self.kind.judge(work, outputs)
         self.last = TickTimes(t1 - t0, t2 - t1, self.clock() - t2, rows)

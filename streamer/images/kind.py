@@ -27,12 +27,35 @@ OPTIONS = ("add_noise", "seed")
 RANGE_TOLERANCE = 1e-6  # pixels must lie in [0, 1] (the model's normalisation), up to rounding
 
 
-def model_image_size(model: Model) -> tuple[int, int]:
+ANY_SIZE = "any"  # metadata image.size of a model that takes (n, H, W) at any H, W (multiples of multiple_of)
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What image sizes a model takes: one fixed (h, w), or any size (sides multiples of `multiple`, images
+    with a side above `max_side` tiled)."""
+
+    hw: tuple[int, int]  # fixed models: their size; any-size models: the tile (max_side, max_side)
+    any_size: bool = False
+    multiple: int = 1
+
+
+def model_size(model: Model) -> ModelSize:
+    """The model's image size from its metadata (`image`: height and width, or size "any" with multiple_of and
+    max_side)."""
     try:
         image = model.meta["image"]
-        return int(image["height"]), int(image["width"])
-    except (KeyError, TypeError, ValueError) as exc:
+        if image.get("size") == ANY_SIZE:
+            side = int(image["max_side"])
+            return ModelSize((side, side), True, max(1, int(image["multiple_of"])))
+        return ModelSize((int(image["height"]), int(image["width"])))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(model.path, f"image size not described in metadata ({exc})") from None
+
+
+def model_image_size(model: Model) -> tuple[int, int]:
+    """A fixed-size model's (h, w); an any-size model's tile size."""
+    return model_size(model).hw
 
 
 def frame_name(index: int) -> str:
@@ -75,6 +98,17 @@ class ImageWork:
     units: list[_Unit] = field(default_factory=list)
 
 
+@dataclass
+class SizedImageWork:
+    """An any-size model's tick: one group of model inputs per input shape (`GroupedWork`); `order[k]` is the
+    unit whose inputs come k-th across the groups, so each stream's events keep their order."""
+
+    groups: list[np.ndarray]
+    units: list[_Unit]
+    order: list[int]
+    inputs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))
+
+
 class ImageKind:
     """Image streams on one denoiser. Options per stream: `add_noise` (sigma: the given images are the clean
     references and noise `clip(x + sigma N(0,1), 0, 1)` is added, seeded by `seed`)."""
@@ -83,10 +117,13 @@ class ImageKind:
 
     def __init__(self, model: Model) -> None:
         self.model = model
-        self.hw = model_image_size(model)
+        self.size = model_size(model)
+        self.hw = self.size.hw
         shape = model.input_shape[1:]
-        if [d for d in shape if isinstance(d, int)] != list(self.hw):
-            raise ModelError(model.path, f"model input {shape} does not match its image size {self.hw}")
+        expected = [] if self.size.any_size else list(self.hw)
+        if [d for d in shape if isinstance(d, int)] != expected:
+            raise ModelError(model.path, f"model input {shape} does not match its image size "
+                                         f"{ANY_SIZE if self.size.any_size else self.hw}")
         self.streams: dict[Key, _ImageStream] = {}
 
     # --- streams -------------------------------------------------------------------------------------------
@@ -123,7 +160,8 @@ class ImageKind:
 
     def describe(self, key: Key) -> dict[str, Any]:
         s = self.streams[key]
-        return {"images": s.count, "model_size": self.hw, "add_noise": s.add_noise}
+        return {"images": s.count, "model_size": ANY_SIZE if self.size.any_size else self.hw,
+                "add_noise": s.add_noise}
 
     # --- data ----------------------------------------------------------------------------------------------
     def check(self, key: Key, chunk: Chunk) -> list[Group]:
@@ -156,7 +194,7 @@ class ImageKind:
             i += len(stack)
         return groups
 
-    def frame(self, prepared: Mapping[Key, list[Group]]) -> ImageWork:
+    def frame(self, prepared: Mapping[Key, list[Group]]) -> ImageWork | SizedImageWork:
         units = []
         for key, groups in prepared.items():
             s = self.streams[key]
@@ -172,31 +210,36 @@ class ImageKind:
     def _units(self, s: _ImageStream, g: Group, noisy: np.ndarray) -> list[_Unit]:
         first = s.count
         s.count += len(noisy)
-        if noisy.shape[1:] == self.hw:
+        if self.size.any_size and max(noisy.shape[1:]) <= self.hw[0]:  # at its own size, padded to the multiple
+            return [_Unit(s, first, g, noisy, None, sizing.pad_to_multiple(noisy, self.size.multiple))]
+        if noisy.shape[1:] == self.hw and not self.size.any_size:
             return [_Unit(s, first, g, noisy, None, noisy)]
-        plan = sizing.plan(noisy.shape[1:], self.hw)
+        plan = sizing.plan(noisy.shape[1:], self.hw, resize=not self.size.any_size)
         out = []
         for j in range(len(noisy)):  # each planned image is its own unit (its tiles travel together)
             sub = Group(g.names[j:j + 1], g.images[j:j + 1], None if g.clean is None else g.clean[j:j + 1])
             out.append(_Unit(s, first + j, sub, noisy[j:j + 1], plan, sizing.to_model(noisy[j], plan)))
         return out
 
-    def frame_end(self, keys: Iterable[Key]) -> ImageWork:
+    def frame_end(self, keys: Iterable[Key]) -> ImageWork | SizedImageWork:
         return self._work([])
 
-    def _work(self, units: list[_Unit]) -> ImageWork:
+    def _work(self, units: list[_Unit]) -> ImageWork | SizedImageWork:
+        if self.size.any_size:
+            return _sized_work(units)
         if not units:
             return ImageWork(np.zeros((0, *self.hw), np.float32), [])
         inputs = units[0].tiles if len(units) == 1 else np.concatenate([u.tiles for u in units])
         return ImageWork(inputs, units)
 
-    def judge(self, work: ImageWork, outputs: np.ndarray) -> dict[Key, list[Any]]:
+    def judge(self, work: ImageWork | SizedImageWork, outputs: np.ndarray) -> dict[Key, list[Any]]:
+        per_unit = _split_sized(work, outputs) if isinstance(work, SizedImageWork) else _split(work, outputs)
         events: dict[Key, list[Any]] = {}
-        offset = 0
-        for u in work.units:
-            out = outputs[offset:offset + len(u.tiles)]
-            offset += len(u.tiles)
-            denoised = out if u.plan is None else sizing.from_model(out, u.plan)[None]
+        for u, out in zip(work.units, per_unit):
+            if u.plan is not None:
+                denoised = sizing.from_model(out, u.plan)[None]
+            else:  # at the model's size, or an any-size model's padded input: cropped back
+                denoised = np.ascontiguousarray(out[:, :u.noisy.shape[1], :u.noisy.shape[2]])
             events.setdefault(u.stream.key, []).extend(self._events(u, denoised))
         return events
 
@@ -214,6 +257,37 @@ class ImageKind:
         return [ImageEvent(u.stream.key, u.first + i, u.group.names[i], denoised[i], u.noisy[i],
                            None if clean is None else clean[i], psnr[i], psnr_noisy[i], ss[i], ss_noisy[i],
                            resized, tiled) for i in range(n)]
+
+
+def _split(work: ImageWork, outputs: np.ndarray) -> list[np.ndarray]:
+    """The model outputs of each unit of a fixed-size model's tick, in unit order."""
+    out, offset = [], 0
+    for u in work.units:
+        out.append(outputs[offset:offset + len(u.tiles)])
+        offset += len(u.tiles)
+    return out
+
+
+def _sized_work(units: list[_Unit]) -> SizedImageWork:
+    """Units grouped by input shape (first appearance first), one model call per group."""
+    shapes: dict[tuple[int, ...], list[int]] = {}
+    for i, u in enumerate(units):
+        shapes.setdefault(u.tiles.shape[1:], []).append(i)
+    order = [i for members in shapes.values() for i in members]
+    groups = [units[m[0]].tiles if len(m) == 1 else np.concatenate([units[i].tiles for i in m])
+              for m in shapes.values()]
+    return SizedImageWork(groups, units, order)
+
+
+def _split_sized(work: SizedImageWork, flat: np.ndarray) -> list[np.ndarray]:
+    """The pool's flattened outputs (group after group) back to each unit's (tiles, h, w), in unit order."""
+    per_unit: list[np.ndarray] = [np.zeros(0, np.float32)] * len(work.units)
+    offset = 0
+    for i in work.order:
+        tiles = work.units[i].tiles
+        per_unit[i] = flat[offset:offset + tiles.size].reshape(tiles.shape)
+        offset += tiles.size
+    return per_unit
 
 
 def _as_images(key: Key, value: Any, what: str) -> list[np.ndarray]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,14 +16,53 @@ from streamer.images.events import ImageEvent
 from streamer.run.sources import Block
 
 QUALITY_HISTORY = 200  # images kept for the PSNR sparkline (a wide terminal shows up to this many)
+MAX_SIZES_NAMED = 5  # distinct unevaluated image sizes named in the note (more are counted)
+SIGMA_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What a model's card says was evaluated: image sizes (h, w) and noise levels, from its metadata
+    (`image.evaluated_sizes` / `evaluated_sigmas`; a fixed-size model without them: its own size, and the
+    sigmas of its `metrics`)."""
+
+    sizes: tuple[tuple[int, int], ...]
+    sigmas: tuple[float, ...]
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> Evaluated:
+        image = meta.get("image") or {}
+        sizes = image.get("evaluated_sizes") or ([[image["height"], image["width"]]] if "height" in image else [])
+        sigmas = image.get("evaluated_sigmas") or [float(k[len("sigma_"):]) for k in (meta.get("metrics") or {})
+                                                   if str(k).startswith("sigma_")]
+        return cls(tuple((int(h), int(w)) for h, w in sizes), tuple(sorted(float(g) for g in sigmas)))
+
+    def size_note(self, outside: Sequence[tuple[int, int]], n_more: int) -> str | None:
+        if not outside or not self.sizes:
+            return None
+        named = ", ".join(f"{h}x{w}" for h, w in outside) + (f" and {n_more} more sizes" if n_more else "")
+        verb = "is" if len(outside) == 1 and not n_more else "are"
+        return f"{named} {verb} not among the evaluated sizes {', '.join(f'{h}x{w}' for h, w in self.sizes)}"
+
+    def sigma_note(self, sigma: float | None) -> str | None:
+        if sigma is None or not self.sigmas or \
+                self.sigmas[0] - SIGMA_TOLERANCE <= sigma <= self.sigmas[-1] + SIGMA_TOLERANCE:
+            return None
+        return (f"added noise sigma {sigma:g} is outside the evaluated noise levels "
+                f"{', '.join(f'{g:g}' for g in self.sigmas)}")
 
 
 class ImageReport:
     unit = "images"
 
     def __init__(self, info: dict[str, Any] | None = None, add_noise: float | None = None,
-                 clock: Callable[[], float] = time.perf_counter, idle: Idle | None = None) -> None:
+                 clock: Callable[[], float] = time.perf_counter, idle: Idle | None = None,
+                 evaluated: Evaluated | None = None) -> None:
         self.info = dict(info or {})
+        self.evaluated = evaluated  # the model card's sizes and noise levels: others are named
+        self.outside: list[tuple[int, int]] = []  # image sizes seen outside them (the first MAX_SIZES_NAMED)
+        self.n_outside_more = 0
+        self.seen_sizes: set[tuple[int, int]] = set()
         self.idle = idle  # a watched folder's waiting, excluded from the throughput
         self.add_noise = add_noise
         self.clock = clock
@@ -52,6 +92,8 @@ class ImageReport:
             self.resized += sum(e.resized for e in events)
             self.tiled += sum(e.tiled for e in events)
             self.latest = events[-1]
+            if self.evaluated is not None:
+                self._note_sizes(self.evaluated, events)
             if psnr:
                 self.psnr_sum += sum(p for p, _ in psnr)
                 self.psnr_noisy_sum += sum(n for _, n in psnr)
@@ -61,6 +103,27 @@ class ImageReport:
                 self.ssim_sum += sum(s for s, _ in ssim)
                 self.ssim_noisy_sum += sum(n for _, n in ssim)
                 self.n_ssim += len(ssim)
+
+    def _note_sizes(self, evaluated: Evaluated, events: Sequence[ImageEvent]) -> None:
+        for e in events:
+            size = (int(e.image.shape[0]), int(e.image.shape[1]))
+            if size in self.seen_sizes:
+                continue
+            self.seen_sizes.add(size)
+            if size not in evaluated.sizes:
+                if len(self.outside) < MAX_SIZES_NAMED:
+                    self.outside.append(size)
+                else:
+                    self.n_outside_more += 1
+
+    def outside_evaluated(self) -> list[str]:
+        """What this run has that the model's card did not evaluate: image sizes, the added noise level."""
+        if self.evaluated is None:
+            return []
+        with self.lock:
+            outside, more = list(self.outside), self.n_outside_more
+        notes = [self.evaluated.size_note(outside, more), self.evaluated.sigma_note(self.add_noise)]
+        return [n for n in notes if n]
 
     def quality(self) -> dict[str, float | None]:
         def mean(total: float, n: int) -> float | None:
@@ -87,6 +150,8 @@ class ImageReport:
         }
         if self.add_noise is not None:
             out["added_noise_sigma"] = self.add_noise
+        if self.evaluated is not None:
+            out["outside_evaluated"] = self.outside_evaluated()
         return out
 
     def view(self) -> dict[str, Any]:
@@ -103,6 +168,9 @@ class ImageReport:
         if q["ssim"] is not None:
             fields["SSIM"] = f"{q['ssim']:.3f} (noisy input {q['ssim_noisy']:.3f})"
         view: dict[str, Any] = {"fields": fields, "timed": False, "state": self._state(n)}
+        notes = self.outside_evaluated()
+        if notes:
+            view["warnings"] = [f"outside the evaluated range: {note}" for note in notes]
         if recent:
             view["series"] = [{"label": "PSNR dB", "values": recent}]
         if latest is not None:

@@ -15,6 +15,11 @@
   centre, small but non-zero at its edges, where a convolutional model sees least context), the weights
   normalised per pixel: an identity model gives back the image exactly (to float rounding).
 
+An any-size model (metadata `image.size: "any"`) takes images at their own size: `pad_to_multiple` mirror-
+extends the bottom and right to the model's side multiple (28x28 stays 28x28 for a multiple of 4) and the
+output is cropped back; only images with a side above the model's `max_side` are tiled, with `plan(shape,
+(max_side, max_side), resize=False)` (tiles of max_side, never resized).
+
 `plan(shape, model_hw)` decides once per image size (cached); `to_model` / `from_model` apply it to one
 image, `to_model_many` / `from_model_many` to a batch of images of the same size.
 """
@@ -70,13 +75,14 @@ def sine_window(h: int, w: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def plan(shape: tuple[int, int], model_hw: tuple[int, int] = (32, 32)) -> Plan:
-    """The rule above for an image of `shape` (H, W) and a model taking (h, w)."""
+def plan(shape: tuple[int, int], model_hw: tuple[int, int] = (32, 32), resize: bool = True) -> Plan:
+    """The rule above for an image of `shape` (H, W) and a model taking (h, w); `resize=False` tiles every
+    image (an any-size model's large images)."""
     H, W = (int(v) for v in shape)
     h, w = (int(v) for v in model_hw)
     if H < 1 or W < 1 or h < 1 or w < 1:
         raise ValueError(f"image {shape} or model size {model_hw} has an empty dimension")
-    if H <= RESIZE_LIMIT * h and W <= RESIZE_LIMIT * w:
+    if resize and H <= RESIZE_LIMIT * h and W <= RESIZE_LIMIT * w:
         return Plan((H, W), (h, w), "resize", resize=(resize_matrix(H, h), resize_matrix(W, w),
                                                       back_matrix(H, h), back_matrix(W, w)))
     ph, pw = max(H, h), max(W, w)
@@ -89,6 +95,16 @@ def plan(shape: tuple[int, int], model_hw: tuple[int, int] = (32, 32)) -> Plan:
             total[y:y + h, x:x + w] += window
     return Plan((H, W), (h, w), "tiles", padded=(ph, pw), ys=ys, xs=xs, window=window.astype(np.float32),
                 inv_weight=(1.0 / total).astype(np.float32))
+
+
+def padded_shape(shape: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """(H, W) rounded up to multiples of `multiple` (an any-size model's input)."""
+    return tuple(-(-int(v) // multiple) * multiple for v in shape)  # type: ignore[return-value]
+
+
+def pad_to_multiple(images: np.ndarray, multiple: int) -> np.ndarray:
+    """(n, H, W) mirror-extended at the bottom and right to `padded_shape`; the images themselves if they fit."""
+    return _extend(np.asarray(images, np.float32), padded_shape(images.shape[1:], multiple))
 
 
 def _check(images: np.ndarray, p: Plan) -> None:
