@@ -202,7 +202,13 @@ def write_card(meta: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     lines = [f"# Model card: {meta.get('name')}", "",
              f"- task: `{meta.get('task')}`", f"- version: {meta.get('version')}",
-             f"- created: {meta.get('created')}", ""]
+             f"- created: {meta.get('created')}"]
+    image = meta.get("image") or {}
+    if "evaluated_sizes" in image:  # what a user may expect the figures to hold for; the engine names the rest
+        lines.append(f"- evaluated at image sizes {', '.join(f'{h}x{w}' for h, w in image['evaluated_sizes'])} and "
+                     f"noise sigma {', '.join(f'{g:g}' for g in image['evaluated_sigmas'])} (other sizes or "
+                     "noise levels are named as outside the evaluated range on the dashboard and in the summary)")
+    lines.append("")
     for key in ("training_data", "metrics", "threshold", "parity"):
         if key in meta:
             lines += [f"## {key.replace('_', ' ')}", "", "```json", json.dumps(meta[key], indent=2), "```", ""]

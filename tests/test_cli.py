@@ -130,7 +130,7 @@ def test_summary_numbers_are_for_people() -> None:
 
 
 @pytest.mark.parametrize("name", ["music", "music.encoder", "music.decoder", "ecg", "ecg5000", "denoise",
-                                  "denoise-unet"])
+                                  "denoise-dense", "denoise-unet"])
 def test_inspect_fits_a_terminal(name: str) -> None:
     """Every shipped model: the default page fits 40 lines of 80 columns (wrapped with a hanging indent, never
     cut mid-figure), --full shows every key with floats to 6 significant digits and no JSON, --json is the

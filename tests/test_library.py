@@ -261,7 +261,7 @@ def test_images_one_at_a_time_in_batches_and_in_a_pool(digits: tuple[list[np.nda
                                                                       list[str]]) -> None:
     model = streamer.load_model(MODELS / "denoise.onnx", threads=2)
     noisy, clean, names = digits
-    large = np.kron(clean[0], np.ones((4, 3), np.float32))  # 112x84: goes through the model as tiles
+    large = np.kron(clean[0], np.ones((10, 9), np.float32))  # 320x288: tiles (for the any-size default too)
     batch = model.stream().feed(noisy, clean=clean, names=names)
     assert [e.name for e in batch] == names
     assert np.mean([e.psnr_db for e in batch]) > np.mean([e.psnr_noisy_db for e in batch]) + 10
