@@ -99,10 +99,15 @@ def _no_rows(meta: Mapping[str, Any]) -> Rows:
     return []
 
 
+def _dims(shape: list[Any]) -> list[str]:
+    """The first free dimension is the batch; later free ones are any size (height, width of an image model)."""
+    return ["batch" if d is None and i == 0 else "any" if d is None else str(d) for i, d in enumerate(shape)]
+
+
 def _io(tensors: Any) -> str:
     if not isinstance(tensors, list):
         return "-"
-    return "; ".join(f"{clean(str(t.get('name')))} ({', '.join('batch' if d is None else str(d) for d in t['shape'])})"
+    return "; ".join(f"{clean(str(t.get('name')))} ({', '.join(_dims(t['shape']))})"
                      for t in tensors if isinstance(t, dict) and isinstance(t.get("shape"), list)) or "-"
 
 
@@ -219,20 +224,36 @@ def _audio_rows(meta: Mapping[str, Any]) -> Rows:
 
 def _image_rows(meta: Mapping[str, Any]) -> Rows:
     image, noise = meta.get("image", {}), meta.get("noise", {})
+    if image.get("size") == "any":
+        size = f"any size (sides padded to multiples of {num(image.get('multiple_of'))}, tiles above " \
+               f"{num(image.get('max_side'))} px)"
+    else:
+        size = f"{image.get('height', '?')}x{image.get('width', '?')}"
+    if noise.get("blind"):
+        sigma = f"blind: trained over sigma {' to '.join(num(g) for g in noise.get('sigma_range', []))}"
+    else:
+        sigma = f"sigma {num(noise.get('sigma'))} (trained for)"
     rows: Rows = [
-        ("image", f"{image.get('height', '?')}x{image.get('width', '?')}, {image.get('channels', '?')} channel(s)"),
-        ("noise", f"{clean(str(noise.get('kind', '?')))}, sigma {num(noise.get('sigma'))} (trained for)"),
+        ("image", f"{size}, {image.get('channels', '?')} channel(s)"),
+        ("noise", f"{clean(str(noise.get('kind', '?')))}, {sigma}"),
         ("normalisation", _steps(meta.get("normalisation"))),
     ]
+    if isinstance(image.get("evaluated_sizes"), list):
+        rows.append(("evaluated", f"sizes {', '.join(f'{num(h)}x{num(w)}' for h, w in image['evaluated_sizes'])}; "
+                                  f"sigma {', '.join(num(g) for g in image.get('evaluated_sigmas', []))}"))
     if "quantisation" in meta:
         q = meta["quantisation"]
         rows.append(("quantisation", f"int8, max |diff| from the float model {num(q.get('max_abs_diff_vs_float'))}"
                      if isinstance(q, dict) else clean(str(q))))
-    for key, value in meta.get("metrics", {}).items():
-        if key.startswith("sigma_") and isinstance(value, dict) and isinstance(value.get("model"), dict):
-            model, noisy = value["model"], value.get("noisy_input", {})
-            rows.append((f"held-out {key[6:]}", f"PSNR {num(model.get('psnr_db'))} dB (noisy input "
-                                                 f"{num(noisy.get('psnr_db'))}), SSIM {num(model.get('ssim'))}"))
+    metrics = meta.get("metrics", {})
+    sized = {size: metrics[size] for size in metrics.get("sizes", []) if isinstance(metrics.get(size), dict)}
+    for size, by_sigma in (sized or {"": metrics}).items():
+        for key, value in by_sigma.items():
+            if key.startswith("sigma_") and isinstance(value, dict) and isinstance(value.get("model"), dict):
+                model, noisy = value["model"], value.get("noisy_input", {})
+                rows.append((f"{size}, {key[6:]}" if size else f"held-out {key[6:]}",  # the label column: 13
+                             f"PSNR {num(model.get('psnr_db'))} dB (noisy input {num(noisy.get('psnr_db'))}), "
+                             f"SSIM {num(model.get('ssim'))}"))
     return rows
 
 
