@@ -34,6 +34,9 @@ RENDER_RATE_HZ = 22050  # fluidsynth output rate before resampling
 RENDER_GAIN = 0.5
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SOUNDFONT_LICENCE = "FluidR3_GM by Frank Wen, MIT licence (Debian package fluid-soundfont-gm)"
+# A second General MIDI soundfont, for variety in training renders (other instrument samples)
+SECOND_SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+SECOND_SOUNDFONT_LICENCE = "TimGM6mb by Tim Brechbill, GPL-2 (Debian package timgm6mb-soundfont)"
 MAX_SECONDS = 60.0  # only the first minute of each work, so long movements do not dominate
 TAIL_SECONDS = 2.0  # release tail rendered after the last MIDI event
 RENDER_TIMEOUT_S = 120.0
@@ -145,10 +148,11 @@ def midi_seconds(midi_path: Path) -> float:
     return float(mido.MidiFile(str(midi_path)).length)
 
 
-def run_fluidsynth(midi_path: Path, raw_path: Path, max_bytes: int, timeout_s: float) -> None:
+def run_fluidsynth(midi_path: Path, raw_path: Path, max_bytes: int, timeout_s: float,
+                   soundfont: Path = SOUNDFONT) -> None:
     """Render to raw s16 stereo, killing fluidsynth once `max_bytes` are written or the timeout passes."""
     cmd = ["fluidsynth", "-ni", "-q", "-g", str(RENDER_GAIN), "-r", str(RENDER_RATE_HZ), "-T", "raw",
-           "-O", "s16", "-F", str(raw_path), str(SOUNDFONT), str(midi_path)]
+           "-O", "s16", "-F", str(raw_path), str(soundfont), str(midi_path)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
     try:
@@ -162,7 +166,8 @@ def run_fluidsynth(midi_path: Path, raw_path: Path, max_bytes: int, timeout_s: f
         proc.wait()
 
 
-def render_work(name: str, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, float]:
+def render_work(name: str, max_seconds: float = MAX_SECONDS,
+                soundfont: Path = SOUNDFONT) -> tuple[np.ndarray, float]:
     """Parse one corpus work and render it; returns (normalised 8 kHz audio, peak). Raises RenderError."""
     from music21 import corpus
 
@@ -175,7 +180,7 @@ def render_work(name: str, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray
         seconds = min(midi_seconds(midi) + TAIL_SECONDS, max_seconds)
         n = int(seconds * RENDER_RATE_HZ)
         raw = Path(tmp) / "piece.raw"
-        run_fluidsynth(midi, raw, max_bytes=4 * n, timeout_s=RENDER_TIMEOUT_S)
+        run_fluidsynth(midi, raw, max_bytes=4 * n, timeout_s=RENDER_TIMEOUT_S, soundfont=soundfont)
         if not raw.exists():
             raise RenderError(f"fluidsynth wrote nothing for {name}")
         pcm = np.fromfile(raw, dtype="<i2")
@@ -185,13 +190,13 @@ def render_work(name: str, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray
     return peak_normalise(to_model_rate(pcm, RENDER_RATE_HZ))
 
 
-def cached_work(name: str, directory: Path) -> Piece:
+def cached_work(name: str, directory: Path, soundfont: Path = SOUNDFONT) -> Piece:
     """Rendered piece from the cache, rendering it first if needed."""
     path = directory / f"{slug(name)}.npz"
     if path.exists():
         with np.load(path) as z:
             return Piece(name, z["audio"], float(z["peak"]), "music21")
-    audio, peak = render_work(name)
+    audio, peak = render_work(name, soundfont=soundfont)
     directory.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, audio=audio, peak=np.float64(peak))
@@ -199,22 +204,24 @@ def cached_work(name: str, directory: Path) -> Piece:
     return Piece(name, audio, peak, "music21")
 
 
-def _render_one(args: tuple[str, str]) -> tuple[str, Piece | None, str]:
-    name, directory = args
+def _render_one(args: tuple[str, str, str]) -> tuple[str, Piece | None, str]:
+    name, directory, soundfont = args
     try:
-        return name, cached_work(name, Path(directory)), ""
+        return name, cached_work(name, Path(directory), Path(soundfont)), ""
     except RenderError as exc:
         return name, None, str(exc)
 
 
 def load_works(names: Sequence[str] = DEFAULT_WORKS, directory: Path | None = None,
-               workers: int = 2, on_piece: OnPiece | None = None) -> tuple[list[Piece], dict[str, str]]:
-    """Pieces in the order of `names` (skipping failures) and {skipped name: why}."""
-    directory = directory or cache_dir()
+               workers: int = 2, on_piece: OnPiece | None = None,
+               soundfont: Path = SOUNDFONT) -> tuple[list[Piece], dict[str, str]]:
+    """Pieces in the order of `names` (skipping failures) and {skipped name: why}; renders with another
+    soundfont than FluidR3 are cached in a folder of their own."""
+    directory = directory or (cache_dir() if soundfont == SOUNDFONT else cache_dir() / slug(soundfont.stem))
     skipped = _load_skipped(directory)
-    todo = [(n, str(directory)) for n in names if n not in skipped]
+    todo = [(n, str(directory), str(soundfont)) for n in names if n not in skipped]
     results = []
-    if workers > 1 and any(not (directory / f"{slug(n)}.npz").exists() for n, _ in todo):
+    if workers > 1 and any(not (directory / f"{slug(n)}.npz").exists() for n, _, _ in todo):
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers) as pool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from export import music_data
+from export import music_data, music_eval, recorded_music
 from export.audio_baselines import baseline_figures, codec_figures
 from export.audio_models import FRAME, Preset, build, get_preset, latent_meta
 from export.heldout import print_result
@@ -149,6 +149,41 @@ def training_data_meta(split: music_data.Split, train: np.ndarray, validation: n
         "seconds": seconds, "peaks": {p.name: round(p.peak, 6) for p in split.train + split.validation + split.test},
         "rendering": split.rendering,
     }
+
+
+def with_more_data(split: music_data.Split, recordings: bool | Sequence[recorded_music.Track],
+                   second_soundfont: bool, progress: TrainingProgress) -> music_data.Split:
+    """`split` plus the training pieces rendered again with the second soundfont (training only) and the
+    recorded tracks, each in the role its name gives it (`recordings`: True for every installed track, or
+    the tracks to use)."""
+    train, validation, test = list(split.train), list(split.validation), list(split.test)
+    rendering = dict(split.rendering)
+    if second_soundfont:
+        font = music_data.SECOND_SOUNDFONT
+        names = [p.name for p in split.train]
+        with progress.phase(f"training works rendered again with {font.name}", total=len(names)) as advance:
+            pieces, skipped = music_data.load_works(names, soundfont=font, on_piece=advance)
+        train += [replace(p, name=f"{p.name} [{font.stem}]") for p in pieces]
+        rendering["second_soundfont"] = {"soundfont": font.name, "licence": music_data.SECOND_SOUNDFONT_LICENCE,
+                                         "used_for": "the training pieces only", "skipped": skipped}
+    if recordings:
+        tracks = recorded_music.installed_tracks() if recordings is True else list(recordings)
+        with progress.phase("recorded music: decoding the installed tracks (cached)"):
+            rec = recorded_music.load_recorded(tracks)
+        train, validation, test = train + rec["train"], validation + rec["validation"], test + rec["test"]
+        rendering["recordings"] = recorded_music.split_meta(rec, tracks)
+    return music_data.Split(train, validation, test, split.skipped, split.seed, rendering)
+
+
+def recordings_figures(model_path: Path, test: Sequence[music_data.Piece]) -> dict[str, Any]:
+    """The exported model and the equal-budget baselines on the held-out recorded tracks, at hop 4096 and
+    2048: mean per-frame SNR, log-spectral and mel distance (`export.music_eval`)."""
+    recorded = {p.name: p.audio for p in test}
+    codecs: dict[str, music_eval.Codec] = {"model": onnx_runner(model_path, 256), **music_eval.baselines()}
+    figures = music_eval.evaluate_tracks(codecs, recorded)
+    return {"on": "held-out recorded tracks (first 120 s each), the ONNX autoencoder through the runtime's "
+                  "framer at each hop; definitions in export/music_eval.py", "codecs": list(codecs),
+            "figures": figures, "smallest_snr_margin_db": music_eval.margins(figures, "model", list(codecs)[1:])}
 
 
 def evaluate(model: Any, train: np.ndarray, validation: np.ndarray, test: np.ndarray) -> dict[str, Any]:
@@ -287,8 +322,14 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
                 split_seed: int = music_data.SPLIT_SEED, n_test: int = music_data.N_TEST,
                 n_validation: int = music_data.N_VALIDATION,
                 keras_weights: str | Path | None = None,
-                references: Sequence[str | Path] = (), progress: TrainingProgress | None = None) -> dict[str, Any]:
+                references: Sequence[str | Path] = (), progress: TrainingProgress | None = None,
+                recordings: bool | Sequence[recorded_music.Track] = False,
+                second_soundfont: bool = False) -> dict[str, Any]:
     """Train, evaluate on held-out pieces, export. `pieces` = music21 work names (default: the shipped list).
+
+    `recordings` adds recorded music (`export.recorded_music`: True for every installed track) to every role
+    of the split, by track, and scores the exported model on the held-out tracks (`metrics.recordings`);
+    `second_soundfont` adds the training works rendered with a second General MIDI soundfont.
 
     `int8`: True (or "ship") writes NAME.int8.onnx and names it in `companions`; "evaluate" scores an int8
     variant (figures in `metrics.int8`) without shipping it; False skips it.
@@ -308,6 +349,8 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
         label, n_pieces = f"reading audio files under {data_dir}", None
     with progress.phase(label, total=n_pieces) as advance:
         split = music_data.music_split(pieces, data_dir, split_seed, n_test, n_validation, on_piece=advance)
+    if recordings or second_soundfont:
+        split = with_more_data(split, recordings, second_soundfont, progress)
     train, validation, test = (music_data.frames(getattr(split, r)) for r in ("train", "validation", "test"))
     budget = max_train_seconds if max_train_seconds is not None else recipe.max_train_seconds
     n_epochs = epochs or recipe.epochs
@@ -351,7 +394,11 @@ def train_audio(preset: str | Preset = "default", out_dir: str | Path = "models"
             figures = quantise(paths["autoencoder"], Path(tmp) / "int8.onnx", test, full_meta,
                                evenly(train, N_CALIBRATION))
         full_meta["metrics"]["int8"] = {**figures, "shipped": False}
-    if int8:
+    recorded_test = [p for p in split.test if p.source != "music21"] if recordings else []
+    if recorded_test:
+        with progress.phase("held-out recordings: model and baselines at hop 4096 and 2048"):
+            full_meta["metrics"]["recordings"] = recordings_figures(paths["autoencoder"], recorded_test)
+    if int8 or recorded_test:
         set_metadata(paths["autoencoder"], full_meta)  # the fp32 model quotes its int8 variant too
     full_meta["sizes_bytes"] = {part: p.stat().st_size for part, p in paths.items()}
     paths["card"] = write_audio_card(full_meta, out_dir / f"{recipe.name}.card.md")
@@ -395,11 +442,24 @@ def write_audio_card(meta: dict[str, Any], path: Path) -> Path:
         "Held-out test pieces, frames back to back (hop 4096); every figure by `streamer.audio.quality`:", "",
         *card_table(meta), "",
         f"Original audio's own edge jump ratio on these frames: {m['baselines']['original']['edge_jump_ratio']}.",
-        "",
+        "", *recordings_section(m.get("recordings")),
     ]
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:6] + summary + lines[6:]) + "\n")
     return path
+
+
+def recordings_section(rec: dict[str, Any] | None) -> list[str]:
+    """Markdown: the held-out recordings table (SNR and both spectral measures, every codec, both hops)."""
+    if not rec:
+        return []
+    margins = "; ".join(f"hop {hop}: " + ", ".join(f"{k} {v:+.2f} dB" for k, v in m.items())
+                        for hop, m in rec["smallest_snr_margin_db"].items())
+    return ["## Held-out real recordings", "",
+            f"{rec['on']}. Each cell: mean per-frame SNR (dB, higher is better) / log-spectral distance (dB) / "
+            "mel distance (dB) (lower is better), 1024 numbers per 4096 samples for every codec:", "",
+            *music_eval.table(rec["figures"], rec["codecs"]), "",
+            f"Smallest per-track SNR margin of this model over each baseline: {margins}.", ""]
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -421,6 +481,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="default", choices=["default", "lecture"])
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--data", type=Path, default=None, help="folder of your own audio files")
+    parser.add_argument("--recordings", action="store_true",
+                        help="add the installed recorded music (export/recorded_music.py), split by track")
+    parser.add_argument("--second-soundfont", action="store_true",
+                        help="add the training works rendered with TimGM6mb too")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--max-minutes", type=float, default=None, help="training wall-time budget")
     parser.add_argument("--seed", type=int, default=0)
@@ -442,7 +506,8 @@ def main(argv: list[str] | None = None) -> None:
     with TrainingProgress() as progress:
         result = train_audio(args.preset, args.out, args.epochs, args.seed, args.data, int8=int8,
                              max_train_seconds=budget, keras_weights=args.keras_weights,
-                             references=args.reference, progress=progress)
+                             references=args.reference, progress=progress, recordings=args.recordings,
+                             second_soundfont=args.second_soundfont)
     print("\n".join(summary_lines(result)))
     print_result(progress.console, result["meta"], result["paths"]["autoencoder"], result["paths"]["card"],
                  companion_paths(result["paths"]))
