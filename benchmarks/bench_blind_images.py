@@ -43,7 +43,7 @@ ROWS = {"denoise.onnx": "any-size blind default (shipped `denoise.onnx`)",
 N_TEST = 500  # the first test digits (the 500)
 N_VALIDATION = 100  # validation digits the classical parameters are chosen on (one BM3D mosaic)
 MOSAIC = 10  # digits per mosaic side for BM3D
-BM3D_FACTORS = (0.6, 0.8, 1.0, 1.25)  # sigma_psd = factor * sigma
+BM3D_FACTORS = (0.3, 0.4, 0.5, 0.6, 0.8)  # sigma_psd = factor * sigma (clipping makes the noise weaker than sigma)
 MEDIAN_SIZES = (3, 5)  # pixels
 OUT = ROOT / "benchmarks" / "results_blind_images"
 
@@ -170,9 +170,10 @@ def markdown(result: dict[str, Any]) -> str:
             if key == "denoise.onnx":
                 text, label = [f"**{t}**" for t in text], f"**{label}**"
             lines.append(f"| {label} | " + " | ".join(text) + " |")
+        lines.append("")
         chosen = [(key, result["rows"][key][size]) for key in ("bm3d", "median") if key in result["rows"]]
         if chosen:
-            lines += ["", "Chosen on validation: " + "; ".join(
+            lines += ["Chosen on validation: " + "; ".join(
                 f"{key} " + ", ".join(f"{g}: {next(iter(c['params'].values()))}" for g, c in rows.items())
                 for key, rows in chosen), ""]
     return "\n".join(lines) + "\n"

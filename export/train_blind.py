@@ -87,7 +87,7 @@ def fit(recipe: Preset, train28: np.ndarray, validation28: np.ndarray, epochs: i
     with progress.fit("fit", epochs, "val_loss") as task:
         callback = task.callback()
         for epoch in range(epochs):
-            h = model.fit(_dataset(batches(clean, recipe, rng)), initial_epoch=epoch, epochs=epoch + 1,
+            h = model.fit(_dataset(batches(clean, recipe, rng)), initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
                           validation_data=val_data, callbacks=[callback], verbose=0)
             history.append({"loss": float(h.history["loss"][0]), "val_loss": float(h.history["val_loss"][0])})
             spent = time.perf_counter() - start
