@@ -1,7 +1,12 @@
 """Images per second of the image denoisers: bare onnxruntime (batch 1, 64, 256; 1 and 2 threads) vs Keras.
 
     python benchmarks/bench_images.py [--model samples/models/denoise.onnx] \
-        [--model /work/cache/models/denoise-lecture.onnx] [--json benchmarks/results_images.json]
+        [--model /work/cache/models/denoise-lecture.onnx] [--json benchmarks/results_images.json] \
+        [--side 28] [--no-keras]
+
+Several `--model`s are measured side by side in one run (same images, same process). `--side 28` gives the
+native 28x28 digits (noise added at 28x28): an any-size model runs on them as they are, a 32x32 model on the
+same digits resized to its size (its own work, without the engine's resize). `--no-keras` skips TensorFlow.
 
 Inputs are real noisy MNIST test images (sigma 0.5). The Keras side is the same architecture rebuilt from
 the preset named in the model's metadata, with fresh weights: same layers and shapes, so the same work
@@ -47,11 +52,15 @@ def row(label: str, times: np.ndarray, batch: int) -> dict[str, Any]:
 
 def onnx_rows(path: Path, images: np.ndarray) -> list[dict[str, Any]]:
     from streamer.core.session import create_session
+    from streamer.images import sizing
 
     rows = []
     for threads in THREADS:
         sess = create_session(path, threads=threads, provider="cpu")
         name = sess.get_inputs()[0].name
+        fixed = [d for d in sess.get_inputs()[0].shape[1:] if isinstance(d, int)]
+        if fixed and list(images.shape[1:]) != fixed:
+            images = sizing.to_model_many(images, sizing.plan(images.shape[1:], (fixed[0], fixed[1])))
         for batch in BATCHES:
             x = images[:batch]
             times = timed_for(lambda x=x, s=sess, n=name: s.run(None, {n: x}))
@@ -83,25 +92,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", type=Path, action="append")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--side", type=int, choices=(28, 32), default=32)
+    ap.add_argument("--no-keras", action="store_true")
     args = ap.parse_args()
     import onnxruntime as ort
-    import tensorflow as tf
 
     from export import mnist
     from streamer.core import modelmeta
     from streamer.core.session import create_session
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    clean = mnist.load().test[:4096]
+    tf_version = None
+    if not args.no_keras:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(2)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf_version = tf.__version__
+    clean = (mnist.load() if args.side == 32 else mnist.load_native()).test[:4096]
     images = mnist.add_noise(clean, 0.5, mnist.noise_seed("test", 0.5))
     results: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                               "onnxruntime": ort.__version__, "tensorflow": tf.__version__, "models": {}}
+                               "onnxruntime": ort.__version__, "tensorflow": tf_version, "side": args.side,
+                               "models": {}}
     print(f"machine: {results['machine']}, {results['cores']} cores; TensorFlow 2 intra-op threads; "
-          f"real noisy MNIST test images\n")
+          f"real noisy MNIST test images at {args.side}x{args.side}\n")
     for path in args.model or [ROOT / "samples/models/denoise.onnx"]:
         meta = modelmeta.decode(create_session(path, provider="cpu").get_modelmeta().custom_metadata_map)
-        rows = onnx_rows(path, images) + keras_rows(meta, images)
+        rows = onnx_rows(path, images) + ([] if args.no_keras else keras_rows(meta, images))
         base = next(r for r in rows if r["label"] == "onnxruntime, 2 threads" and r["batch"] == 256)
         for r in rows:
             r["vs_onnxruntime_2_threads_batch_256"] = r["images_per_s"] / base["images_per_s"]
