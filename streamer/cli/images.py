@@ -140,8 +140,10 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
            seed: int, out: Path | None, batch: int, **shared: Any) -> None:
     """Denoise a stream of grayscale images: a folder or glob, a video, a camera, an .npz or IDX array.
 
-    Colour images become grayscale. Images up to twice the model's size are resized to it and back;
-    larger ones are cut into overlapping tiles that are blended back (nothing is cropped).
+    Colour images become grayscale. The default model takes each image at its own size (tiles above 256 px);
+    a fixed-size model (--model) gets images up to twice its size resized to it and back, larger ones cut into
+    overlapping tiles that are blended back (nothing is cropped). Sizes or noise levels the model's card did
+    not evaluate are named on the dashboard and in the summary (outside_evaluated).
     """
     refuse_inapplicable(source_kind(source, camera), add_noise, clean)
     run = collect(MODEL_FILE, shared)
