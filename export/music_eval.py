@@ -21,6 +21,7 @@ positions), the untrained MDCT top-512 (the shipped codec's initialisation: sine
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,23 +42,51 @@ MDCT_HOP = 512  # the shipped codec's filterbank hop
 K = 512  # kept coefficients (values) per frame; their positions are the other 512 numbers
 
 
-def mdct_topk(frames: np.ndarray, k: int = K, hop: int = MDCT_HOP) -> np.ndarray:
-    """The shipped codec before training: MDCT (sine window, hop `hop`) of the zero-padded frame, the k
-    largest of the (FRAME/hop + 1) * hop coefficients kept, inverse MDCT by overlap-add, cropped."""
+def filterbank_topk(frames: np.ndarray, analysis: np.ndarray, synthesis: np.ndarray, k: int,
+                    hop: int) -> np.ndarray:
+    """A lapped filterbank codec in numpy: frame zero-padded by `hop` on each side, blocks of 2 hop every
+    hop through `analysis` (2 hop, filters), the k largest of the (FRAME/hop + 1) * filters coefficients
+    kept, `synthesis` (2 hop, filters) overlap-added and cropped. With the MDCT basis for both, the
+    shipped codec before training; with a trained model's kernels (`model_filterbank`), that model at any k."""
     x = np.asarray(frames, np.float64)
-    basis = mdct_basis(hop).astype(np.float64)  # (2 hop, hop)
     padded = np.pad(x, ((0, 0), (hop, hop)))
     blocks = FRAME // hop + 1
     idx = np.arange(blocks)[:, None] * hop + np.arange(2 * hop)[None, :]
-    coef = padded[:, idx] @ basis  # (n, blocks, hop)
-    flat = coef.reshape(len(x), -1)
-    small = np.argsort(np.abs(flat), axis=1)[:, : flat.shape[1] - k]
+    flat = (padded[:, idx] @ analysis.astype(np.float64)).reshape(len(x), -1)  # (n, blocks * filters)
+    small = np.argpartition(np.abs(flat), flat.shape[1] - k, axis=1)[:, : flat.shape[1] - k]
     np.put_along_axis(flat, small, 0.0, axis=1)
+    pieces = flat.reshape(len(x), blocks, -1) @ synthesis.astype(np.float64).T  # (n, blocks, 2 hop)
     out = np.zeros_like(padded)
-    pieces = flat.reshape(len(x), blocks, hop) @ basis.T  # (n, blocks, 2 hop)
     for b in range(blocks):
         out[:, b * hop: b * hop + 2 * hop] += pieces[:, b]
     return out[:, hop: hop + FRAME].astype(np.float32)
+
+
+def mdct_topk(frames: np.ndarray, k: int = K, hop: int = MDCT_HOP) -> np.ndarray:
+    """The shipped codec before training: sine-window MDCT at `hop`, the k largest coefficients kept."""
+    basis = mdct_basis(hop)
+    return filterbank_topk(frames, basis, basis, k, hop)
+
+
+def model_filterbank(model_path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
+    """(analysis, synthesis, hop) of an exported top-k codec, read from its encoder's Conv and its decoder's
+    ConvTranspose kernels (both stored as (filters, 1, 1, 2 hop))."""
+    import onnx
+    from onnx import numpy_helper
+
+    from export.onnx_export import read_metadata
+
+    path = Path(model_path)
+    meta = read_metadata(path)
+    kernels = []
+    for part in ("encoder", "decoder"):
+        graph = onnx.load(str(path.parent / meta["companions"][part])).graph
+        weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        op = "Conv" if part == "encoder" else "ConvTranspose"
+        node = next(n for n in graph.node if n.op_type == op)
+        w = weights[node.input[1]]
+        kernels.append(w.reshape(w.shape[0], -1).T)  # (2 hop, filters)
+    return kernels[0], kernels[1], int(meta["training"]["recipe"]["hop"])
 
 
 def baselines() -> dict[str, Codec]:

@@ -240,6 +240,23 @@ def attach_references(model_path: str | Path, references: Sequence[str | Path]) 
     return new
 
 
+def attach_recordings(model_path: str | Path) -> dict[str, Any]:
+    """Score an exported model on the held-out recorded tracks installed here and write the figures into its
+    metadata (`metrics.recordings`) and its card. Returns the new metadata."""
+    model_path = Path(model_path)
+    tracks = [t for t in recorded_music.installed_tracks() if t.role == "test"]
+    pieces = [p for p in (recorded_music.load_track(t) for t in tracks) if p is not None]
+    if not pieces:
+        raise ValueError("no held-out recorded track installed (export/recorded_music.py names the packages)")
+    meta = read_metadata(model_path)
+    meta["metrics"] = {**meta["metrics"], "recordings": recordings_figures(model_path, pieces)}
+    set_metadata(model_path, meta)
+    companions = {"autoencoder": model_path.name, **meta.get("companions", {})}
+    meta["sizes_bytes"] = {part: (model_path.parent / name).stat().st_size for part, name in companions.items()}
+    write_audio_card(meta, model_path.parent / f"{meta['name']}.card.md")
+    return meta
+
+
 def export_all(preset: Preset, models: dict[str, Any], out_dir: Path, meta: dict[str, Any],
                test: np.ndarray, isolate: bool) -> dict[str, dict[str, Any]]:
     """Write NAME.onnx, NAME.encoder.onnx, NAME.decoder.onnx (each parity-checked) and return their metadata."""
@@ -495,7 +512,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keras-weights", type=Path, default=None, help="also save the Keras weights (.weights.h5)")
     parser.add_argument("--attach-to", type=Path, default=None,
                         help="no training: re-quote the --reference models in this exported model and its card")
+    parser.add_argument("--attach-recordings", type=Path, default=None,
+                        help="no training: score this exported model on the held-out recorded tracks and write "
+                             "the figures into its metadata and card")
     args = parser.parse_args(argv)
+    if args.attach_recordings:
+        rec = attach_recordings(args.attach_recordings)["metrics"]["recordings"]
+        print(f"{args.attach_recordings}: smallest per-track SNR margins {rec['smallest_snr_margin_db']}")
+        return
     import_tensorflow()  # quietly, as `streamer train` does
     if args.attach_to:
         margin = attach_references(args.attach_to, args.reference)["metrics"]["margin_db_over_reference_models"]

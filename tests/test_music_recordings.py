@@ -146,3 +146,19 @@ def test_short_run_on_recordings_is_exported_parity_checked_and_scored(recorded_
         assert rec["figures"][str(hop)]["tracks"][x.name]["model"] == pytest.approx(again, abs=2e-3)
     card = recorded_run["paths"]["card"].read_text()
     assert "## Held-out real recordings" in card and "| 2048 | asc-music/machine_wars.mp3 |" in card
+
+
+def test_model_filterbank_in_numpy_equals_the_shipped_onnx_codec() -> None:
+    """The budget sweep runs the shipped codec's kernels at other k in numpy: at its own k it is the ONNX model."""
+    import soundfile as sf
+
+    from export.onnx_export import onnx_runner
+
+    model = Path(__file__).resolve().parent.parent / "samples" / "models" / "music.onnx"
+    audio, rate = sf.read(str(model.parent.parent / "audio" / "bach.wav"), dtype="float32")
+    x, _ = music_data.peak_normalise(music_data.to_model_rate(audio, rate))
+    frames = music_data.frames([music_data.Piece("bach", x, 1.0, "bach.wav")])[:16]
+    analysis, synthesis, hop = music_eval.model_filterbank(model)
+    assert analysis.shape == synthesis.shape == (2 * hop, 512)
+    ours = music_eval.filterbank_topk(frames, analysis, synthesis, 512, hop)
+    assert np.max(np.abs(ours - onnx_runner(model)(frames))) < 1e-5
