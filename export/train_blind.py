@@ -62,13 +62,22 @@ def batches(clean: dict[int, np.ndarray], recipe: Preset,
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def _dataset(pairs: list[tuple[np.ndarray, np.ndarray]]) -> Any:
-    """The batches as a tf.data pipeline whose signature leaves height and width free (a Keras PyDataset would
-    fix them from the first batches it peeks at, and refuse the other size later)."""
+def _dataset(pairs: list[tuple[np.ndarray, np.ndarray]], seed: int) -> Any:
+    """The batches as one tf.data pipeline, height and width left free: the batches of each size as tensors,
+    concatenated (tf.data relaxes the shapes), then shuffled batch by batch (seeded). No Python generator: a
+    `from_generator` pipeline kept the test process from exiting, and a Keras PyDataset fixes the shape from
+    the first batches it peeks at and refuses the other size later."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None, None, None), tf.float32)
-    data = tf.data.Dataset.from_generator(lambda: iter(pairs), output_signature=(spec, spec))
+    parts = []
+    for size in sorted({p[0].shape[1:] for p in pairs}):
+        group = [p for p in pairs if p[0].shape[1:] == size]  # full batches, then perhaps one partial
+        noisy, clean = np.concatenate([p[0] for p in group]), np.concatenate([p[1] for p in group])
+        parts.append(tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(len(group[0][0])))
+    data = parts[0]
+    for part in parts[1:]:
+        data = data.concatenate(part)
+    data = data.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=False)
     return data.apply(tf.data.experimental.assert_cardinality(len(pairs)))  # steps known: progress and ETA
 
 
@@ -80,15 +89,16 @@ def fit(recipe: Preset, train28: np.ndarray, validation28: np.ndarray, epochs: i
     steps = sum(int(np.ceil(len(train28) / recipe.batch_size * 0.5)) + 1 for _ in EVAL_SIDES)
     model = build_autoencoder(replace(recipe, epochs=epochs), steps_per_epoch=steps)
     rng = np.random.default_rng(seed)
-    val_data = _dataset(batches(val, recipe, np.random.default_rng(mnist.noise_seed("validation", 0.0, seed + 1))))
+    val_data = _dataset(batches(val, recipe, np.random.default_rng(mnist.noise_seed("validation", 0.0, seed + 1))),
+                        seed)
     history: list[dict[str, float]] = []
     stopped_by = "epoch budget"
     start = time.perf_counter()
     with progress.fit("fit", epochs, "val_loss") as task:
         callback = task.callback()
         for epoch in range(epochs):
-            h = model.fit(_dataset(batches(clean, recipe, rng)), initial_epoch=epoch, epochs=epoch + 1, shuffle=False,
-                          validation_data=val_data, callbacks=[callback], verbose=0)
+            h = model.fit(_dataset(batches(clean, recipe, rng), seed + epoch), initial_epoch=epoch, epochs=epoch + 1,
+                          shuffle=False, validation_data=val_data, callbacks=[callback], verbose=0)
             history.append({"loss": float(h.history["loss"][0]), "val_loss": float(h.history["val_loss"][0])})
             spent = time.perf_counter() - start
             if time_budget_s is not None and spent / (epoch + 1) * (epoch + 2) > time_budget_s and epoch + 1 < epochs:
