@@ -1,6 +1,6 @@
 """MNIST denoising: data and noise, classical baselines, a short real training run exported to ONNX, and the
-shipped 32x32 models samples/models/denoise-dense.onnx and denoise-unet.onnx (their quoted figures recomputed with onnxruntime on
-real test images)."""
+shipped 32x32 models samples/models/denoise-dense.onnx and denoise-unet.onnx (their quoted figures recomputed
+with onnxruntime on real test images)."""
 
 from __future__ import annotations
 
@@ -209,7 +209,8 @@ def test_int8_model_quotes_its_own_figures(short_run: dict[str, Any]) -> None:
 
 
 def test_dense_preset_is_matmuls_with_strip_paths() -> None:
-    """The dense model (the previous default): Dense layers only (no convolutions), MACs counted per strip for the local paths."""
+    """The dense model (the previous default): Dense layers only (no convolutions), MACs counted per strip for the
+    local paths."""
     pytest.importorskip("tensorflow")
     from export.image_models import STRIP_ROWS, build_autoencoder, get_preset, macs
 
