@@ -34,6 +34,19 @@ from streamer.ecg.judge import CALIBRATING, JUDGED, WARMUP
 from streamer.ecg.readers import Recording
 from streamer.run.figures import Columns, Envelope, Figure
 from streamer.run.sources import Block
+from streamer.ui.report_page import (
+    FLAGGED,
+    NORMAL,
+    REFERENCE,
+    SIGNAL,
+    THRESHOLD,
+    UNJUDGED,
+    clock,
+    new_figure,
+    note,
+    plain,
+    time_axis,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -159,7 +172,7 @@ class EcgFigures:
         self.beats = rec.beats.view()
         self.top = [t for _, _, t in sorted(rec.top, key=lambda entry: (-entry[0], -entry[1]))]
         self.duration_s = rec.envelope.samples / self.fs
-        self.scale, self.time_label = _time_axis(self.duration_s)
+        self.scale, self.time_label = time_axis(self.duration_s)
         threshold = summary.get("threshold") or {}
         self.threshold_text = _threshold_text(threshold)
         self.annotations, self.annotation_note = self._annotations()
@@ -180,7 +193,7 @@ class EcgFigures:
         labels = "; annotation labels in green" if self.annotations else ""
         out = [
             Figure("ecg_record", "The record",
-                   f"Top: the whole record ({_clock(self.duration_s)}, {n} beats) as its minimum and maximum "
+                   f"Top: the whole record ({clock(self.duration_s)}, {n} beats) as its minimum and maximum "
                    f"per bin; red marks: the {flagged} beats flagged (score above the threshold)"
                    + ("; green marks below: beats annotated as PVC (V)" if self.annotations else "")
                    + f". Bottom: {STRIP_S:g} s around the highest-scoring beat (shaded above) on ECG paper "
@@ -214,8 +227,6 @@ class EcgFigures:
 
     # --- the record ----------------------------------------------------------------------------------------
     def draw_record(self) -> MplFigure:
-        from streamer.ui.report_page import new_figure
-
         fig = new_figure(6.6)
         overview, strip = fig.subplots(2, 1, height_ratios=[1, 1.35])
         self._overview(overview)
@@ -223,8 +234,6 @@ class EcgFigures:
         return fig
 
     def _overview(self, ax: Axes) -> None:
-        from streamer.ui.report_page import FLAGGED, REFERENCE, SIGNAL
-
         start, lo, hi = self.rec.envelope.bins()
         t = start / self.fs / self.scale
         t_end = self.duration_s / self.scale
@@ -252,8 +261,6 @@ class EcgFigures:
         _legend_above(ax, 4)
 
     def _strip(self, ax: Axes) -> None:
-        from streamer.ui.report_page import note
-
         if not self.top:
             note(ax, "no beat was judged: no rhythm strip")
             return
@@ -269,13 +276,11 @@ class EcgFigures:
         self._paper(ax)
         ax.set_xlabel("time in record (s)")
         ax.set_ylabel(f"ECG ({self.rec.units})")
-        ax.set_title(f"{STRIP_S:g} s around beat {top.row} at {_clock(top.r / self.fs)} (the highest score, "
+        ax.set_title(f"{STRIP_S:g} s around beat {top.row} at {clock(top.r / self.fs)} (the highest score, "
                      f"{top.score:.3g})", loc="left")
         _legend_above(ax, 4)
 
     def _trace(self, ax: Axes, t: np.ndarray, x: np.ndarray, linewidth: float = 0.9) -> None:
-        from streamer.ui.report_page import SIGNAL
-
         ax.plot(t, x, color=SIGNAL, linewidth=linewidth)
         finite = x[np.isfinite(x)]
         if len(finite):
@@ -289,8 +294,6 @@ class EcgFigures:
 
     def _mark_peaks(self, ax: Axes, t0: float, t1: float, t: np.ndarray, x: np.ndarray) -> None:
         """R peaks found in [t0, t1] (by how they were judged) and the record's annotations there."""
-        from streamer.ui.report_page import FLAGGED, NORMAL, REFERENCE, UNJUDGED, plain
-
         r = self.beats["r"]
         inside = (r >= t0 * self.fs) & (r <= t1 * self.fs)
         rt = r[inside] / self.fs
@@ -313,8 +316,6 @@ class EcgFigures:
 
     # --- the top beats -------------------------------------------------------------------------------------
     def draw_beats(self) -> MplFigure:
-        from streamer.ui.report_page import new_figure
-
         rows = len(self.top)
         fig = new_figure(0.4 + 2.05 * rows)
         axes = fig.subplots(rows, 2, width_ratios=[2.3, 1], squeeze=False)
@@ -330,8 +331,6 @@ class EcgFigures:
         return fig
 
     def _context(self, ax: Axes, top: _TopBeat, rank: int) -> None:
-        from streamer.ui.report_page import FLAGGED, plain
-
         half = int(CONTEXT_S / 2 * self.fs)
         centre = top.r - top.lo
         a = max(centre - half, 0)
@@ -345,7 +344,7 @@ class EcgFigures:
         ax.set_ylabel(self.rec.units)
         label = self._label(top.r)
         verdict = "flagged" if top.anomaly else "not flagged"
-        title = (f"#{rank + 1}  beat {top.row} at {_clock(top.r / self.fs)}: score {top.score:.3g} "
+        title = (f"#{rank + 1}  beat {top.row} at {clock(top.r / self.fs)}: score {top.score:.3g} "
                  f"(threshold {top.threshold:.3g}, {verdict})")
         if label:
             title += f" · annotation {plain(label, 60)}"
@@ -354,8 +353,6 @@ class EcgFigures:
             ax.set_xlabel("time in record (s)")
 
     def _overlay(self, ax: Axes, top: _TopBeat, first: bool) -> None:
-        from streamer.ui.report_page import FLAGGED, NORMAL, note
-
         beat = self._window(top, top.r)
         if beat is None:
             note(ax, "beat window incomplete")
@@ -420,8 +417,6 @@ class EcgFigures:
 
     # --- over time -----------------------------------------------------------------------------------------
     def draw_scores(self) -> MplFigure:
-        from streamer.ui.report_page import FLAGGED, NORMAL, THRESHOLD, UNJUDGED, new_figure
-
         b = self.beats
         fig = new_figure(5.6)
         ax, rate = fig.subplots(2, 1, sharex=True, height_ratios=[2.6, 1])
@@ -458,8 +453,6 @@ class EcgFigures:
         return fig
 
     def draw_heart_rate(self) -> MplFigure:
-        from streamer.ui.report_page import NORMAL, SIGNAL, new_figure
-
         r = self.beats["r"]
         rr_s = np.diff(r) / self.fs
         ok = rr_s > 0
@@ -513,8 +506,6 @@ class EcgFigures:
 
 
 def _draw_roc(scores: np.ndarray, positive: np.ndarray, flagged: np.ndarray, threshold: float) -> MplFigure:
-    from streamer.ui.report_page import FLAGGED, NORMAL, SIGNAL, THRESHOLD, new_figure
-
     fpr, tpr, _ = roc_curve(scores, positive)
     fig = new_figure(4.6)
     roc, hist = fig.subplots(1, 2, width_ratios=[1, 1.35])
@@ -593,18 +584,6 @@ def _legend_above(ax: Axes, columns: int, title: str | None = None) -> None:
     """The legend in a row above the axes, right-aligned (never over the data)."""
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=columns, frameon=False, borderaxespad=0.2,
               fontsize=9, title=title)
-
-
-def _time_axis(duration_s: float) -> tuple[float, str]:
-    from streamer.ui.report_page import time_axis
-
-    return time_axis(duration_s)
-
-
-def _clock(seconds: float) -> str:
-    from streamer.ui.report_page import clock
-
-    return clock(seconds)
 
 
 def _threshold_text(threshold: dict[str, Any]) -> str:
