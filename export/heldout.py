@@ -38,7 +38,9 @@ def tables(meta: dict[str, Any]) -> list[tuple[str, list[str], Rows]]:
         return [(f"test split ({metrics.get('n_test')} beats, {metrics.get('positive', 'anomalies')} positive)",
                  ["figure", "value"],
                  [[k, metrics.get(k)] for k in ("auc", "f1", "precision", "recall", "accuracy")]
-                 + [["threshold", meta["threshold"]["value"]]])]
+                 + [["threshold", meta["threshold"]["value"]]]
+                 + ([["reconstruction spread", metrics["reconstruction_spread"]]]
+                    if "reconstruction_spread" in metrics else []))]
     if task == modelmeta.IMAGE_TASK:
         sized = {size: metrics[size] for size in metrics.get("sizes", [])}  # any-size models: a table per size
         return [(f"test images ({metrics.get('n_test')}{', ' + size if size else ''}), mean per image",
@@ -103,6 +105,8 @@ def print_result(console: Console, meta: dict[str, Any], model: Path, card: Path
     for caption, table in render(meta):
         line(caption)
         console.print(table)
+    if meta.get("metrics", {}).get("warning"):
+        console.print(Text("warning: " + meta["metrics"]["warning"], style="yellow"), soft_wrap=True)
     line("wrote " + ", ".join(f"{p} ({_size(p)})" for p in [model, *others, card]))
 
 

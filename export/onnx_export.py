@@ -208,6 +208,8 @@ def write_card(meta: dict[str, Any], path: str | Path) -> Path:
         lines.append(f"- evaluated at image sizes {', '.join(f'{h}x{w}' for h, w in image['evaluated_sizes'])} and "
                      f"noise sigma {', '.join(f'{g:g}' for g in image['evaluated_sigmas'])} (other sizes or "
                      "noise levels are named as outside the evaluated range on the dashboard and in the summary)")
+    if (meta.get("metrics") or {}).get("warning"):  # a figure the card's reader must not miss
+        lines.append(f"- **warning**: {meta['metrics']['warning']}")
     lines.append("")
     for key in ("training_data", "metrics", "threshold", "parity"):
         if key in meta:

@@ -111,6 +111,26 @@ def fit(preset: Preset, x_fit: np.ndarray, x_val: np.ndarray, epochs: int,
     return model, epochs_meta(preset.epochs, epochs, run, why, weights_from_epoch=stopping.best_epoch + 1)
 
 
+COLLAPSED_SPREAD = 0.1  # below this, the model gives nearly one beat whatever it is fed (see `reconstruction_spread`)
+
+
+def reconstruction_spread(model: Any, x: np.ndarray) -> float:
+    """How much the reconstructions vary across beats, relative to the inputs: mean over samples of their
+    standard deviation across beats, over that of `x`. Near 0 the autoencoder has collapsed to one output
+    beat, and its score is only the distance to that beat (the lecture's recipe does this here: 0.03)."""
+    recon = np.asarray(model.predict(x, batch_size=1024, verbose=0))
+    return float(np.mean(recon.std(axis=0)) / max(float(np.mean(x.std(axis=0))), 1e-12))
+
+
+def collapse_note(spread: float) -> dict[str, Any]:
+    """Metadata for the spread, with a warning the card and the training table show when it is tiny."""
+    out: dict[str, Any] = {"reconstruction_spread": round(spread, 4)}
+    if spread < COLLAPSED_SPREAD:
+        out["warning"] = (f"reconstructions vary across test beats {spread:.0%} as much as the inputs: the model "
+                          "outputs nearly the same beat for every input, so its score is the distance to that beat")
+    return out
+
+
 def scores_of(model: Any, x: np.ndarray) -> np.ndarray:
     recon = np.asarray(model.predict(x, batch_size=1024, verbose=0))
     return beat_scores(x, recon, [f["name"] for f in FEATURES], ecg5000.LENGTH, SCORE)
@@ -194,7 +214,8 @@ def train_ecg5000(preset: str, out_dir: Path, epochs: int | None = None, seed: i
         "task": modelmeta.ECG_TASK, "name": recipe.name, "version": VERSION,
         "sample_rate_hz": SAMPLE_RATE_HZ, **data.meta, "threshold": threshold,
         "training_data": training_data_meta(split, data, fit_idx, val_idx),
-        "metrics": {**rounded(test), "n_test": int(len(data.test)), "positive": "anomalous beats",
+        "metrics": {**rounded(test), **collapse_note(reconstruction_spread(model, data.test)),
+                    "n_test": int(len(data.test)), "positive": "anomalous beats",
                     "split": "lecture test split (20%, random_state 21)"},
         "training": {"preset": preset, "seed": seed, **epochs_record, "seconds": round(seconds, 1),
                      "recipe": {k: v for k, v in vars(replace(recipe, epochs=budget)).items() if k != "name"}},

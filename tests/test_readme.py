@@ -39,12 +39,13 @@ def _readme_text() -> str:
 
 def _fields_after(anchor: str, end: str = ")") -> set[str]:
     """The backticked names the README lists right after `anchor` (up to `end`), state values left out."""
-    from streamer.ecg.judge import CALIBRATING, JUDGED, WARMUP
+    from streamer.ecg.judge import CALIBRATING, JUDGED, NOISE, WARMUP
+    from streamer.ecg.quality import GOOD
 
     text = _readme_text()
     assert text.count(anchor) == 1, anchor
     listed = text.split(anchor, 1)[1].split(end, 1)[0]
-    return set(re.findall(r"`(\w+)`", listed)) - {WARMUP, CALIBRATING, JUDGED}
+    return set(re.findall(r"`(\w+)`", listed)) - {WARMUP, CALIBRATING, JUDGED, NOISE, GOOD}
 
 
 def test_readme_lists_exactly_the_event_fields() -> None:

@@ -142,3 +142,25 @@ def test_default_preset_figures(tmp_path: Path) -> None:
     figures = ort_test_figures(sess, meta)
     assert figures["auc"] >= 0.995
     assert figures["f1"] >= 0.97
+
+
+def spread_of(sess: Any, x: np.ndarray) -> float:
+    recon = run_onnx(sess, x)
+    return float(np.mean(recon.std(axis=0)) / np.mean(x.std(axis=0)))
+
+
+def test_collapsed_lecture_model_is_named_and_the_shipped_one_is_not(short_run: dict[str, Any]) -> None:
+    """The lecture recipe gives one output beat for every input here (bench_ecg5000_lecture.py): the card's
+    spread is recomputed from the ONNX file, and below COLLAPSED_SPREAD it carries the warning. The shipped
+    default, fed the same test beats, varies its output with the input and would carry no warning."""
+    from export.train_ecg import COLLAPSED_SPREAD
+
+    sess, meta = load_onnx(short_run["onnx"])
+    x = short_run["test_inputs"]
+    assert meta["metrics"]["reconstruction_spread"] == pytest.approx(spread_of(sess, x), abs=2e-3)
+    assert meta["metrics"]["reconstruction_spread"] < COLLAPSED_SPREAD
+    assert "the same beat for every input" in meta["metrics"]["warning"]
+    assert "**warning**" in short_run["card"].read_text()
+    shipped, shipped_meta = load_onnx(Path(__file__).resolve().parents[1] / "samples/models/ecg5000.onnx")
+    x_shipped = normalise_rows(BeatSpec.from_meta(shipped_meta), ecg5000.lecture_split().test_x).astype(np.float32)
+    assert spread_of(shipped, x_shipped) > 3 * COLLAPSED_SPREAD

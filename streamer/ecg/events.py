@@ -12,8 +12,10 @@ class BeatEvent:
     """One scored beat.
 
     `state` is `judged` (compared with the threshold), `warmup` (one of the stream's first beats: scored,
-    not judged) or `calibrating` (in the stream's calibration seconds: scored, not judged); only judged
-    beats can be anomalies.
+    not judged), `calibrating` (in the stream's calibration seconds: scored, not judged) or `noise` (poor
+    signal quality: scored, not judged); only judged beats can be anomalies. `quality` is the beat's signal
+    quality verdict (`good`, or why not: `noise (bSQI 0.42)`, `flat line`, `saturated`) and `bsqi` the
+    agreement of two detectors over the last 10 s (None before any beat).
     """
 
     stream: Hashable
@@ -25,10 +27,13 @@ class BeatEvent:
     anomaly: bool
     rr_ms: float  # interval from the previous R peak
     state: str
+    quality: str = "good"
+    bsqi: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict (which deep-copies): the monitor service calls this for
         # every beat of thousands of patients.
         return {"stream": self.stream, "beat": int(self.beat), "t": round(float(self.t), 4),
                 "r_sample": int(self.r_sample), "score": float(self.score), "threshold": float(self.threshold),
-                "anomaly": bool(self.anomaly), "rr_ms": round(float(self.rr_ms), 1), "state": self.state}
+                "anomaly": bool(self.anomaly), "rr_ms": round(float(self.rr_ms), 1), "state": self.state,
+                "quality": self.quality, "bsqi": round(float(self.bsqi), 3) if self.bsqi == self.bsqi else None}

@@ -30,7 +30,7 @@ from streamer.ecg.beats import MAX_RR_S, PEAK_DELAY_S, RR_HISTORY, BeatSpec
 from streamer.ecg.detector import LOOKAHEAD_S
 from streamer.ecg.evaluate import PVC_SYMBOL, TOLERANCE_S, label_peaks, roc_auc, roc_curve
 from streamer.ecg.events import BeatEvent
-from streamer.ecg.judge import CALIBRATING, JUDGED, WARMUP
+from streamer.ecg.judge import CALIBRATING, JUDGED, NOISE, WARMUP
 from streamer.ecg.readers import Recording
 from streamer.run.figures import Columns, Envelope, Figure
 from streamer.run.sources import Block
@@ -64,7 +64,7 @@ SMALL_SQUARE, LARGE_SQUARE = "#fbe9e9", "#f1bcbc"  # ECG paper's grid colours
 BIN_WIDTHS_S = (5, 10, 30, 60, 300, 900, 1800, 3600)  # trend bins: the narrowest giving at most MAX_BINS
 MAX_BINS = 150
 DENSE_BEATS = 5000  # from this many beats on, points are drawn smaller and lighter
-STATES = {WARMUP: 0, CALIBRATING: 1, JUDGED: 2}
+STATES = {WARMUP: 0, CALIBRATING: 1, JUDGED: 2, NOISE: 3}
 BEAT_FIELDS = [("r", np.int64), ("score", np.float64), ("threshold", np.float64), ("state", np.int8),
                ("anomaly", np.bool_), ("rr_ms", np.float32)]
 # MIT-BIH beat labels (wfdb's annotation table), for the strips' titles

@@ -3,7 +3,9 @@
 The threshold is the model's, a fixed one, or calibrated on the stream's own first seconds (`calibrate_s`):
 beats in that time are scored but not judged, then the threshold is set from their scores by the model's
 threshold method (or the one given). The first `warmup_beats` beats of a stream are scored but not judged
-either: the patient's running template and score level are still filling.
+either: the patient's running template and score level are still filling. A beat whose signal quality is
+poor (`streamer.ecg.quality`) is scored but never judged: it cannot raise an alarm and it does not join a
+calibration (state `noise`, "unjudged: noise").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from streamer.ecg.threshold import threshold_from
 
 MIN_CALIBRATION_BEATS = 10  # fewer scores than this say nothing about a patient's normal beats
 
-WARMUP, CALIBRATING, JUDGED = "warmup", "calibrating", "judged"
+WARMUP, CALIBRATING, JUDGED, NOISE = "warmup", "calibrating", "judged", "noise"
 
 
 class Judge:
@@ -34,12 +36,14 @@ class Judge:
         self.calibrating = self.calibrate_s > 0
         self.calibration: list[float] = []
 
-    def judge(self, index: int, time_s: float, score: float) -> tuple[bool, str]:
-        """(anomaly, state) of beat number `index` at `time_s` with `score`."""
+    def judge(self, index: int, time_s: float, score: float, good: bool = True) -> tuple[bool, str]:
+        """(anomaly, state) of beat number `index` at `time_s` with `score`; `good`: its signal quality."""
         if self.calibrating and time_s >= self.calibrate_s:
             self._finish_calibration()
         if index < self.warmup_beats:
             return False, WARMUP
+        if not good:
+            return False, NOISE
         if self.calibrating:
             self.calibration.append(score)
             return False, CALIBRATING

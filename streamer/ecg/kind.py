@@ -22,6 +22,7 @@ from streamer.ecg.beats import BeatSpec, FramedBeats, FramerBank
 from streamer.ecg.detector import MIN_FS, DetectorBank
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import Judge
+from streamer.ecg.quality import StreamQuality
 from streamer.ecg.scoring import ScoreBank, judged_from
 from streamer.ecg.threshold import parse_method
 
@@ -34,6 +35,7 @@ class _RateGroup:
         self.detector = DetectorBank(fs)
         self.framer = FramerBank(spec, fs)
         self.scorer = ScoreBank(spec.feature_names, spec.length, score)
+        self.quality: dict[int, StreamQuality] = {}  # per slot: a little Python per block and per beat
         self.free: list[int] = []
         self.next_slot = 0
 
@@ -47,11 +49,17 @@ class _RateGroup:
         self.detector.clear(slot)
         self.framer.clear(slot)
         self.scorer.clear(slot)
+        self.quality[slot] = StreamQuality(self.fs)
 
     def give_back(self, slot: int) -> None:
         self.detector.release(slot)
         self.framer.release(slot)
+        self.quality.pop(slot, None)
         self.free.append(slot)
+
+    def feed_quality(self, slots: list[int], blocks: np.ndarray, peaks: Mapping[int, list[int]]) -> None:
+        for row, slot in enumerate(slots):
+            self.quality[slot].feed(blocks[row], peaks.get(slot, []))
 
 
 @dataclass
@@ -147,7 +155,8 @@ class EcgKind:
         s = self.streams[key]
         g = self.groups[s.fs]
         return {"samples": s.samples, "detector": g.detector.state(s.slot), "framer": g.framer.state(s.slot),
-                "scorer": g.scorer.state(s.slot), "judge": s.judge.state()}
+                "scorer": g.scorer.state(s.slot), "judge": s.judge.state(),
+                "quality": g.quality[s.slot].state()}
 
     def restore(self, key: Key, state: Mapping[str, Any]) -> None:
         s = self.streams[key]
@@ -156,6 +165,8 @@ class EcgKind:
         g.framer.set_state(s.slot, state["framer"])
         g.scorer.set_state(s.slot, state["scorer"])
         s.judge.set_state(state["judge"])
+        if "quality" in state:  # states saved before the quality checks existed start them afresh
+            g.quality[s.slot].set_state(state["quality"])
         s.samples = int(state["samples"])
 
     def counters(self, key: Key) -> dict[str, int]:
@@ -202,6 +213,7 @@ class EcgKind:
             slots = [self.streams[k].slot for k in keys]
             blocks = np.stack([prepared[k] for k in keys]) if len(keys) > 1 else prepared[keys[0]][None, :]
             peaks = g.detector.feed(slots, blocks)
+            g.feed_quality(slots, blocks, peaks)
             parts.append((g, g.framer.feed(slots, blocks, peaks)))
             for k in keys:
                 self.streams[k].samples += n
@@ -215,7 +227,9 @@ class EcgKind:
         parts = []
         for fs, slots in by_rate.items():
             g = self.groups[fs]
-            parts.append((g, g.framer.flush(slots, g.detector.flush(slots))))
+            peaks = g.detector.flush(slots)
+            g.feed_quality(slots, np.zeros((len(slots), 0)), peaks)
+            parts.append((g, g.framer.flush(slots, peaks)))
         return self._work(parts)
 
     def _work(self, parts: list[tuple[_RateGroup, FramedBeats]]) -> EcgWork:
@@ -235,7 +249,9 @@ class EcgKind:
                                                       f.rr_prev_s.tolist(), scores.tolist()):
                 s = self.owners[(g.fs, slot)]
                 t = r / g.fs
-                anomaly, state = s.judge.judge(index, t, score)
+                verdict = g.quality[slot].verdict(r)
+                anomaly, state = s.judge.judge(index, t, score, verdict.good)
                 events.setdefault(s.key, []).append(BeatEvent(s.key, index, t, r, score, s.judge.threshold,
-                                                              anomaly, 1e3 * rr_prev, state))
+                                                              anomaly, 1e3 * rr_prev, state, verdict.reason,
+                                                              verdict.bsqi))
         return events

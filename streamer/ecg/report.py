@@ -16,7 +16,7 @@ from streamer.core.pool import Stream
 from streamer.ecg.detector import LOOKAHEAD_S
 from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
 from streamer.ecg.events import BeatEvent
-from streamer.ecg.judge import CALIBRATING, JUDGED
+from streamer.ecg.judge import CALIBRATING, JUDGED, NOISE
 from streamer.ecg.readers import Recording
 from streamer.run.metrics import RecentSamples
 from streamer.run.sources import Block
@@ -28,12 +28,15 @@ HR_BEATS = 8  # heart rate = 60 / median of this many recent RR intervals
 MISFIT_FRACTION = 0.5  # more anomalies than this (after MISFIT_MIN_BEATS judged beats): the model does not fit
 MISFIT_MIN_BEATS = 50
 # The marks under the dashboard's trace: a beat judged anomalous, judged normal, or not judged yet.
-BEAT_MARKS = {"anomaly": ("▲", "bold red"), "normal": ("·", "green"), "unjudged": ("∘", "yellow")}
-LEGEND = "▲ anomaly · normal ∘ not judged yet"
+BEAT_MARKS = {"anomaly": ("▲", "bold red"), "normal": ("·", "green"), "unjudged": ("∘", "yellow"),
+              "noise": ("×", "magenta")}
+LEGEND = "▲ anomaly · normal ∘ not judged yet × noise"
+POOR_STATE_BEATS = 3  # the dashboard says the signal is poor while any of this many latest beats was
 
 
 def _mark(e: BeatEvent) -> str:
-    return "anomaly" if e.anomaly else "normal" if e.state == JUDGED else "unjudged"
+    return "anomaly" if e.anomaly else "normal" if e.state == JUDGED else "noise" if e.state == NOISE \
+        else "unjudged"
 
 
 class EcgReport:
@@ -54,6 +57,9 @@ class EcgReport:
         self.judged: list[bool] = []
         self.n_anomalies = 0
         self.n_judged = 0
+        self.n_noise = 0  # beats unjudged for poor signal quality
+        self.good_s = 0.0  # seconds of signal (RR intervals ending in a beat) of good quality
+        self.reasons: dict[str, int] = {}  # poor-quality beats by kind: noise, flat line, saturated
         self.samples_seen = 0
 
     def on_block(self, block: Block) -> None:
@@ -68,6 +74,13 @@ class EcgReport:
                 self.judged.append(e.state == JUDGED)
                 self.n_judged += e.state == JUDGED
                 self.n_anomalies += e.anomaly
+                if e.quality == "good":
+                    rr_s = e.rr_ms / 1e3
+                    self.good_s += rr_s if rr_s == rr_s else 0.0  # the first beat has no RR (NaN)
+                else:
+                    kind = e.quality.split(" (")[0]
+                    self.reasons[kind] = self.reasons.get(kind, 0) + 1
+                self.n_noise += e.state == NOISE
                 self.recent.append(e)
                 self.rr.append(e.rr_ms)
                 if e.anomaly:
@@ -90,13 +103,18 @@ class EcgReport:
                   "threshold": self._threshold_text(state)}
         end = self.samples_seen  # the trace's last sample is the stream's sample end - 1
         marks = [((e.r_sample - (end - len(trace))) / max(len(trace), 1), *BEAT_MARKS[_mark(e)]) for e in recent]
-        return {"kind": "ecg", "state": self._state(state, n_beats), "fields": fields, "warnings": self.warnings(),
+        return {"kind": "ecg", "state": self._state(state, n_beats, recent), "fields": fields,
+                "warnings": self.warnings(),
                 "traces": [{"label": f"ECG, last {TRACE_S:g} s ({LEGEND})", "signal": trace, "marks": marks}],
                 "scores": [e.score for e in recent], "score_states": [e.state for e in recent],
                 "threshold": state["threshold"], "events": events, "anomalies_total": n_anomalies}
 
-    def _state(self, state: dict[str, Any], n_beats: int) -> tuple[str, str]:
-        """What the stream is doing, as the dashboard's first line says it: warming up, calibrating, judging."""
+    def _state(self, state: dict[str, Any], n_beats: int, recent: list[BeatEvent]) -> tuple[str, str]:
+        """What the stream is doing, as the dashboard's first line says it: warming up, calibrating, judging,
+        or not judging because the signal is poor."""
+        poor = [e for e in recent[-POOR_STATE_BEATS:] if e.quality != "good"]
+        if poor and n_beats >= state["warmup_beats"]:
+            return f"signal poor: {poor[-1].quality}; beats not judged until it clears", "bold magenta"
         if n_beats < state["warmup_beats"]:
             return f"warming up: beat {n_beats} of {state['warmup_beats']} (not judged yet)", "yellow"
         if state["phase"] == CALIBRATING:
@@ -124,6 +142,7 @@ class EcgReport:
         state = self.stream.describe()
         out: dict[str, Any] = {
             "beats": len(self.scores), "anomalies": self.n_anomalies, "beats_judged": self.n_judged,
+            "quality": self.quality(),
             "heart_rate_bpm": self._mean_hr(),
             "threshold": {"value": state["threshold"], "source": state["threshold_source"]},
             "detector_lookahead_ms": 1e3 * LOOKAHEAD_S,
@@ -131,6 +150,17 @@ class EcgReport:
         out.update(self._against_reference())
         out["warnings"] = self.warnings()
         return out
+
+    def quality(self) -> dict[str, Any]:
+        """Signal quality over the run: percent of its time in good quality (the RR intervals ending in a good
+        beat, over the seconds seen: a stream with no beat at all is 0 % good), percent of beats good, and
+        the beats left unjudged for noise, by reason."""
+        seconds = self.samples_seen / self.fs
+        n = len(self.scores)
+        n_good = n - sum(self.reasons.values())
+        return {"percent_time_good": round(100.0 * min(self.good_s / seconds, 1.0), 2) if seconds else None,
+                "percent_beats_good": round(100.0 * n_good / n, 2) if n else None,
+                "unjudged_noise": self.n_noise, "poor_beats_by_reason": dict(self.reasons)}
 
     def _mean_hr(self) -> float | None:
         if len(self.r_samples) < 2:

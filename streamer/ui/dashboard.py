@@ -33,7 +33,8 @@ SPEC_LOW_HZ = 60.0  # lowest band's lower edge
 SPEC_RANGE_DB = 60.0  # levels shown below the loudest band: quieter is black
 HEAT_STOPS = ((0, 0, 0), (60, 15, 110), (180, 40, 100), (245, 120, 40), (252, 240, 160))
 MAX_IMAGE_COLS = 32  # an image is drawn at most this many characters wide
-STATE_STYLES = {"warmup": "dim", "calibrating": "yellow"}  # a beat's colour in the score line before judging
+# unjudged beats' colours in the score line
+STATE_STYLES = {"warmup": "dim", "calibrating": "yellow", "noise": "magenta"}
 
 # Importance of each section: the lowest goes first when the terminal is short.
 P_FIELDS, P_WARNINGS, P_EVENTS, P_METERS, P_SERIES, P_TRACE, P_ENGINE = 100, 95, 90, 85, 80, 70, 60
