@@ -26,14 +26,16 @@ def record(name: str, start_s: float = 0.0, seconds: float | None = None) -> tup
 
 
 def verdicts(x: np.ndarray, fs: float, step: int) -> list[tuple[int, Verdict]]:
-    """The stream fed in blocks of `step` samples; every beat's verdict asked after its block, as the engine
-    does (with big blocks, long after the beat)."""
-    det, quality, out = OnlineRPeakDetector(fs), StreamQuality(fs), []
+    """The stream fed in blocks of `step` samples; each beat's verdict asked as the engine asks it: once the
+    beat can be framed (its successor found), after the block that brought it (with big blocks, long after)."""
+    det, quality, out, pending = OnlineRPeakDetector(fs), StreamQuality(fs), [], []
     for k in range(0, len(x), step):
         block = x[k:k + step]
         peaks = det.feed(block)
         quality.feed(block, peaks)
-        out += [(p, quality.verdict(p)) for p in peaks]
+        pending += peaks
+        out += [(p, quality.verdict(p)) for p in pending[:-1]]
+        pending = pending[-1:]
     return out
 
 

@@ -5,7 +5,9 @@ blocks gives the same verdicts):
 
 - **bSQI** (Li, Clifford et al. 2008, "Robust heart rate estimation from multiple asynchronous noisy sources
   using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors over
-  the last ``WINDOW_S`` seconds, matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance. The first
+  the ``WINDOW_S`` seconds before the beat, and over the ``SHORT_WINDOW_S`` ending with the beat itself (so
+  noise is caught within a few beats), matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance; the
+  lower of the two counts. The first
   detector is the stream's own (`streamer.ecg.detector`); the second is `SecondOpinion`, deliberately
   different (squared 8-20 Hz energy rather than |slope| of 5-15 Hz, a fixed fraction of recent beat heights,
   no searchback, no T-wave or local-activity rules). On clean ECG both find the same beats; in noise, one
@@ -15,7 +17,7 @@ blocks gives the same verdicts):
 - **saturation**: ``SATURATION_S`` or more of identical consecutive samples at the largest or smallest
   value the stream has had (an amplifier or converter at its rail).
 
-A beat's verdict is taken when it is framed, from the ``WINDOW_S`` ending just before it and from any flat
+A beat's verdict is taken when it is framed, from those two windows and from any flat
 or saturated run within ``MARGIN_S`` of its R peak.
 """
 
@@ -44,11 +46,18 @@ RELAX_S = 2.0  # s, every this long without a peak the reference height halves (
 
 # --- verdicts ----------------------------------------------------------------------------------------------
 WINDOW_S = 10.0  # s, bSQI window (Li et al. 2008)
+SHORT_WINDOW_S = 4.0  # s, a second window ending with the beat itself: noise is caught within a few beats
 MATCH_S = 0.150  # s, two detections of one beat
 BSQI_GOOD = 0.8  # below: the detectors disagree, the stretch is noise
 BEFORE_S = 0.2  # s, the window ends this long before the beat: both detectors have decided it by framing time
 AFTER_S = 0.45  # s of signal after a beat certainly seen when it is framed (refractory 0.2 s + look-ahead 0.27 s)
 MIN_WINDOW_S = 5.0  # s, a shorter window (a stream's start) gives no verdict against the beat
+BIN_S = 0.01  # s, the band-passed signal's power is kept in bins this long (for the noise ratio)
+QRS_HALF_S = 0.05  # s either side of R: the QRS's band power
+QUIET_AFTER_S = 0.25  # s after the previous R ...
+QUIET_BEFORE_S = 0.1  # ... to this long before this R: the stretch between beats whose band power is noise
+NOISE_INTERVALS = 2  # the intervals before a beat whose noise counts against it
+NOISE_RATIO_POOR = 0.2  # between-beat RMS above this fraction of the QRS's (in-band SNR below 14 dB): poor
 FLAT_S = 0.5  # s of identical samples: flat line or leads off
 SATURATION_S = 0.08  # s of identical samples at the stream's extreme value: saturated
 MARGIN_S = 0.5  # s, a flat or saturated run this close to a beat's R peak makes the beat poor
@@ -108,12 +117,18 @@ class SecondOpinion:
 
     def feed(self, x: np.ndarray) -> list[int]:
         """Samples of the stream, in order; returns the R peaks (absolute sample indices) decided now."""
+        return [p for p, _ in self.feed_decided(x)]
+
+    def feed_decided(self, x: np.ndarray) -> list[tuple[int, int]]:
+        """As `feed`, each peak with the sample by which it was decided (its decision needs the signal up to
+        there, whatever the blocks)."""
         n = len(x)
+        self.last_bp = np.zeros(0)
         if n == 0:
             return []
         y, zf = self.filter.run(x[None, :], self.zi[None, :], np.array([self.started]))
         self.zi, self.started = zf[0], True
-        bp = y[0]
+        bp = self.last_bp = y[0]  # the band-passed block, for the noise measure between beats
         sq = np.concatenate([self.sq_tail, bp * bp])
         # RMS of the n_avg samples ending at each new sample (RMS, not energy: a beat half as tall is half, not
         # a quarter, as high, so beats of varying amplitude stay above one fraction of the recent heights).
@@ -150,7 +165,7 @@ class SecondOpinion:
                 if h > HEIGHT_FRACTION * ref:
                     k = lo + int(j)
                     seg = np.abs(bp_all[max(0, k - self.back):k + 1])
-                    peaks.append(i - (len(seg) - 1 - int(np.argmax(seg))))
+                    peaks.append((i - (len(seg) - 1 - int(np.argmax(seg))), i + self.half))
                     self.heights.append(h)
                     self.last_peak = i
             self.next_candidate = last + 1
@@ -172,6 +187,11 @@ class StreamQuality:
         self.fs = float(fs)
         self.second = SecondOpinion(fs)
         self.window = int(round(WINDOW_S * fs))
+        self.short = int(round(SHORT_WINDOW_S * fs))
+        self.bin_len = max(1, int(round(BIN_S * fs)))
+        self.qrs_half = int(round(QRS_HALF_S * fs))
+        self.quiet_after = int(round(QUIET_AFTER_S * fs))
+        self.quiet_before = int(round(QUIET_BEFORE_S * fs))
         self.match = int(round(MATCH_S * fs))
         self.before = int(round(BEFORE_S * fs))
         self.after = int(round(AFTER_S * fs))
@@ -185,43 +205,76 @@ class StreamQuality:
         self.second.reset()
         self.seen = 0
         self.main: deque[int] = deque()
-        self.other: deque[int] = deque()
+        self.other: deque[tuple[int, int]] = deque()  # the second detector's (peak, decided by)
         self.run_value = float("nan")
         self.run_start = 0
         self.run_extreme = False
         self.lo, self.hi = float("inf"), float("-inf")
         self.runs: deque[tuple[int, int, bool]] = deque()  # (start, end, at an extreme) of long runs
+        self.bins: deque[float] = deque()  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
+        self.bin0 = 0
 
     def state(self) -> dict[str, Any]:
-        return {"second": self.second.state(), "seen": self.seen, "main": list(self.main), "other": list(self.other),
+        return {"second": self.second.state(), "seen": self.seen, "main": list(self.main),
+                "other": [list(o) for o in self.other],
                 "run_value": None if math.isnan(self.run_value) else self.run_value, "run_start": self.run_start,
                 "run_extreme": self.run_extreme, "lo": None if math.isinf(self.lo) else self.lo,
-                "hi": None if math.isinf(self.hi) else self.hi, "runs": [list(b) for b in self.runs]}
+                "hi": None if math.isinf(self.hi) else self.hi, "runs": [list(b) for b in self.runs],
+                "bins": list(self.bins), "bin0": self.bin0}
 
     def set_state(self, v: Mapping[str, Any]) -> None:
         self.second.set_state(v["second"])
         self.seen = int(v["seen"])
-        self.main, self.other = deque(int(p) for p in v["main"]), deque(int(p) for p in v["other"])
+        self.main = deque(int(p) for p in v["main"])
+        self.other = deque((int(p), int(d)) for p, d in v["other"])
         self.run_value = float("nan") if v["run_value"] is None else float(v["run_value"])
         self.run_start, self.run_extreme = int(v["run_start"]), bool(v["run_extreme"])
         self.lo = float("inf") if v["lo"] is None else float(v["lo"])
         self.hi = float("-inf") if v["hi"] is None else float(v["hi"])
         self.runs = deque((int(a), int(b), bool(e)) for a, b, e in v["runs"])
+        self.bins, self.bin0 = deque(float(b) for b in v["bins"]), int(v["bin0"])
 
     def feed(self, x: np.ndarray, main_peaks: list[int]) -> None:
         """A block of samples and the R peaks the main detector decided on it."""
         self.main.extend(main_peaks)
-        self.other.extend(self.second.feed(x))
+        self.other.extend(self.second.feed_decided(x))
+        self._band_power(self.second.last_bp)
         self._runs(x)
         self.seen += len(x)
 
+    def _band_power(self, bp: np.ndarray) -> None:
+        """Add the block's squared band-passed samples to their bins (bins by absolute sample index)."""
+        if len(bp) == 0:
+            return
+        idx = (self.seen + np.arange(len(bp))) // self.bin_len
+        sums = np.bincount(idx - idx[0], weights=bp * bp)
+        first = int(idx[0])
+        if not self.bins:
+            self.bin0 = first
+        while self.bin0 + len(self.bins) <= first + len(sums) - 1:
+            self.bins.append(0.0)
+        for k, v in enumerate(sums.tolist()):
+            self.bins[first - self.bin0 + k] += v
+
+    def _band_rms(self, a: int, b: int) -> float:
+        """RMS of the band-passed signal over whole bins covering samples [a, b)."""
+        lo, hi = max(a // self.bin_len - self.bin0, 0), min(b // self.bin_len - self.bin0, len(self.bins))
+        if hi <= lo:
+            return float("nan")
+        total = sum(self.bins[k] for k in range(lo, hi))
+        return math.sqrt(total / ((hi - lo) * self.bin_len))
+
     def _forget_before(self, sample: int) -> None:
         """Drop peaks and runs older than any later verdict needs (beats are judged in time order)."""
-        for q in (self.main, self.other):
-            while q and q[0] < sample:
-                q.popleft()
+        while self.main and self.main[0] < sample:
+            self.main.popleft()
+        while self.other and self.other[0][0] < sample:
+            self.other.popleft()
         while self.runs and self.runs[0][1] < sample:
             self.runs.popleft()
+        while self.bins and (self.bin0 + 1) * self.bin_len < sample:
+            self.bins.popleft()
+            self.bin0 += 1
 
     def _runs(self, x: np.ndarray) -> None:
         """Runs of identical samples, continued across blocks; those of at least SATURATION_S are kept with
@@ -268,16 +321,50 @@ class StreamQuality:
                 return Verdict(False, "flat line", float("nan"))
             if extreme and end - start >= self.saturation:
                 return Verdict(False, "saturated", float("nan"))
+        start = int(round(LEARN_S * self.fs))  # the second detector's first peaks come after its learning
+        if r_sample - self.before - start < self.min_window:  # too little signal yet: benefit of the doubt
+            return Verdict(True, GOOD, float("nan"))
+        # the long window, ending before the beat; the short one, up to and including the beat itself, with
+        # only the second detector's peaks decided by the time the beat can first be framed
         stop = r_sample - self.before
-        lo = max(stop - self.window, int(round(LEARN_S * self.fs)))
-        main = np.fromiter((p for p in self.main if lo <= p < stop), dtype=np.int64)
-        other = np.fromiter((p for p in self.other if lo - self.match <= p < stop + self.match), dtype=np.int64)
-        score = bsqi_window(main, other, self.match, lo, stop)
-        if stop - lo < self.min_window:  # too little signal yet to judge agreement: benefit of the doubt
-            return Verdict(True, GOOD, score)
+        long = self._bsqi(max(stop - self.window, start), stop, r_sample + self.after)
+        short = self._bsqi(max(r_sample + self.match + 1 - self.short, start), r_sample + self.match + 1,
+                           r_sample + self.after)
+        score = min(long, short)
         if not score >= BSQI_GOOD:
             return Verdict(False, f"noise (bSQI {score:.2f})", score)
+        ratio = self._noise_ratio(r_sample)
+        if ratio > NOISE_RATIO_POOR:
+            return Verdict(False, f"noise ({ratio:.2f} of the QRS between beats)", score)
         return Verdict(True, GOOD, score)
+
+    def _noise_ratio(self, r_sample: int) -> float:
+        """RMS of the 8-20 Hz signal between beats (QRS complexes left out) over the largest QRS RMS of the
+        beats in the short window, the worse of the last NOISE_INTERVALS intervals (a stretch of noise, not
+        one interval: a false beat in noise leaves too short a gap to measure): near 0 on a clean ECG (P and
+        T waves have little there), high when noise in the QRS band hides the beats' shape even though both
+        detectors still find them. The largest QRS, not this beat's: a wide ectopic beat has little 8-20 Hz
+        power and must not look like noise. 0 when unmeasurable."""
+        recent = [p for p in self.main if r_sample - self.short < p <= r_sample]
+        if len(recent) < 2:
+            return 0.0
+        qrs = max(self._band_rms(p - self.qrs_half, p + self.qrs_half) for p in recent)
+        if not qrs > 0:
+            return 0.0
+        worst = 0.0
+        for prev, this in list(zip(recent[:-1], recent[1:]))[-NOISE_INTERVALS:]:
+            a, b = prev + self.quiet_after, this - self.quiet_before
+            if b - a >= 2 * self.bin_len:  # else a very premature beat: no quiet stretch to measure
+                between = self._band_rms(a, b)
+                worst = max(worst, between / qrs if between == between else 0.0)
+        return worst
+
+    def _bsqi(self, lo: int, stop: int, known_by: int) -> float:
+        """bSQI over [lo, stop), counting of the second detector's peaks only those decided by `known_by`."""
+        main = np.fromiter((p for p in self.main if lo <= p < stop), dtype=np.int64)
+        other = np.fromiter((p for p, d in self.other if lo - self.match <= p < stop + self.match and d <= known_by),
+                            dtype=np.int64)
+        return bsqi_window(main, other, self.match, lo, stop)
 
 
 def bsqi_window(main: np.ndarray, other: np.ndarray, match: int, lo: int, stop: int) -> float:
