@@ -335,7 +335,7 @@ class StreamQuality:
             return Verdict(False, f"noise (bSQI {score:.2f})", score)
         ratio = self._noise_ratio(r_sample)
         if ratio > NOISE_RATIO_POOR:
-            return Verdict(False, f"noise ({ratio:.2f} of the QRS between beats)", score)
+            return Verdict(False, f"noise ({ratio:.2f} of QRS)", score)
         return Verdict(True, GOOD, score)
 
     def _noise_ratio(self, r_sample: int) -> float:

@@ -114,7 +114,7 @@ class EcgReport:
         or not judging because the signal is poor."""
         poor = [e for e in recent[-POOR_STATE_BEATS:] if e.quality != "good"]
         if poor and n_beats >= state["warmup_beats"]:
-            return f"signal poor: {poor[-1].quality}; beats not judged until it clears", "bold magenta"
+            return f"signal poor: {poor[-1].quality}; not judged", "bold magenta"
         if n_beats < state["warmup_beats"]:
             return f"warming up: beat {n_beats} of {state['warmup_beats']} (not judged yet)", "yellow"
         if state["phase"] == CALIBRATING:

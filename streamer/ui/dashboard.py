@@ -196,7 +196,8 @@ def _pairs_grid(pairs: Sequence[tuple[str, Text]], width: int) -> tuple[Table, i
     per_line = _pairs_per_line(pairs, width)
     grid = Table.grid(padding=(0, 1))
     for i in range(per_line):
-        grid.add_column(style="bold cyan", justify="right", no_wrap=True)
+        keys = [len(key) for key, _ in pairs[i::per_line]]  # a long value is cut, never its label
+        grid.add_column(style="bold cyan", justify="right", no_wrap=True, min_width=max(keys, default=0))
         grid.add_column(no_wrap=True, overflow="ellipsis", min_width=1)
         if i < per_line - 1:
             grid.add_column(width=1)  # the gap between pairs
