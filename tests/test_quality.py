@@ -137,6 +137,27 @@ def test_engine_keeps_noise_beats_out_of_alarms(tmp_path: Path) -> None:
     assert all(60 <= b["t"] <= 131 for b in noisy)  # the noisy minute, and the 10-s window after it
     q = json.loads(summary.read_text())["quality"]
     assert q["unjudged_noise"] == len(noisy)
-    assert q["percent_beats_good"] == pytest.approx(100 * sum(b["quality"] == "good" for b in beats) / len(beats),
+    known = [b for b in beats if b["quality"] != "not yet known"]
+    assert 0 < q["beats_before_quality_known"] == len(beats) - len(known)
+    assert q["percent_beats_good"] == pytest.approx(100 * sum(b["quality"] == "good" for b in known) / len(known),
                                                     abs=0.01)
     assert 40 < q["percent_time_good"] < 99
+
+
+def test_a_stream_of_noise_alone_ends_with_zero_percent_good_and_no_alarm(tmp_path: Path) -> None:
+    """Two minutes of NeuroKit2's noise and motion artefact with no ECG under it: the run ends normally (exit 0),
+    no alarm, and the summary says 0 % good, the first seconds (quality not yet known) left out of it."""
+    nk = pytest.importorskip("neurokit2")
+    fs = 360
+    noise = nk.signal_distort(np.zeros(fs * 120), sampling_rate=fs, noise_amplitude=0.3,
+                              noise_frequency=[5, 10, 20, 30], noise_shape="laplace", artifacts_amplitude=0.5,
+                              artifacts_frequency=5, artifacts_number=12, random_state=3, silent=True)
+    csv, summary = tmp_path / "noise.csv", tmp_path / "s.json"
+    np.savetxt(csv, noise, fmt="%.5f")
+    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "ecg", str(csv), "--fs", str(fs), "--speed", "max",
+                           "--no-dashboard", "--summary", str(summary)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(summary.read_text())
+    assert s["beats"] > 50 and s["anomalies"] == 0
+    assert s["quality"]["percent_time_good"] == 0 and s["quality"]["percent_beats_good"] == 0
+    assert 0 < s["quality"]["beats_before_quality_known"] <= 10

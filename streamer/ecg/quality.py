@@ -51,7 +51,7 @@ MATCH_S = 0.150  # s, two detections of one beat
 BSQI_GOOD = 0.8  # below: the detectors disagree, the stretch is noise
 BEFORE_S = 0.2  # s, the window ends this long before the beat: both detectors have decided it by framing time
 AFTER_S = 0.45  # s of signal after a beat certainly seen when it is framed (refractory 0.2 s + look-ahead 0.27 s)
-MIN_WINDOW_S = 5.0  # s, a shorter window (a stream's start) gives no verdict against the beat
+MIN_WINDOW_S = 2.0  # s, a shorter window (a stream's start) gives no verdict against the beat
 BIN_S = 0.01  # s, the band-passed signal's power is kept in bins this long (for the noise ratio)
 QRS_HALF_S = 0.05  # s either side of R: the QRS's band power
 QUIET_AFTER_S = 0.25  # s after the previous R ...
@@ -63,6 +63,7 @@ SATURATION_S = 0.08  # s of identical samples at the stream's extreme value: sat
 MARGIN_S = 0.5  # s, a flat or saturated run this close to a beat's R peak makes the beat poor
 
 GOOD = "good"
+UNKNOWN = "not yet known"  # a stream's first seconds: judged as good, left out of the quality figures
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Verdict:
     """A beat's signal quality: `good`, or the reasons it is not, and the bSQI of its window."""
 
     good: bool
-    reason: str  # "good", or e.g. "noise (bSQI 0.42)", "flat line", "saturated"
+    reason: str  # "good", "not yet known" (the stream's first seconds), or e.g. "noise (bSQI 0.42)", "flat line"
     bsqi: float  # NaN while the window holds no beat at all
 
 
@@ -323,7 +324,7 @@ class StreamQuality:
                 return Verdict(False, "saturated", float("nan"))
         start = int(round(LEARN_S * self.fs))  # the second detector's first peaks come after its learning
         if r_sample - self.before - start < self.min_window:  # too little signal yet: benefit of the doubt
-            return Verdict(True, GOOD, float("nan"))
+            return Verdict(True, UNKNOWN, float("nan"))
         # the long window, ending before the beat; the short one, up to and including the beat itself, with
         # only the second detector's peaks decided by the time the beat can first be framed
         stop = r_sample - self.before

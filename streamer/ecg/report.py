@@ -17,6 +17,7 @@ from streamer.ecg.detector import LOOKAHEAD_S
 from streamer.ecg.evaluate import PVC_SYMBOL, anomaly_scores, label_peaks, rpeak_scores
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import CALIBRATING, JUDGED, NOISE
+from streamer.ecg.quality import GOOD, UNKNOWN
 from streamer.ecg.readers import Recording
 from streamer.run.metrics import RecentSamples
 from streamer.run.sources import Block
@@ -59,6 +60,7 @@ class EcgReport:
         self.n_judged = 0
         self.n_noise = 0  # beats unjudged for poor signal quality
         self.good_s = 0.0  # seconds of signal (RR intervals ending in a beat) of good quality
+        self.unknown_s, self.n_unknown = 0.0, 0  # the first seconds, before quality can be told
         self.reasons: dict[str, int] = {}  # poor-quality beats by kind: noise, flat line, saturated
         self.samples_seen = 0
 
@@ -74,9 +76,12 @@ class EcgReport:
                 self.judged.append(e.state == JUDGED)
                 self.n_judged += e.state == JUDGED
                 self.n_anomalies += e.anomaly
-                if e.quality == "good":
-                    rr_s = e.rr_ms / 1e3
-                    self.good_s += rr_s if rr_s == rr_s else 0.0  # the first beat has no RR (NaN)
+                rr_s = e.rr_ms / 1e3 if e.rr_ms == e.rr_ms else 0.0  # the first beat has no RR (NaN)
+                if e.quality == GOOD:
+                    self.good_s += rr_s
+                elif e.quality == UNKNOWN:  # the stream's first seconds: in neither figure
+                    self.unknown_s += rr_s
+                    self.n_unknown += 1
                 else:
                     kind = e.quality.split(" (")[0]
                     self.reasons[kind] = self.reasons.get(kind, 0) + 1
@@ -112,7 +117,7 @@ class EcgReport:
     def _state(self, state: dict[str, Any], n_beats: int, recent: list[BeatEvent]) -> tuple[str, str]:
         """What the stream is doing, as the dashboard's first line says it: warming up, calibrating, judging,
         or not judging because the signal is poor."""
-        poor = [e for e in recent[-POOR_STATE_BEATS:] if e.quality != "good"]
+        poor = [e for e in recent[-POOR_STATE_BEATS:] if e.quality not in (GOOD, UNKNOWN)]
         if poor and n_beats >= state["warmup_beats"]:
             return f"signal poor: {poor[-1].quality}; not judged", "bold magenta"
         if n_beats < state["warmup_beats"]:
@@ -154,13 +159,15 @@ class EcgReport:
     def quality(self) -> dict[str, Any]:
         """Signal quality over the run: percent of its time in good quality (the RR intervals ending in a good
         beat, over the seconds seen: a stream with no beat at all is 0 % good), percent of beats good, and
-        the beats left unjudged for noise, by reason."""
-        seconds = self.samples_seen / self.fs
-        n = len(self.scores)
+        the beats left unjudged for noise, by reason. The first seconds, before quality can be told (about
+        4 s), count in neither."""
+        seconds = self.samples_seen / self.fs - self.unknown_s
+        n = len(self.scores) - self.n_unknown
         n_good = n - sum(self.reasons.values())
-        return {"percent_time_good": round(100.0 * min(self.good_s / seconds, 1.0), 2) if seconds else None,
+        return {"percent_time_good": round(100.0 * min(self.good_s / seconds, 1.0), 2) if seconds > 0 else None,
                 "percent_beats_good": round(100.0 * n_good / n, 2) if n else None,
-                "unjudged_noise": self.n_noise, "poor_beats_by_reason": dict(self.reasons)}
+                "unjudged_noise": self.n_noise, "poor_beats_by_reason": dict(self.reasons),
+                "beats_before_quality_known": self.n_unknown}
 
     def _mean_hr(self) -> float | None:
         if len(self.r_samples) < 2:
