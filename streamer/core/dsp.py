@@ -60,15 +60,17 @@ def butter_design(order: int, cutoff_hz: float | tuple[float, float], kind: str,
 
 
 def build_table() -> dict[str, dict[str, list[float]]]:
-    """The designs used at the common rates: the detector's two band-passes and the 0.5 Hz high-pass of the
-    shipped ECG models."""
+    """The designs used at the common rates: the detector's two band-passes, the quality check's second
+    detector's band-pass and the 0.5 Hz high-pass of the shipped ECG models."""
     from scipy.signal import butter, lfilter_zi
 
     from streamer.ecg.detector import detector_designs
+    from streamer.ecg.quality import quality_designs
 
     out = {}
     for fs in TABLE_RATES:
-        designs: list[tuple[int, float | tuple[float, float], str]] = [*detector_designs(fs), (2, 0.5, "highpass")]
+        designs: list[tuple[int, float | tuple[float, float], str]] = [*detector_designs(fs), *quality_designs(fs),
+                                                                       (2, 0.5, "highpass")]
         for order, cutoff, kind in designs:
             b, a = butter(order, cutoff, btype=kind, fs=fs)
             out[_key(order, cutoff, kind, fs)] = {"b": list(map(float, b)), "a": list(map(float, a)),

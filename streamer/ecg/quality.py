@@ -75,12 +75,18 @@ class Verdict:
     bsqi: float  # NaN while the window holds no beat at all
 
 
+def quality_designs(fs: float) -> list[tuple[int, tuple[float, float], str]]:
+    """The second detector's filter at rate `fs`: (order, band in Hz, kind), as `detector_designs`."""
+    return [(ENERGY_ORDER, (ENERGY_BAND_HZ[0], min(ENERGY_BAND_HZ[1], 0.45 * fs)), "bandpass")]
+
+
 class SecondOpinion:
     """A simple causal energy detector for one stream, different in kind from the main one (see above)."""
 
     def __init__(self, fs: float) -> None:
         self.fs = float(fs)
-        self.filter = IirDesign(ENERGY_ORDER, (ENERGY_BAND_HZ[0], min(ENERGY_BAND_HZ[1], 0.45 * fs)), "bandpass", fs)
+        ((order, band, kind),) = quality_designs(fs)
+        self.filter = IirDesign(order, band, kind, fs)
         self.n_avg = max(1, round(ENERGY_WINDOW_S * fs))
         self.half = max(1, round(PEAK_HALF_WINDOW_S * fs))
         self.back = max(1, round(LOCATE_BACK_S * fs))
