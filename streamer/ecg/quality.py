@@ -156,10 +156,13 @@ class SecondOpinion:
         first = max(self.next_candidate, origin + self.half)
         if last >= first:
             lo, hi = first - origin, last - origin + 1
-            window = np.lib.stride_tricks.sliding_window_view(en_all, 2 * self.half + 1)
             centre = en_all[lo:hi]
-            is_max = centre >= window[lo - self.half:hi - self.half].max(axis=1)
-            for j in np.flatnonzero(is_max & np.isfinite(centre)):
+            # a peak is the largest value of its neighbourhood, so first a local maximum: test only those
+            local = (centre >= en_all[lo - 1:hi - 1]) & (centre >= en_all[lo + 1:hi + 1]) & np.isfinite(centre)
+            for j in np.flatnonzero(local).tolist():
+                k = lo + j
+                if en_all[k - self.half:k + self.half + 1].max() > centre[j]:
+                    continue
                 i = origin + lo + int(j)
                 if i - self.last_peak <= self.half:
                     continue
@@ -218,7 +221,7 @@ class StreamQuality:
         self.run_extreme = False
         self.lo, self.hi = float("inf"), float("-inf")
         self.runs: deque[tuple[int, int, bool]] = deque()  # (start, end, at an extreme) of long runs
-        self.bins: deque[float] = deque()  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
+        self.bins = np.zeros(0)  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
         self.bin0 = 0
 
     def state(self) -> dict[str, Any]:
@@ -227,7 +230,7 @@ class StreamQuality:
                 "run_value": None if math.isnan(self.run_value) else self.run_value, "run_start": self.run_start,
                 "run_extreme": self.run_extreme, "lo": None if math.isinf(self.lo) else self.lo,
                 "hi": None if math.isinf(self.hi) else self.hi, "runs": [list(b) for b in self.runs],
-                "bins": list(self.bins), "bin0": self.bin0}
+                "bins": self.bins.tolist(), "bin0": self.bin0}
 
     def set_state(self, v: Mapping[str, Any]) -> None:
         self.second.set_state(v["second"])
@@ -239,7 +242,7 @@ class StreamQuality:
         self.lo = float("inf") if v["lo"] is None else float(v["lo"])
         self.hi = float("-inf") if v["hi"] is None else float(v["hi"])
         self.runs = deque((int(a), int(b), bool(e)) for a, b, e in v["runs"])
-        self.bins, self.bin0 = deque(float(b) for b in v["bins"]), int(v["bin0"])
+        self.bins, self.bin0 = np.asarray(v["bins"], dtype=np.float64), int(v["bin0"])
 
     def feed(self, x: np.ndarray, main_peaks: list[int]) -> None:
         """A block of samples and the R peaks the main detector decided on it."""
@@ -253,23 +256,23 @@ class StreamQuality:
         """Add the block's squared band-passed samples to their bins (bins by absolute sample index)."""
         if len(bp) == 0:
             return
-        idx = (self.seen + np.arange(len(bp))) // self.bin_len
-        sums = np.bincount(idx - idx[0], weights=bp * bp)
-        first = int(idx[0])
-        if not self.bins:
-            self.bin0 = first
-        while self.bin0 + len(self.bins) <= first + len(sums) - 1:
-            self.bins.append(0.0)
-        for k, v in enumerate(sums.tolist()):
-            self.bins[first - self.bin0 + k] += v
+        first = self.seen // self.bin_len
+        sums = np.bincount((self.seen + np.arange(len(bp))) // self.bin_len - first, weights=bp * bp)
+        if not len(self.bins):
+            self.bins, self.bin0 = sums, first
+            return
+        offset = first - self.bin0  # the first bin may be the last one so far, partly filled
+        grown = np.zeros(max(len(self.bins), offset + len(sums)))
+        grown[:len(self.bins)] = self.bins
+        grown[offset:offset + len(sums)] += sums
+        self.bins = grown
 
     def _band_rms(self, a: int, b: int) -> float:
         """RMS of the band-passed signal over whole bins covering samples [a, b)."""
         lo, hi = max(a // self.bin_len - self.bin0, 0), min(b // self.bin_len - self.bin0, len(self.bins))
         if hi <= lo:
             return float("nan")
-        total = sum(self.bins[k] for k in range(lo, hi))
-        return math.sqrt(total / ((hi - lo) * self.bin_len))
+        return math.sqrt(float(self.bins[lo:hi].sum()) / ((hi - lo) * self.bin_len))
 
     def _forget_before(self, sample: int) -> None:
         """Drop peaks and runs older than any later verdict needs (beats are judged in time order)."""
@@ -279,9 +282,9 @@ class StreamQuality:
             self.other.popleft()
         while self.runs and self.runs[0][1] < sample:
             self.runs.popleft()
-        while self.bins and (self.bin0 + 1) * self.bin_len < sample:
-            self.bins.popleft()
-            self.bin0 += 1
+        drop = min(sample // self.bin_len - 1 - self.bin0, len(self.bins))
+        if drop > 0:
+            self.bins, self.bin0 = self.bins[drop:], self.bin0 + drop
 
     def _runs(self, x: np.ndarray) -> None:
         """Runs of identical samples, continued across blocks; those of at least SATURATION_S are kept with
@@ -290,7 +293,19 @@ class StreamQuality:
         n = len(x)
         if n == 0:
             return
-        change = np.flatnonzero(x[1:] != x[:-1]) + 1  # indices (in x) where a new run starts
+        same = x[1:] == x[:-1]
+        if x[0] != self.run_value and int(same.sum()) + 1 < min(self.flat, self.saturation):
+            # no run in this block can be long enough to matter: only the last one's state carries on
+            lo, hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+            k = n - 1 - int(np.argmin(same[::-1])) if n > 1 and not same.all() else 0  # the last run's start
+            before = x[:k]
+            lo_k = min(self.lo, float(before.min())) if k else self.lo
+            hi_k = max(self.hi, float(before.max())) if k else self.hi
+            self.run_value, self.run_start = float(x[k]), self.seen + k
+            self.run_extreme = lo_k < hi_k and not lo_k < self.run_value < hi_k
+            self.lo, self.hi = lo, hi
+            return
+        change = np.flatnonzero(~same) + 1  # indices (in x) where a new run starts
         starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
         shortest = min(self.flat, self.saturation)
         last = len(starts) - 1
