@@ -221,7 +221,7 @@ class StreamQuality:
         self.run_extreme = False
         self.lo, self.hi = float("inf"), float("-inf")
         self.runs: deque[tuple[int, int, bool]] = deque()  # (start, end, at an extreme) of long runs
-        self.bins = np.zeros(0)  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
+        self.bins: np.ndarray = np.zeros(0)  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
         self.bin0 = 0
 
     def state(self) -> dict[str, Any]:
