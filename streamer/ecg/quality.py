@@ -189,9 +189,9 @@ class StreamQuality:
     a beat's verdict when the beat is framed.
 
     A verdict looks only at what is certainly known when a beat can first be framed (its successor found
-    and confirmed, at least ``EARLIEST_S`` after its R peak), so it does not depend on how the stream was
-    cut into blocks: the detectors' peaks up to ``BEFORE_S`` before the beat, and the signal up to ``AFTER_S``
-    after it."""
+    and confirmed: at least the 0.2 s refractory period plus the 0.27 s look-ahead after its R peak), so it
+    does not depend on how the stream was cut into blocks: the main detector's peaks up to the beat, the
+    second detector's peaks decided by ``AFTER_S`` after it, and the signal up to ``AFTER_S`` after it."""
 
     def __init__(self, fs: float) -> None:
         self.fs = float(fs)
@@ -274,15 +274,16 @@ class StreamQuality:
             return float("nan")
         return math.sqrt(float(self.bins[lo:hi].sum()) / ((hi - lo) * self.bin_len))
 
-    def _forget_before(self, sample: int) -> None:
-        """Drop peaks and runs older than any later verdict needs (beats are judged in time order)."""
+    def _forget_before(self, sample: int, band_sample: int) -> None:
+        """Drop peaks and runs older than `sample`, band power older than `band_sample`: what no later verdict
+        needs (beats are judged in time order)."""
         while self.main and self.main[0] < sample:
             self.main.popleft()
         while self.other and self.other[0][0] < sample:
             self.other.popleft()
         while self.runs and self.runs[0][1] < sample:
             self.runs.popleft()
-        drop = min(sample // self.bin_len - 1 - self.bin0, len(self.bins))
+        drop = min(band_sample // self.bin_len - 1 - self.bin0, len(self.bins))
         if drop > 0:
             self.bins, self.bin0 = self.bins[drop:], self.bin0 + drop
 
@@ -334,7 +335,8 @@ class StreamQuality:
 
     def verdict(self, r_sample: int) -> Verdict:
         """The verdict for a beat with its R peak at `r_sample` (beats in time order)."""
-        self._forget_before(r_sample - self.before - self.window - self.match - self.margin)
+        self._forget_before(r_sample - self.before - self.window - self.match - self.margin,
+                            r_sample - self.short - self.qrs_half)
         for start, end, extreme in self.runs:
             end = min(end, r_sample + self.after)  # known when the beat is framed, whatever the blocks
             if end < r_sample - self.margin or start > r_sample + self.margin:
