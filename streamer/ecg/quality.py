@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,10 +159,11 @@ class SecondOpinion:
             centre = en_all[lo:hi]
             # a peak is the largest value of its neighbourhood, so first a local maximum: test only those
             local = (centre >= en_all[lo - 1:hi - 1]) & (centre >= en_all[lo + 1:hi + 1]) & np.isfinite(centre)
-            for j in np.flatnonzero(local).tolist():
-                k = lo + j
-                if en_all[k - self.half:k + self.half + 1].max() > centre[j]:
-                    continue
+            js = np.flatnonzero(local)
+            if len(js):  # of those, the ones that are the largest of their whole neighbourhood
+                windows = np.lib.stride_tricks.sliding_window_view(en_all, 2 * self.half + 1)[lo + js - self.half]
+                js = js[windows.max(axis=1) <= centre[js]]
+            for j in js.tolist():
                 i = origin + lo + int(j)
                 if i - self.last_peak <= self.half:
                     continue
@@ -384,22 +385,23 @@ class StreamQuality:
         return worst
 
     def _bsqi(self, lo: int, stop: int, known_by: int) -> float:
-        """bSQI over [lo, stop), counting of the second detector's peaks only those decided by `known_by`."""
-        main = np.fromiter((p for p in self.main if lo <= p < stop), dtype=np.int64)
-        other = np.fromiter((p for p, d in self.other if lo - self.match <= p < stop + self.match and d <= known_by),
-                            dtype=np.int64)
+        """bSQI over [lo, stop), counting of the second detector's peaks only those decided by `known_by`.
+        Plain lists: a window holds a few dozen peaks, too few for numpy to pay."""
+        main = [p for p in self.main if lo <= p < stop]
+        other = [p for p, d in self.other if lo - self.match <= p < stop + self.match and d <= known_by]
         return bsqi_window(main, other, self.match, lo, stop)
 
 
-def bsqi_window(main: np.ndarray, other: np.ndarray, match: int, lo: int, stop: int) -> float:
+def bsqi_window(main: Sequence[int], other: Sequence[int], match: int, lo: int, stop: int) -> float:
     """bSQI over [lo, stop): main peaks inside, matched against the other detector's within `match` (which may
-    lie just outside, so a beat at the edge still finds its partner); the other's count is of those inside."""
-    n_other = int(((other >= lo) & (other < stop)).sum())
-    matched, j = 0, 0
+    lie just outside, so a beat at the edge still finds its partner); the other's count is of those inside.
+    Both sorted."""
+    n_other = sum(1 for p in other if lo <= p < stop)
+    matched, j, n = 0, 0, len(other)
     for p in main:
-        while j < len(other) and other[j] < p - match:
+        while j < n and other[j] < p - match:
             j += 1
-        if j < len(other) and abs(int(other[j]) - int(p)) <= match:
+        if j < n and abs(int(other[j]) - int(p)) <= match:
             matched += 1
             j += 1
     total = len(main) + n_other - matched
