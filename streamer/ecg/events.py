@@ -14,8 +14,9 @@ class BeatEvent:
     `state` is `judged` (compared with the threshold), `warmup` (one of the stream's first beats: scored,
     not judged), `calibrating` (in the stream's calibration seconds: scored, not judged) or `noise` (poor
     signal quality: scored, not judged); only judged beats can be anomalies. `quality` is the beat's signal
-    quality verdict (`good`, or why not: `noise (bSQI 0.42)`, `flat line`, `saturated`) and `bsqi` the
-    agreement of two detectors over the last 10 s (None before any beat).
+    quality verdict (`good`, `not yet known` in a stream's first seconds, or why not: `noise (bSQI 0.42)`,
+    `noise (0.25 of QRS)`, `flat line`, `saturated`) and `bsqi` the agreement of two detectors around it, the
+    lower of its two windows (None while it cannot be measured).
     """
 
     stream: Hashable

@@ -207,7 +207,7 @@ class EcgFigures:
                    self.draw_beats if self.top else None),
             Figure("ecg_scores", "Scores against the threshold",
                    f"Top: each beat's anomaly score over time; {self.threshold_text}. Beats above it are flagged "
-                   "(red); grey: scored but not judged (warmup or calibration)"
+                   "(red); grey: scored but not judged (warm-up, calibration or poor signal quality)"
                    + ("; black rings: beats annotated as PVC (V)" if self.annotations else "")
                    + ". Bottom: flagged beats per minute over time (the anomaly burden).",
                    self.draw_scores if n else None),
