@@ -10,7 +10,7 @@ import pytest
 
 from streamer.core.dsp import TABLE, TABLE_RATES, _key
 from streamer.ecg.detector import detector_designs
-from streamer.ecg.quality import quality_designs
+from streamer.ecg.second_opinion import quality_designs
 
 
 def test_table_equals_scipy_and_covers_every_design() -> None:

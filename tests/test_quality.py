@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from streamer.ecg.detector import OnlineRPeakDetector
-from streamer.ecg.quality import BSQI_GOOD, SecondOpinion, StreamQuality, Verdict, bsqi_window
+from streamer.ecg.quality import BSQI_GOOD, StreamQuality, Verdict, bsqi_window
+from streamer.ecg.second_opinion import SecondOpinion
 from streamer.ecg.readers import read_recording
 from tests.conftest import mitdb_record
 

@@ -65,7 +65,7 @@ def build_table() -> dict[str, dict[str, list[float]]]:
     from scipy.signal import butter, lfilter_zi
 
     from streamer.ecg.detector import detector_designs
-    from streamer.ecg.quality import quality_designs
+    from streamer.ecg.second_opinion import quality_designs
 
     out = {}
     for fs in TABLE_RATES:
@@ -132,6 +132,18 @@ class IirDesign:
             zi[fresh] = self.zi_unit[None, :] * x[fresh, :1]
         y, zf = _lfilter()(self.b, self.a, np.ascontiguousarray(x, dtype=np.float64), 1, zi)
         return y, zf
+
+
+def windows_ending_at(a: np.ndarray, rows: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
+    """a[rows[i], ends[i] - width + 1 : ends[i] + 1] for every i, as an (n, width) array.
+
+    A strided view of all windows of the (C-contiguous) array, indexed: one copy of just the rows wanted
+    (numpy's sliding_window_view does the same with ~50 us of checks per call, which the 1 s ticks of a
+    single stream feel)."""
+    a = np.ascontiguousarray(a)
+    view = np.ndarray((a.shape[0], a.shape[1] - width + 1, width), dtype=a.dtype, buffer=a,
+                      strides=(a.strides[0], a.strides[1], a.strides[1]))
+    return view[rows, ends - width + 1]
 
 
 if __name__ == "__main__":

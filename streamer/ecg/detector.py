@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.core.dsp import IirDesign
+from streamer.core.dsp import IirDesign, windows_ending_at
 from streamer.core.rows import Rows
 from streamer.core.stats import small_median
 
@@ -132,6 +132,14 @@ class _Timing:
         # The locator and slope windows of an emitted candidate (m >= warmup) never reach before the stream.
         if self.warmup < max(self.rsearch, self.slope_win):
             raise ValueError(f"detector windows inconsistent at {fs} Hz")
+
+
+def framing_delay(fs: float) -> int:
+    """Samples after an R peak certainly fed when its beat can first be framed (its successor known): the
+    successor's integrator peak is at least the refractory period after this beat's, which is at least
+    ``RSEARCH_END_S`` after its R peak, and it is decided ``CONFIRM_S`` later (about 0.36 s in all)."""
+    t = _Timing(float(fs))
+    return t.rsearch_end + t.refractory + t.confirm
 
 
 class _Rules:
@@ -249,18 +257,6 @@ class _Rules:
         if size2 > OPPOSITE_PEAK_RATIO * size1 or (first in (0, last) and second not in (0, last)):
             first = second
         return start + first, vote
-
-
-def _windows(a: np.ndarray, rows: np.ndarray, ends: np.ndarray, width: int) -> np.ndarray:
-    """a[rows[i], ends[i] - width + 1 : ends[i] + 1] for every i, as an (n, width) array.
-
-    A strided view of all windows of the (C-contiguous) array, indexed: one copy of just the rows wanted
-    (numpy's sliding_window_view does the same with ~50 us of checks per call, which the 1 s ticks of a
-    single stream feel)."""
-    a = np.ascontiguousarray(a)
-    view = np.ndarray((a.shape[0], a.shape[1] - width + 1, width), dtype=a.dtype, buffer=a,
-                      strides=(a.strides[0], a.strides[1], a.strides[1]))
-    return view[rows, ends - width + 1]
 
 
 class DetectorBank:
@@ -407,7 +403,7 @@ class DetectorBank:
         if len(row) == 0:
             return {}
         h = mwi[row, cand]
-        steepest = _windows(ext["slope"], row, cand, t.slope_win + 1).max(axis=1)
+        steepest = windows_ending_at(ext["slope"], row, cand, t.slope_win + 1).max(axis=1)
         # Mean |slope| over LOCAL_WINDOW_S ending CONFIRM_S after m (clipped at the stream's end and start).
         m_abs = origin[row] + cand
         end_abs = np.minimum(m_abs + t.confirm, total[row] - 1)
@@ -416,7 +412,7 @@ class DetectorBank:
         first_abs = np.maximum(end_abs - t.local_win + 1, 0)
         local = (csum[row, end_col] - csum[row, end_col - t.local_win]) / (end_abs - first_abs + 1)
         # The locator's extrema over the R-search window [m - rsearch, m - rsearch_end].
-        win = _windows(ext["loc"], row, cand - t.rsearch_end, t.rsearch - t.rsearch_end + 1)
+        win = windows_ending_at(ext["loc"], row, cand - t.rsearch_end, t.rsearch - t.rsearch_end + 1)
         i_max, i_min = win.argmax(axis=1), win.argmin(axis=1)
         up = win[np.arange(len(row)), i_max]
         down = -win[np.arange(len(row)), i_min]
@@ -444,7 +440,7 @@ class DetectorBank:
             o = int(round(offset * (t.pre if offset < 0 else t.confirm)))
             keep = v >= mwi[row, col + o]
             row, col, v = row[keep], col[keep], v[keep]
-        keep = v >= _windows(mwi, row, col + t.confirm, t.pre + t.confirm + 1).max(axis=1)
+        keep = v >= windows_ending_at(mwi, row, col + t.confirm, t.pre + t.confirm + 1).max(axis=1)
         return row[keep], col[keep]
 
 

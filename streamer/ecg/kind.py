@@ -22,7 +22,7 @@ from streamer.ecg.beats import BeatSpec, FramedBeats, FramerBank
 from streamer.ecg.detector import MIN_FS, DetectorBank
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import Judge
-from streamer.ecg.quality import StreamQuality
+from streamer.ecg.quality import QualityBank
 from streamer.ecg.scoring import ScoreBank, judged_from
 from streamer.ecg.threshold import parse_method
 
@@ -35,7 +35,7 @@ class _RateGroup:
         self.detector = DetectorBank(fs)
         self.framer = FramerBank(spec, fs)
         self.scorer = ScoreBank(spec.feature_names, spec.length, score)
-        self.quality: dict[int, StreamQuality] = {}  # per slot: a little Python per block and per beat
+        self.quality = QualityBank(fs)
         self.free: list[int] = []
         self.next_slot = 0
 
@@ -49,17 +49,13 @@ class _RateGroup:
         self.detector.clear(slot)
         self.framer.clear(slot)
         self.scorer.clear(slot)
-        self.quality[slot] = StreamQuality(self.fs)
+        self.quality.clear(slot)
 
     def give_back(self, slot: int) -> None:
         self.detector.release(slot)
         self.framer.release(slot)
-        self.quality.pop(slot, None)
+        self.quality.release(slot)
         self.free.append(slot)
-
-    def feed_quality(self, slots: list[int], blocks: np.ndarray, peaks: Mapping[int, list[int]]) -> None:
-        for row, slot in enumerate(slots):
-            self.quality[slot].feed(blocks[row], peaks.get(slot, []))
 
 
 @dataclass
@@ -156,7 +152,7 @@ class EcgKind:
         g = self.groups[s.fs]
         return {"samples": s.samples, "detector": g.detector.state(s.slot), "framer": g.framer.state(s.slot),
                 "scorer": g.scorer.state(s.slot), "judge": s.judge.state(),
-                "quality": g.quality[s.slot].state()}
+                "quality": g.quality.state(s.slot)}
 
     def restore(self, key: Key, state: Mapping[str, Any]) -> None:
         s = self.streams[key]
@@ -165,8 +161,8 @@ class EcgKind:
         g.framer.set_state(s.slot, state["framer"])
         g.scorer.set_state(s.slot, state["scorer"])
         s.judge.set_state(state["judge"])
-        if "quality" in state:  # states saved before the quality checks existed start them afresh
-            g.quality[s.slot].set_state(state["quality"])
+        if "slot" in state.get("quality", {}):  # states saved by older versions start the checks afresh
+            g.quality.set_state(s.slot, state["quality"])
         s.samples = int(state["samples"])
 
     def counters(self, key: Key) -> dict[str, int]:
@@ -213,7 +209,7 @@ class EcgKind:
             slots = [self.streams[k].slot for k in keys]
             blocks = np.stack([prepared[k] for k in keys]) if len(keys) > 1 else prepared[keys[0]][None, :]
             peaks = g.detector.feed(slots, blocks)
-            g.feed_quality(slots, blocks, peaks)
+            g.quality.feed(slots, blocks, peaks)
             parts.append((g, g.framer.feed(slots, blocks, peaks)))
             for k in keys:
                 self.streams[k].samples += n
@@ -228,7 +224,7 @@ class EcgKind:
         for fs, slots in by_rate.items():
             g = self.groups[fs]
             peaks = g.detector.flush(slots)
-            g.feed_quality(slots, np.zeros((len(slots), 0)), peaks)
+            g.quality.flush(slots, peaks)
             parts.append((g, g.framer.flush(slots, peaks)))
         return self._work(parts)
 
@@ -249,7 +245,7 @@ class EcgKind:
                                                       f.rr_prev_s.tolist(), scores.tolist()):
                 s = self.owners[(g.fs, slot)]
                 t = r / g.fs
-                verdict = g.quality[slot].verdict(r)
+                verdict = g.quality.verdict(slot, r)
                 anomaly, state = s.judge.judge(index, t, score, verdict.good)
                 events.setdefault(s.key, []).append(BeatEvent(s.key, index, t, r, score, s.judge.threshold,
                                                               anomaly, 1e3 * rr_prev, state, verdict.reason,

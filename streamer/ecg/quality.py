@@ -1,29 +1,38 @@
-"""Signal quality of one ECG stream, computed online: a verdict for every beat before it may raise an alarm.
+"""Signal quality of ECG streams, computed online for many streams at once: a verdict for every beat before
+it may raise an alarm.
 
-Three checks, each causal, each with its state carried across blocks (any partition of the stream into
-blocks gives the same verdicts):
+Four checks, each causal, each with its state carried across blocks:
 
 - **bSQI** (Li, Clifford et al. 2008, "Robust heart rate estimation from multiple asynchronous noisy sources
-  using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors over
-  the ``WINDOW_S`` seconds before the beat, and over the ``SHORT_WINDOW_S`` ending with the beat itself (so
-  noise is caught within a few beats), matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance; the
-  lower of the two counts. The first
-  detector is the stream's own (`streamer.ecg.detector`); the second is `SecondOpinion`, deliberately
-  different (squared 8-20 Hz energy rather than |slope| of 5-15 Hz, a fixed fraction of recent beat heights,
-  no searchback, no T-wave or local-activity rules). On clean ECG both find the same beats; in noise, one
-  fires on artefacts the other rejects, and the ratio drops. A beat is poor when the window's bSQI is
-  below ``BSQI_GOOD`` (0.8, the conventional cut in the bSQI literature; not tuned on the shared records).
-- **flat-line / leads off**: ``FLAT_S`` or more of identical consecutive samples.
+  using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors,
+  matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance, over the ``WINDOW_S`` seconds before the beat
+  and over the last ``SHORT_WINDOW_S`` of them (so noise is caught within a few beats); the lower of the
+  two counts. Both windows end ``BEFORE_S`` before the beat, where both detectors have decided every beat
+  by the time this one can be framed. The first detector is the stream's own (`streamer.ecg.detector`);
+  the second is `streamer.ecg.second_opinion`, deliberately different. On clean ECG both find the same
+  beats; in noise, one fires on artefacts the other rejects, and the ratio drops. A beat is poor when it
+  is below ``BSQI_GOOD`` (0.8, the conventional cut in the bSQI literature; not tuned on the shared records).
+- **in-band noise**: the RMS of the 8-20 Hz signal between the last beats (QRS complexes left out) against
+  the largest recent QRS's: poor above ``NOISE_RATIO_POOR`` (in-band SNR below 14 dB), where noise in the
+  QRS band hides the beats' shape even though both detectors still find them.
+- **flat line / leads off**: ``FLAT_S`` or more of identical consecutive samples.
 - **saturation**: ``SATURATION_S`` or more of identical consecutive samples at the largest or smallest
   value the stream has had (an amplifier or converter at its rail).
 
-A beat's verdict is taken when it is framed, from those two windows and from any flat
-or saturated run within ``MARGIN_S`` of its R peak.
+When. A beat's verdict depends only on the signal up to ``framing_delay`` (about 0.36 s) after its R peak:
+what has certainly been fed when the beat can first be framed. It is taken as soon as that much has been
+fed and kept until the beat is framed, so it is the same for any partition of the stream into blocks, and a
+pool of streams gives each stream what it would get alone.
+
+Cost. The per-sample work (the second detector's filter and feature, the running sum of the band's power,
+runs of identical samples) is array operations over (streams, samples); Python runs per candidate peak,
+per verdict, and per stream only where a long run of identical samples may be (rare on real ECG).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,31 +40,20 @@ from typing import Any
 
 import numpy as np
 
-from streamer.core.dsp import IirDesign
+from streamer.core.rows import Rows
+from streamer.ecg.detector import framing_delay
+from streamer.ecg.second_opinion import LEARN_S, SecondOpinionBank
 
-# --- the second detector -----------------------------------------------------------------------------------
-ENERGY_BAND_HZ = (8.0, 20.0)  # Hz, a QRS band different from the main detector's 5-15 Hz
-ENERGY_ORDER = 2
-ENERGY_WINDOW_S = 0.100  # s, RMS over this window of the band-passed signal (the detection feature)
-PEAK_HALF_WINDOW_S = 0.250  # s, a peak is the largest energy within this much either side (also refractory)
-HEIGHT_FRACTION = 0.3  # a peak's RMS must exceed this fraction of the mean RMS of the recent accepted peaks
-HEIGHT_HISTORY = 8  # accepted peaks whose heights make that mean
-LEARN_S = 2.0  # s, until then the threshold is a fraction of the largest energy seen
-LOCATE_BACK_S = 0.150  # s, the R is the largest |band-passed| sample this far before the energy peak
-RELAX_S = 2.0  # s, every this long without a peak the reference height halves (recovers from an artefact)
-
-# --- verdicts ----------------------------------------------------------------------------------------------
 WINDOW_S = 10.0  # s, bSQI window (Li et al. 2008)
-SHORT_WINDOW_S = 4.0  # s, a second window ending with the beat itself: noise is caught within a few beats
+SHORT_WINDOW_S = 4.0  # s, the last part of it: noise is caught within a few beats
 MATCH_S = 0.150  # s, two detections of one beat
 BSQI_GOOD = 0.8  # below: the detectors disagree, the stretch is noise
-BEFORE_S = 0.2  # s, the window ends this long before the beat: both detectors have decided it by framing time
-AFTER_S = 0.45  # s of signal after a beat certainly seen when it is framed (refractory 0.2 s + look-ahead 0.27 s)
+BEFORE_S = 0.2  # s, the windows end this long before the beat: both detectors have decided it by framing time
 MIN_WINDOW_S = 2.0  # s, a shorter window (a stream's start) gives no verdict against the beat
-BIN_S = 0.01  # s, the band-passed signal's power is kept in bins this long (for the noise ratio)
 QRS_HALF_S = 0.05  # s either side of R: the QRS's band power
 QUIET_AFTER_S = 0.25  # s after the previous R ...
 QUIET_BEFORE_S = 0.1  # ... to this long before this R: the stretch between beats whose band power is noise
+MIN_QUIET_S = 0.02  # s, a shorter stretch (a very premature beat) is not measured
 NOISE_INTERVALS = 2  # the intervals before a beat whose noise counts against it
 NOISE_RATIO_POOR = 0.2  # between-beat RMS above this fraction of the QRS's (in-band SNR below 14 dB): poor
 FLAT_S = 0.5  # s of identical samples: flat line or leads off
@@ -64,345 +62,353 @@ MARGIN_S = 0.5  # s, a flat or saturated run this close to a beat's R peak makes
 
 GOOD = "good"
 UNKNOWN = "not yet known"  # a stream's first seconds: judged as good, left out of the quality figures
+NOISE, FLAT, SATURATED = "noise", "flat line", "saturated"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A beat's signal quality: `good`, or the reasons it is not, and the bSQI of its window."""
+    """A beat's signal quality: its `kind` (good, not yet known, noise, flat line, saturated), the reason as
+    shown (e.g. "noise (bSQI 0.42)"), and the bSQI of its window (NaN while the window holds no beat)."""
 
     good: bool
-    reason: str  # "good", "not yet known" (the stream's first seconds), or e.g. "noise (bSQI 0.42)", "flat line"
-    bsqi: float  # NaN while the window holds no beat at all
+    reason: str
+    bsqi: float
+    kind: str = GOOD
 
 
-def quality_designs(fs: float) -> list[tuple[int, tuple[float, float], str]]:
-    """The second detector's filter at rate `fs`: (order, band in Hz, kind), as `detector_designs`."""
-    return [(ENERGY_ORDER, (ENERGY_BAND_HZ[0], min(ENERGY_BAND_HZ[1], 0.45 * fs)), "bandpass")]
+class _Slot:
+    """One stream's Python-side state: peaks, long runs, verdicts waiting for their beat to be framed."""
+
+    __slots__ = ("main", "other", "band", "waiting", "verdicts", "runs")
+
+    def __init__(self) -> None:
+        self.main: list[int] = []  # the main detector's R peaks a later verdict may still read
+        self.other: list[tuple[int, int]] = []  # the second detector's (R peak, decided by sample)
+        self.band: deque[tuple[int, float, float]] = deque()  # judged peaks' (R, QRS RMS, RMS before it)
+        self.waiting: deque[int] = deque()  # main peaks whose verdict is not taken yet
+        self.verdicts: deque[tuple[int, Verdict]] = deque()  # taken, not yet asked for
+        self.runs: list[tuple[int, int, bool]] = []  # (start, end, at an extreme) of long runs
+
+    def state(self) -> dict[str, Any]:
+        return {"main": list(self.main), "other": [list(o) for o in self.other],
+                "band": [[p, *(v if v == v else None for v in rest)] for p, *rest in self.band],
+                "waiting": list(self.waiting),
+                "verdicts": [[r, v.good, v.reason, v.bsqi if v.bsqi == v.bsqi else None, v.kind]
+                             for r, v in self.verdicts],
+                "runs": [list(b) for b in self.runs]}
+
+    def set_state(self, v: Mapping[str, Any]) -> None:
+        self.main = [int(p) for p in v["main"]]
+        self.other = [(int(p), int(d)) for p, d in v["other"]]
+        self.band = deque((int(p), *(math.nan if x is None else float(x) for x in rest)) for p, *rest in v["band"])
+        self.waiting = deque(int(p) for p in v["waiting"])
+        self.verdicts = deque((int(r), Verdict(bool(g), str(why), math.nan if b is None else float(b), str(kind)))
+                              for r, g, why, b, kind in v["verdicts"])
+        self.runs = [(int(a), int(b), bool(e)) for a, b, e in v["runs"]]
 
 
-class SecondOpinion:
-    """A simple causal energy detector for one stream, different in kind from the main one (see above)."""
+class QualityBank:
+    """The quality checks for many streams of one rate. Streams are slots, as in `DetectorBank`.
+
+    `feed(slots, blocks, peaks)` takes each slot's block and the main detector's new R peaks on it;
+    `verdict(slot, r)` gives the verdict of the beat at R peak `r` (beats asked in time order, each once its
+    successor is known); `flush(slots, peaks)` at end of stream takes the verdicts still waiting."""
 
     def __init__(self, fs: float) -> None:
         self.fs = float(fs)
-        ((order, band, kind),) = quality_designs(fs)
-        self.filter = IirDesign(order, band, kind, fs)
-        self.n_avg = max(1, round(ENERGY_WINDOW_S * fs))
-        self.half = max(1, round(PEAK_HALF_WINDOW_S * fs))
-        self.back = max(1, round(LOCATE_BACK_S * fs))
-        self.relax = max(1, round(RELAX_S * fs))
-        self.keep = 2 * self.half + self.back + self.n_avg + 1
-        self.reset()
 
-    def reset(self) -> None:
-        self.seen = 0
-        self.zi = np.zeros(self.filter.order)
-        self.started = False
-        self.bp_tail = np.zeros(self.keep)  # band-passed samples, newest last
-        self.energy_tail = np.full(self.keep, -np.inf)  # moving-average energy
-        self.sq_tail = np.zeros(self.n_avg)  # squared samples for the moving average
-        self.next_candidate = 0  # first sample index not yet examined as a candidate
-        self.heights: deque[float] = deque(maxlen=HEIGHT_HISTORY)
-        self.largest = 0.0
-        self.last_peak = -(10 ** 12)
+        def n(seconds: float) -> int:
+            return int(round(seconds * self.fs))
 
-    def state(self) -> dict[str, Any]:
-        return {"seen": self.seen, "zi": self.zi.tolist(), "started": self.started, "bp": self.bp_tail.tolist(),
-                "energy": [v if math.isfinite(v) else None for v in self.energy_tail.tolist()],
-                "sq": self.sq_tail.tolist(), "next": self.next_candidate, "heights": list(self.heights),
-                "largest": self.largest, "last_peak": self.last_peak}
+        self.window, self.short, self.match, self.before = n(WINDOW_S), n(SHORT_WINDOW_S), n(MATCH_S), n(BEFORE_S)
+        self.min_window, self.qrs_half, self.margin = n(MIN_WINDOW_S), n(QRS_HALF_S), n(MARGIN_S)
+        self.quiet_after, self.quiet_before, self.min_quiet = n(QUIET_AFTER_S), n(QUIET_BEFORE_S), n(MIN_QUIET_S)
+        self.flat, self.saturation = max(2, n(FLAT_S)), max(2, n(SATURATION_S))
+        self.learn = n(LEARN_S)  # the second detector's first peaks come after its learning
+        self.after = framing_delay(self.fs)
+        # the band's running power sum is read back to the QRS of the oldest beat in a short window of a beat
+        # whose verdict is still to take
+        self.second = SecondOpinionBank(self.fs, history=self.after + self.short + self.qrs_half + 2)
+        self.rows = Rows(
+            run_value=((), np.float64, np.nan),  # the run of identical samples going on at the block's end
+            run_start=((), np.int64, 0),
+            run_extreme=((), bool, False),  # its value was an extreme of the stream when it began
+            lo=((), np.float64, np.inf),  # the stream's extremes so far
+            hi=((), np.float64, -np.inf),
+        )
+        self.slots: dict[int, _Slot] = {}
 
-    def set_state(self, v: Mapping[str, Any]) -> None:
-        self.seen, self.started = int(v["seen"]), bool(v["started"])
-        self.zi = np.asarray(v["zi"], dtype=np.float64)
-        self.bp_tail = np.asarray(v["bp"], dtype=np.float64)
-        self.energy_tail = np.asarray([-np.inf if e is None else e for e in v["energy"]], dtype=np.float64)
-        self.sq_tail = np.asarray(v["sq"], dtype=np.float64)
-        self.next_candidate = int(v["next"])
-        self.heights = deque((float(h) for h in v["heights"]), maxlen=HEIGHT_HISTORY)
-        self.largest, self.last_peak = float(v["largest"]), int(v["last_peak"])
+    # --- streams -------------------------------------------------------------------------------------------
+    def clear(self, slot: int) -> None:
+        self.second.clear(slot)
+        self.rows.clear(slot)
+        self.slots[slot] = _Slot()
 
-    def feed(self, x: np.ndarray) -> list[int]:
-        """Samples of the stream, in order; returns the R peaks (absolute sample indices) decided now."""
-        return [p for p, _ in self.feed_decided(x)]
+    def release(self, slot: int) -> None:
+        self.second.release(slot)
+        self.slots.pop(slot, None)
 
-    def feed_decided(self, x: np.ndarray) -> list[tuple[int, int]]:
-        """As `feed`, each peak with the sample by which it was decided (its decision needs the signal up to
-        there, whatever the blocks)."""
-        n = len(x)
-        self.last_bp = np.zeros(0)
-        if n == 0:
-            return []
-        y, zf = self.filter.run(x[None, :], self.zi[None, :], np.array([self.started]))
-        self.zi, self.started = zf[0], True
-        bp = self.last_bp = y[0]  # the band-passed block, for the noise measure between beats
-        sq = np.concatenate([self.sq_tail, bp * bp])
-        # RMS of the n_avg samples ending at each new sample (RMS, not energy: a beat half as tall is half, not
-        # a quarter, as high, so beats of varying amplitude stay above one fraction of the recent heights).
-        # Each window summed on its own, so the values do not depend on where blocks begin.
-        sums = np.lib.stride_tricks.sliding_window_view(sq, self.n_avg)[1:].sum(axis=1)
-        energy = np.sqrt(np.maximum(sums / self.n_avg, 0.0))
-        self.sq_tail = sq[-self.n_avg:]
-        bp_all = np.concatenate([self.bp_tail, bp])
-        en_all = np.concatenate([self.energy_tail, energy])
-        origin = self.seen - self.keep  # absolute index of bp_all[0]
-        self.seen += n
-        # the largest RMS up to each sample (what a candidate's learning-phase reference may look at)
-        largest = np.maximum.accumulate(np.concatenate([[self.largest], en_all[self.keep:]]))[1:]
-        largest = np.concatenate([np.full(self.keep, self.largest), largest])
-        peaks = []
-        # A candidate i is examined once i + half has arrived; its neighbourhood is [i - half, i + half].
-        last = self.seen - 1 - self.half
-        first = max(self.next_candidate, origin + self.half)
-        if last >= first:
-            lo, hi = first - origin, last - origin + 1
-            centre = en_all[lo:hi]
-            # a peak is the largest value of its neighbourhood, so first a local maximum: test only those
-            local = (centre >= en_all[lo - 1:hi - 1]) & (centre >= en_all[lo + 1:hi + 1]) & np.isfinite(centre)
-            js = np.flatnonzero(local)
-            if len(js):  # of those, the ones that are the largest of their whole neighbourhood
-                windows = np.lib.stride_tricks.sliding_window_view(en_all, 2 * self.half + 1)[lo + js - self.half]
-                js = js[windows.max(axis=1) <= centre[js]]
-            for j in js.tolist():
-                i = origin + lo + int(j)
-                if i - self.last_peak <= self.half:
-                    continue
-                h = float(en_all[lo + j])
-                if i < LEARN_S * self.fs and not self.heights:
-                    continue  # filters settling and the scale unknown: learn only
-                since = i - max(self.last_peak, round(LEARN_S * self.fs))
-                ref = (np.mean(self.heights) if self.heights else float(largest[lo + j + self.half]))
-                ref *= 0.5 ** (since // self.relax)
-                if h > HEIGHT_FRACTION * ref:
-                    k = lo + int(j)
-                    seg = np.abs(bp_all[max(0, k - self.back):k + 1])
-                    peaks.append((i - (len(seg) - 1 - int(np.argmax(seg))), i + self.half))
-                    self.heights.append(h)
-                    self.last_peak = i
-            self.next_candidate = last + 1
-        self.bp_tail, self.energy_tail = bp_all[-self.keep:], en_all[-self.keep:]
-        self.largest = float(largest[-1])
-        return peaks
+    def state(self, slot: int) -> dict[str, Any]:
+        return {"second": self.second.state(slot), "rows": self.rows.row(slot), "slot": self.slots[slot].state()}
 
+    def set_state(self, slot: int, v: Mapping[str, Any]) -> None:
+        self.clear(slot)
+        self.second.set_state(slot, v["second"])
+        self.rows.set_row(slot, v["rows"])
+        self.slots[slot].set_state(v["slot"])
 
-class StreamQuality:
-    """The quality checks of one stream: feed it every block and the main detector's new peaks; ask it for
-    a beat's verdict when the beat is framed.
+    # --- data ----------------------------------------------------------------------------------------------
+    def feed(self, slots: Sequence[int], blocks: np.ndarray, peaks: Mapping[int, Sequence[int]]) -> None:
+        """Blocks (n, L) for `slots`, and {slot: the main detector's R peaks decided on them}."""
+        s = np.asarray(slots, dtype=np.int64)
+        x = np.asarray(blocks, dtype=np.float64)
+        seen = self.second.rows["seen"][s].copy()
+        self._add_peaks(peaks)
+        tick = self.second.feed(s, x)
+        for slot, new in tick.peaks.items():
+            self.slots[slot].other.extend(new)
+        if x.shape[1]:
+            self._runs(s, x, seen)
+        self._take_verdicts(s, tick.cum, tick.origin, seen + x.shape[1], final=False)
 
-    A verdict looks only at what is certainly known when a beat can first be framed (its successor found
-    and confirmed: at least the 0.2 s refractory period plus the 0.27 s look-ahead after its R peak), so it
-    does not depend on how the stream was cut into blocks: the main detector's peaks up to the beat, the
-    second detector's peaks decided by ``AFTER_S`` after it, and the signal up to ``AFTER_S`` after it."""
+    def flush(self, slots: Sequence[int], peaks: Mapping[int, Sequence[int]]) -> None:
+        """End of stream: the last peaks' verdicts from the signal there is."""
+        s = np.asarray(slots, dtype=np.int64)
+        self._add_peaks(peaks)
+        tick = self.second.feed(s, np.zeros((len(s), 0)))
+        self._take_verdicts(s, tick.cum, tick.origin, self.second.rows["seen"][s], final=True)
 
-    def __init__(self, fs: float) -> None:
-        self.fs = float(fs)
-        self.second = SecondOpinion(fs)
-        self.window = int(round(WINDOW_S * fs))
-        self.short = int(round(SHORT_WINDOW_S * fs))
-        self.bin_len = max(1, int(round(BIN_S * fs)))
-        self.qrs_half = int(round(QRS_HALF_S * fs))
-        self.quiet_after = int(round(QUIET_AFTER_S * fs))
-        self.quiet_before = int(round(QUIET_BEFORE_S * fs))
-        self.match = int(round(MATCH_S * fs))
-        self.before = int(round(BEFORE_S * fs))
-        self.after = int(round(AFTER_S * fs))
-        self.min_window = int(round(MIN_WINDOW_S * fs))
-        self.flat = max(2, int(round(FLAT_S * fs)))
-        self.saturation = max(2, int(round(SATURATION_S * fs)))
-        self.margin = int(round(MARGIN_S * fs))
-        self.reset()
+    def verdict(self, slot: int, r_sample: int) -> Verdict:
+        """The verdict of the beat at `r_sample` (taken when its signal arrived; verdicts of beats never
+        framed are passed over)."""
+        q = self.slots[slot].verdicts
+        while q and q[0][0] < r_sample:
+            q.popleft()
+        if not q or q[0][0] != r_sample:
+            raise KeyError(f"no quality verdict for R peak {r_sample} (not a peak of this stream, or asked early)")
+        return q.popleft()[1]
 
-    def reset(self) -> None:
-        self.second.reset()
-        self.seen = 0
-        self.main: deque[int] = deque()
-        self.other: deque[tuple[int, int]] = deque()  # the second detector's (peak, decided by)
-        self.run_value = float("nan")
-        self.run_start = 0
-        self.run_extreme = False
-        self.lo, self.hi = float("inf"), float("-inf")
-        self.runs: deque[tuple[int, int, bool]] = deque()  # (start, end, at an extreme) of long runs
-        self.bins: np.ndarray = np.zeros(0)  # sum of the squared 8-20 Hz signal per BIN_S, from bin `bin0`
-        self.bin0 = 0
+    # --- internals -----------------------------------------------------------------------------------------
+    def _add_peaks(self, peaks: Mapping[int, Sequence[int]]) -> None:
+        for slot, new in peaks.items():
+            q = self.slots[slot]
+            q.main.extend(int(p) for p in new)
+            q.waiting.extend(int(p) for p in new)
 
-    def state(self) -> dict[str, Any]:
-        return {"second": self.second.state(), "seen": self.seen, "main": list(self.main),
-                "other": [list(o) for o in self.other],
-                "run_value": None if math.isnan(self.run_value) else self.run_value, "run_start": self.run_start,
-                "run_extreme": self.run_extreme, "lo": None if math.isinf(self.lo) else self.lo,
-                "hi": None if math.isinf(self.hi) else self.hi, "runs": [list(b) for b in self.runs],
-                "bins": self.bins.tolist(), "bin0": self.bin0}
-
-    def set_state(self, v: Mapping[str, Any]) -> None:
-        self.second.set_state(v["second"])
-        self.seen = int(v["seen"])
-        self.main = deque(int(p) for p in v["main"])
-        self.other = deque((int(p), int(d)) for p, d in v["other"])
-        self.run_value = float("nan") if v["run_value"] is None else float(v["run_value"])
-        self.run_start, self.run_extreme = int(v["run_start"]), bool(v["run_extreme"])
-        self.lo = float("inf") if v["lo"] is None else float(v["lo"])
-        self.hi = float("-inf") if v["hi"] is None else float(v["hi"])
-        self.runs = deque((int(a), int(b), bool(e)) for a, b, e in v["runs"])
-        self.bins, self.bin0 = np.asarray(v["bins"], dtype=np.float64), int(v["bin0"])
-
-    def feed(self, x: np.ndarray, main_peaks: list[int]) -> None:
-        """A block of samples and the R peaks the main detector decided on it."""
-        self.main.extend(main_peaks)
-        self.other.extend(self.second.feed_decided(x))
-        self._band_power(self.second.last_bp)
-        self._runs(x)
-        self.seen += len(x)
-
-    def _band_power(self, bp: np.ndarray) -> None:
-        """Add the block's squared band-passed samples to their bins (bins by absolute sample index)."""
-        if len(bp) == 0:
+    def _take_verdicts(self, s: np.ndarray, cum: np.ndarray, origin: np.ndarray, seen: np.ndarray,
+                       final: bool) -> None:
+        """Take the verdicts of the waiting beats whose signal up to `after` past the R has arrived (all of
+        them at the end of the stream): first each beat's band power (its QRS, the quiet stretch before it)
+        for all beats at once, then each verdict."""
+        todo: list[tuple[int, int, int, int]] = []  # (row, slot, R peak, the main peak before it or -1)
+        for row, slot in enumerate(s.tolist()):
+            q = self.slots[slot]
+            if not q.waiting:
+                continue
+            fed = int(seen[row])
+            while q.waiting and (final or q.waiting[0] + self.after <= fed):
+                r = q.waiting.popleft()
+                i = bisect_left(q.main, r)
+                todo.append((row, slot, r, q.main[i - 1] if i else -1))
+        if not todo:
             return
-        first = self.seen // self.bin_len
-        sums = np.bincount((self.seen + np.arange(len(bp))) // self.bin_len - first, weights=bp * bp)
-        if not len(self.bins):
-            self.bins, self.bin0 = sums, first
-            return
-        offset = first - self.bin0  # the first bin may be the last one so far, partly filled
-        grown = np.zeros(max(len(self.bins), offset + len(sums)))
-        grown[:len(self.bins)] = self.bins
-        grown[offset:offset + len(sums)] += sums
-        self.bins = grown
+        rows, _, rs, prevs = (np.array(c, dtype=np.int64) for c in zip(*todo))
+        fed, first = seen[rows], origin[rows]
 
-    def _band_rms(self, a: int, b: int) -> float:
-        """RMS of the band-passed signal over whole bins covering samples [a, b)."""
-        lo, hi = max(a // self.bin_len - self.bin0, 0), min(b // self.bin_len - self.bin0, len(self.bins))
-        if hi <= lo:
-            return float("nan")
-        return math.sqrt(float(self.bins[lo:hi].sum()) / ((hi - lo) * self.bin_len))
+        def rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            """RMS of the band-passed signal over [a, b) (up to what was fed): a difference of running sums."""
+            b = np.minimum(b, fed)
+            ca = np.maximum(np.minimum(a, fed) - 1 - first, 0)
+            cb = np.maximum(b - 1 - first, 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.sqrt(np.maximum(cum[rows, cb] - cum[rows, ca], 0.0) / (b - a))
+            return np.where(b > a, out, np.nan)
 
-    def _forget_before(self, sample: int, band_sample: int) -> None:
-        """Drop peaks and runs older than `sample`, band power older than `band_sample`: what no later verdict
-        needs (beats are judged in time order)."""
-        while self.main and self.main[0] < sample:
-            self.main.popleft()
-        while self.other and self.other[0][0] < sample:
-            self.other.popleft()
-        while self.runs and self.runs[0][1] < sample:
-            self.runs.popleft()
-        drop = min(band_sample // self.bin_len - 1 - self.bin0, len(self.bins))
-        if drop > 0:
-            self.bins, self.bin0 = self.bins[drop:], self.bin0 + drop
+        qrs = rms(rs - self.qrs_half, rs + self.qrs_half)
+        quiet_a, quiet_b = prevs + self.quiet_after, rs - self.quiet_before
+        # a very premature beat leaves no quiet stretch to measure
+        # (only read when the peak before is in the short window too; a gap longer than that is not measured)
+        measured = (prevs > rs - self.short) & (quiet_b - quiet_a >= self.min_quiet)
+        quiet = np.where(measured, rms(quiet_a, quiet_b), np.nan)
+        for (row, slot, r, _), qrs_r, quiet_r, fed_r in zip(todo, qrs.tolist(), quiet.tolist(), fed.tolist()):
+            q = self.slots[slot]
+            q.band.append((r, qrs_r, quiet_r))
+            q.verdicts.append((r, self._judge(q, r, fed_r)))
 
-    def _runs(self, x: np.ndarray) -> None:
-        """Runs of identical samples, continued across blocks; those of at least SATURATION_S are kept with
-        whether their value was an extreme of the stream when they began. Only the runs that can matter are
-        looked at one by one: the first (it may continue the previous block's), the long ones, the last."""
-        n = len(x)
-        if n == 0:
-            return
-        same = x[1:] == x[:-1]
-        if x[0] != self.run_value and int(same.sum()) + 1 < min(self.flat, self.saturation):
-            # no run in this block can be long enough to matter: only the last one's state carries on
-            lo, hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
-            k = n - 1 - int(np.argmin(same[::-1])) if n > 1 and not same.all() else 0  # the last run's start
-            before = x[:k]
-            lo_k = min(self.lo, float(before.min())) if k else self.lo
-            hi_k = max(self.hi, float(before.max())) if k else self.hi
-            self.run_value, self.run_start = float(x[k]), self.seen + k
-            self.run_extreme = lo_k < hi_k and not lo_k < self.run_value < hi_k
-            self.lo, self.hi = lo, hi
-            return
-        change = np.flatnonzero(~same) + 1  # indices (in x) where a new run starts
-        starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
-        shortest = min(self.flat, self.saturation)
-        last = len(starts) - 1
-        picked = {0, last, *np.flatnonzero(ends - starts >= min(shortest, n)).tolist()}
-        low, high = np.minimum.accumulate(x), np.maximum.accumulate(x)  # extremes of the block up to each sample
-        for k in sorted(picked):
-            a, b = int(starts[k]), int(ends[k])
-            value = float(x[a])
-            if not (k == 0 and value == self.run_value):  # a new run begins at a
-                lo = min(self.lo, float(low[a - 1])) if a else self.lo
-                hi = max(self.hi, float(high[a - 1])) if a else self.hi
-                self.run_value, self.run_start = value, self.seen + a
-                self.run_extreme = lo < hi and not lo < value < hi
-            self._keep(self.run_start, self.seen + b, self.run_extreme)
-            if k != last:
-                self.run_value = float("nan")  # ended inside the block
-        self.lo, self.hi = min(self.lo, float(low[-1])), max(self.hi, float(high[-1]))
-
-    def _keep(self, start: int, end: int, extreme: bool) -> None:
-        if end - start < min(self.flat, self.saturation):
-            return
-        if self.runs and self.runs[-1][0] == start:  # the same run, longer now
-            self.runs[-1] = (start, end, extreme)
-        else:
-            self.runs.append((start, end, extreme))
-
-    def verdict(self, r_sample: int) -> Verdict:
-        """The verdict for a beat with its R peak at `r_sample` (beats in time order)."""
-        self._forget_before(r_sample - self.before - self.window - self.match - self.margin,
-                            r_sample - self.short - self.qrs_half)
-        for start, end, extreme in self.runs:
-            end = min(end, r_sample + self.after)  # known when the beat is framed, whatever the blocks
-            if end < r_sample - self.margin or start > r_sample + self.margin:
+    def _judge(self, q: _Slot, r: int, fed: int) -> Verdict:
+        known = r + self.after  # what the verdict may look at: samples before this, peaks decided before it
+        self._forget_before(q, r - self.before - self.window - self.match - self.margin)
+        for start, end, extreme in q.runs:
+            end = min(end, known)
+            if end < r - self.margin or start > r + self.margin:
                 continue
             if end - start >= self.flat:
-                return Verdict(False, "flat line", float("nan"))
+                return Verdict(False, FLAT, math.nan, FLAT)
             if extreme and end - start >= self.saturation:
-                return Verdict(False, "saturated", float("nan"))
-        start = int(round(LEARN_S * self.fs))  # the second detector's first peaks come after its learning
-        if r_sample - self.before - start < self.min_window:  # too little signal yet: benefit of the doubt
-            return Verdict(True, UNKNOWN, float("nan"))
-        # the long window, ending before the beat; the short one, up to and including the beat itself, with
-        # only the second detector's peaks decided by the time the beat can first be framed
-        stop = r_sample - self.before
-        long = self._bsqi(max(stop - self.window, start), stop, r_sample + self.after)
-        short = self._bsqi(max(r_sample + self.match + 1 - self.short, start), r_sample + self.match + 1,
-                           r_sample + self.after)
-        score = min(long, short)
+                return Verdict(False, SATURATED, math.nan, SATURATED)
+        if r - self.before - self.learn < self.min_window:  # too little signal yet: benefit of the doubt
+            return Verdict(True, UNKNOWN, math.nan, UNKNOWN)
+        stop = r - self.before
+        score = self._bsqi(q, max(stop - self.window, self.learn), max(stop - self.short, self.learn), stop, known)
         if not score >= BSQI_GOOD:
-            return Verdict(False, f"noise (bSQI {score:.2f})", score)
-        ratio = self._noise_ratio(r_sample)
+            return Verdict(False, f"{NOISE} (bSQI {score:.2f})", score, NOISE)
+        ratio = self._noise_ratio(q, r)
         if ratio > NOISE_RATIO_POOR:
-            return Verdict(False, f"noise ({ratio:.2f} of QRS)", score)
-        return Verdict(True, GOOD, score)
+            return Verdict(False, f"{NOISE} ({ratio:.2f} of QRS)", score, NOISE)
+        return Verdict(True, GOOD, score, GOOD)
 
-    def _noise_ratio(self, r_sample: int) -> float:
+    def _forget_before(self, q: _Slot, sample: int) -> None:
+        """Drop peaks and runs older than `sample`: no later verdict reads them (beats come in time order)."""
+        if q.main and q.main[0] < sample:
+            del q.main[:bisect_left(q.main, sample)]
+        if q.other and q.other[0][0] < sample:
+            del q.other[:bisect_left(q.other, (sample, -1))]
+        while q.band and q.band[0][0] < sample:
+            q.band.popleft()
+        if q.runs and q.runs[0][1] < sample:
+            q.runs = [b for b in q.runs if b[1] >= sample]
+
+    def _bsqi(self, q: _Slot, lo: int, lo_short: int, stop: int, known: int) -> float:
+        """The lower bSQI of [lo, stop) and [lo_short, stop), counting of the second detector's peaks only
+        those decided before `known`: one matching over the long window, counted over both."""
+        main = q.main[bisect_left(q.main, lo):bisect_left(q.main, stop)]
+        a, b = bisect_left(q.other, (lo - self.match, -1)), bisect_left(q.other, (stop + self.match, -1))
+        other = [p for p, d in q.other[a:b] if d < known]
+        long, short = bsqi_window(main, other, self.match, lo, stop, lo_short)
+        return min(long, short)
+
+    def _noise_ratio(self, q: _Slot, r: int) -> float:
         """RMS of the 8-20 Hz signal between beats (QRS complexes left out) over the largest QRS RMS of the
         beats in the short window, the worse of the last NOISE_INTERVALS intervals (a stretch of noise, not
         one interval: a false beat in noise leaves too short a gap to measure): near 0 on a clean ECG (P and
         T waves have little there), high when noise in the QRS band hides the beats' shape even though both
         detectors still find them. The largest QRS, not this beat's: a wide ectopic beat has little 8-20 Hz
         power and must not look like noise. 0 when unmeasurable."""
-        recent = [p for p in self.main if r_sample - self.short < p <= r_sample]
+        recent = []
+        for entry in reversed(q.band):
+            if entry[0] <= r - self.short:
+                break
+            recent.append(entry)
         if len(recent) < 2:
             return 0.0
-        qrs = max(self._band_rms(p - self.qrs_half, p + self.qrs_half) for p in recent)
+        qrs = max((e[1] for e in recent if e[1] == e[1]), default=0.0)
         if not qrs > 0:
             return 0.0
-        worst = 0.0
-        for prev, this in list(zip(recent[:-1], recent[1:]))[-NOISE_INTERVALS:]:
-            a, b = prev + self.quiet_after, this - self.quiet_before
-            if b - a >= 2 * self.bin_len:  # else a very premature beat: no quiet stretch to measure
-                between = self._band_rms(a, b)
-                worst = max(worst, between / qrs if between == between else 0.0)
-        return worst
+        quiet = [e[2] for e in recent[:-1][:NOISE_INTERVALS] if e[2] == e[2]]  # the newest intervals in it
+        return max(quiet, default=0.0) / qrs
 
-    def _bsqi(self, lo: int, stop: int, known_by: int) -> float:
-        """bSQI over [lo, stop), counting of the second detector's peaks only those decided by `known_by`.
-        Plain lists: a window holds a few dozen peaks, too few for numpy to pay."""
-        main = [p for p in self.main if lo <= p < stop]
-        other = [p for p, d in self.other if lo - self.match <= p < stop + self.match and d <= known_by]
-        return bsqi_window(main, other, self.match, lo, stop)
+    def _runs(self, s: np.ndarray, x: np.ndarray, seen: np.ndarray) -> None:
+        """Runs of identical samples, continued across blocks. Only a run that reaches SATURATION_S (or FLAT_S)
+        matters; it is kept with whether its value was an extreme of the stream when it began. All streams'
+        runs are measured at once; a stream whose block may hold such a run is then followed run by run."""
+        r = self.rows
+        n, length = x.shape
+        starts = np.ones((n, length), dtype=bool)
+        np.not_equal(x[:, 1:], x[:, :-1], out=starts[:, 1:])  # where a new run starts (column 0: maybe)
+        at = np.flatnonzero(starts)
+        lengths = np.diff(np.append(at, n * length))
+        first = np.searchsorted(at, np.arange(n) * length)  # each row's first run ...
+        last = np.append(first[1:], len(at)) - 1  # ... and last one
+        value, start0 = r["run_value"][s], r["run_start"][s]
+        lo0, hi0, extreme0 = r["lo"][s], r["hi"][s], r["run_extreme"][s]
+        cont = x[:, 0] == value  # the run going on continues into the block
+        carried = np.where(cont, seen - start0, 0)
+        longest = np.maximum.reduceat(lengths, first)
+        shortest = min(self.flat, self.saturation)
+        slow = (longest >= shortest) | (carried + lengths[first] >= shortest)
+        # the rest: only the last run's state carries on (a new run begins at column k unless it is column 0
+        # continuing the previous block's run)
+        low, high = np.minimum.accumulate(x, axis=1), np.maximum.accumulate(x, axis=1)
+        rows = np.arange(n)
+        k = at[last] - rows * length
+        before = np.maximum(k - 1, 0)
+        lo_k = np.where(k > 0, np.minimum(lo0, low[rows, before]), lo0)
+        hi_k = np.where(k > 0, np.maximum(hi0, high[rows, before]), hi0)
+        v = x[rows, k]
+        new = (k > 0) | ~cont
+        r["run_value"][s] = np.where(new, v, value)
+        r["run_start"][s] = np.where(new, seen + k, start0)
+        r["run_extreme"][s] = np.where(new, (lo_k < hi_k) & ~((lo_k < v) & (v < hi_k)), extreme0)
+        r["lo"][s], r["hi"][s] = np.minimum(lo0, low[:, -1]), np.maximum(hi0, high[:, -1])
+        for row in np.flatnonzero(slow).tolist():
+            self._runs_one(int(s[row]), x[row], int(seen[row]), float(value[row]), int(start0[row]),
+                           bool(extreme0[row]), float(lo0[row]), float(hi0[row]))
+
+    def _runs_one(self, slot: int, x: np.ndarray, seen: int, value: float, start: int, extreme: bool, lo: float,
+                  hi: float) -> None:
+        """One stream's block, run by run where it matters: the first (it may continue the previous block's),
+        the long ones, the last. Starts from the state before the block and leaves the state after it."""
+        n = len(x)
+        change = np.flatnonzero(x[1:] != x[:-1]) + 1
+        starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
+        shortest = min(self.flat, self.saturation)
+        last = len(starts) - 1
+        picked = {0, last, *np.flatnonzero(ends - starts >= min(shortest, n)).tolist()}
+        low, high = np.minimum.accumulate(x), np.maximum.accumulate(x)
+        runs = self.slots[slot].runs
+        for k in sorted(picked):
+            a, b = int(starts[k]), int(ends[k])
+            v = float(x[a])
+            if not (k == 0 and v == value):  # a new run begins at a
+                lo_a = min(lo, float(low[a - 1])) if a else lo
+                hi_a = max(hi, float(high[a - 1])) if a else hi
+                value, start, extreme = v, seen + a, lo_a < hi_a and not lo_a < v < hi_a
+            if seen + b - start >= shortest:
+                if runs and runs[-1][0] == start:  # the same run, longer now
+                    runs[-1] = (start, seen + b, extreme)
+                else:
+                    runs.append((start, seen + b, extreme))
+            if k != last:
+                value = math.nan  # ended inside the block
+        r = self.rows
+        r["run_value"][slot], r["run_start"][slot], r["run_extreme"][slot] = value, start, extreme
 
 
-def bsqi_window(main: Sequence[int], other: Sequence[int], match: int, lo: int, stop: int) -> float:
-    """bSQI over [lo, stop): main peaks inside, matched against the other detector's within `match` (which may
-    lie just outside, so a beat at the edge still finds its partner); the other's count is of those inside.
-    Both sorted."""
-    n_other = sum(1 for p in other if lo <= p < stop)
-    matched, j, n = 0, 0, len(other)
+class StreamQuality:
+    """One stream's quality checks: a bank of one. `feed(block, main_peaks)`, then `verdict(r)` once the
+    beat at `r` can be framed; `flush(main_peaks)` at the end."""
+
+    def __init__(self, fs: float) -> None:
+        self.bank = QualityBank(fs)
+        self.bank.clear(0)
+
+    def feed(self, x: np.ndarray, main_peaks: Sequence[int]) -> None:
+        self.bank.feed([0], np.asarray(x, dtype=np.float64).reshape(1, -1), {0: main_peaks})
+
+    def flush(self, main_peaks: Sequence[int] = ()) -> None:
+        self.bank.flush([0], {0: main_peaks})
+
+    def verdict(self, r_sample: int) -> Verdict:
+        return self.bank.verdict(0, r_sample)
+
+
+def bsqi_window(main: Sequence[int], other: Sequence[int], match: int, lo: int, stop: int,
+                lo_short: int | None = None) -> Any:
+    """bSQI over [lo, stop): main peaks inside, matched one to one against the other detector's within
+    `match` (which may lie just outside, so a beat at the edge still finds its partner); the other's count is
+    of those inside. Both sorted. With `lo_short`, also the bSQI over [lo_short, stop) from the same matching:
+    returns both."""
+    short = lo if lo_short is None else lo_short
+    n_other = n_other_short = 0
+    for p in other:
+        if lo <= p < stop:
+            n_other += 1
+            n_other_short += p >= short
+    matched = matched_short = n_short = 0
+    j, n = 0, len(other)
     for p in main:
+        n_short += p >= short
         while j < n and other[j] < p - match:
             j += 1
         if j < n and abs(int(other[j]) - int(p)) <= match:
             matched += 1
+            matched_short += p >= short
             j += 1
-    total = len(main) + n_other - matched
-    return matched / total if total > 0 else float("nan")
+
+    def ratio(m: int, total: int) -> float:
+        return m / total if total > 0 else math.nan
+
+    long = ratio(matched, len(main) + n_other - matched)
+    if lo_short is None:
+        return long
+    return long, ratio(matched_short, n_short + n_other_short - matched_short)
