@@ -14,8 +14,8 @@ import pytest
 
 from streamer.ecg.detector import OnlineRPeakDetector
 from streamer.ecg.quality import BSQI_GOOD, StreamQuality, Verdict, bsqi_window
-from streamer.ecg.second_opinion import SecondOpinion
 from streamer.ecg.readers import read_recording
+from streamer.ecg.second_opinion import SecondOpinion
 from tests.conftest import mitdb_record
 
 

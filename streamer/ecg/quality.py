@@ -100,7 +100,10 @@ class _Slot:
     def set_state(self, v: Mapping[str, Any]) -> None:
         self.main = [int(p) for p in v["main"]]
         self.other = [(int(p), int(d)) for p, d in v["other"]]
-        self.band = deque((int(p), *(math.nan if x is None else float(x) for x in rest)) for p, *rest in v["band"])
+        def num(x: Any) -> float:
+            return math.nan if x is None else float(x)
+
+        self.band = deque((int(p), num(qrs), num(quiet)) for p, qrs, quiet in v["band"])
         self.waiting = deque(int(p) for p in v["waiting"])
         self.verdicts = deque((int(r), Verdict(bool(g), str(why), math.nan if b is None else float(b), str(kind)))
                               for r, g, why, b, kind in v["verdicts"])
@@ -205,8 +208,8 @@ class QualityBank:
             q = self.slots[slot]
             if not q.waiting:
                 continue
-            fed = int(seen[row])
-            while q.waiting and (final or q.waiting[0] + self.after <= fed):
+            upto = int(seen[row])
+            while q.waiting and (final or q.waiting[0] + self.after <= upto):
                 r = q.waiting.popleft()
                 i = bisect_left(q.main, r)
                 todo.append((row, slot, r, q.main[i - 1] if i else -1))
@@ -230,7 +233,7 @@ class QualityBank:
         # (only read when the peak before is in the short window too; a gap longer than that is not measured)
         measured = (prevs > rs - self.short) & (quiet_b - quiet_a >= self.min_quiet)
         quiet = np.where(measured, rms(quiet_a, quiet_b), np.nan)
-        for (row, slot, r, _), qrs_r, quiet_r, fed_r in zip(todo, qrs.tolist(), quiet.tolist(), fed.tolist()):
+        for (_, slot, r, _), qrs_r, quiet_r, fed_r in zip(todo, qrs.tolist(), quiet.tolist(), fed.tolist()):
             q = self.slots[slot]
             q.band.append((r, qrs_r, quiet_r))
             q.verdicts.append((r, self._judge(q, r, fed_r)))

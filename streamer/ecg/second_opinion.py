@@ -122,7 +122,7 @@ class SecondOpinionBank:
         self.rows.set_row(slot, v["rows"])
         self.decisions[slot].set_state(v["decisions"])
 
-    def feed(self, slots: Sequence[int], blocks: np.ndarray) -> SecondTick:
+    def feed(self, slots: Sequence[int] | np.ndarray, blocks: np.ndarray) -> SecondTick:
         """Blocks (n, L) of finite samples for `slots` (n distinct)."""
         s = np.asarray(slots, dtype=np.int64)
         x = np.asarray(blocks, dtype=np.float64)
