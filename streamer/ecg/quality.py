@@ -6,8 +6,8 @@ Four checks, each causal, each with its state carried across blocks:
 - **bSQI** (Li, Clifford et al. 2008, "Robust heart rate estimation from multiple asynchronous noisy sources
   using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors,
   matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance, over the ``WINDOW_S`` seconds before the beat
-  and over the last ``SHORT_WINDOW_S`` of them (so noise is caught within a few beats); the lower of the
-  two counts. Both windows end ``BEFORE_S`` before the beat, where both detectors have decided every beat
+  and over the last ``SHORT_WINDOW_S`` of them, or the last ``SHORT_BEATS`` beats if that is longer (so noise is
+  caught within a few beats); the lower of the two counts. Both windows end ``BEFORE_S`` before the beat, where both detectors have decided every beat
   by the time this one can be framed. The first detector is the stream's own (`streamer.ecg.detector`);
   the second is `streamer.ecg.second_opinion`, deliberately different. On clean ECG both find the same
   beats; in noise, one fires on artefacts the other rejects, and the ratio drops. A beat is poor when it
@@ -45,7 +45,8 @@ from streamer.ecg.detector import framing_delay
 from streamer.ecg.second_opinion import LEARN_S, SecondOpinionBank
 
 WINDOW_S = 10.0  # s, bSQI window (Li et al. 2008)
-SHORT_WINDOW_S = 4.0  # s, the last part of it: noise is caught within a few beats
+SHORT_WINDOW_S = 4.0  # s, the last part of it: noise is caught within a few beats ...
+SHORT_BEATS = 5  # ... and at least this many of the main detector's beats
 MATCH_S = 0.150  # s, two detections of one beat
 BSQI_GOOD = 0.8  # below: the detectors disagree, the stretch is noise
 BEFORE_S = 0.2  # s, the windows end this long before the beat: both detectors have decided it by framing time
@@ -252,7 +253,11 @@ class QualityBank:
         if r - self.before - self.learn < self.min_window:  # too little signal yet: benefit of the doubt
             return Verdict(True, UNKNOWN, math.nan, UNKNOWN)
         stop = r - self.before
-        score = self._bsqi(q, max(stop - self.window, self.learn), max(stop - self.short, self.learn), stop, known)
+        # the short window holds at least SHORT_BEATS beats, so that one beat missed or added by one detector
+        # alone (it happens on clean ECG) leaves it at 0.8
+        i = bisect_left(q.main, stop)
+        lo_short = min(stop - self.short, q.main[i - SHORT_BEATS] if i >= SHORT_BEATS else stop - self.window)
+        score = self._bsqi(q, max(stop - self.window, self.learn), max(lo_short, self.learn), stop, known)
         if not score >= BSQI_GOOD:
             return Verdict(False, f"{NOISE} (bSQI {score:.2f})", score, NOISE)
         ratio = self._noise_ratio(q, r)
