@@ -79,8 +79,9 @@ def _csv_from_record(tmp_path: Path, n: int = 3600) -> tuple[Path, list[str]]:
     return tmp_path / "ecg.csv", lines
 
 
-@pytest.mark.parametrize("bad", ["abc", "nan", ""])
-def test_csv_with_text_or_nan(tmp_path: Path, ecg_model: Path, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["abc", "inf", ""])
+def test_csv_with_text_or_inf(tmp_path: Path, ecg_model: Path, bad: str) -> None:
+    """(`nan` is a missing sample, a gap: tests/test_quality.py)"""
     path, lines = _csv_from_record(tmp_path)
     lines[100] = f"{99 / 360:.6f},{bad}"
     path.write_text("\n".join(lines) + "\n")
@@ -244,3 +245,10 @@ def test_options_that_do_not_apply_are_refused(args: list[str], needles: list[st
     args = [str(mitdb_record("106")) if a == "RECORD" else a for a in args]
     code, _, err = run_cli(*args)
     assert_one_line_error(code, err, *needles)
+
+
+def test_csv_with_every_sample_missing(tmp_path: Path, ecg_model: Path) -> None:
+    path = tmp_path / "gone.csv"
+    path.write_text("\n".join(["nan"] * 5000) + "\n")
+    code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "360")
+    assert_one_line_error(code, err, "gone.csv", "no valid samples")

@@ -137,9 +137,9 @@ def test_pool_refuses_a_bad_chunk_for_its_stream_only(ecg_model: streamer.Model)
         pool.add(k)
     out_good: list[Any] = []
     out_bad: list[Any] = []
-    nan = y[:360].copy()
-    nan[17] = np.nan
-    bad_chunks = {5: nan, 9: np.stack([y[:360], y[:360]], axis=1), 13: Chunk(y[:360], rate=250),
+    inf = y[:360].copy()
+    inf[17] = np.inf  # (NaN is a missing sample, not a bad chunk: tests/test_quality.py)
+    bad_chunks = {5: inf, 9: np.stack([y[:360], y[:360]], axis=1), 13: Chunk(y[:360], rate=250),
                   17: Chunk(y[:360], start=3)}
     pos = 0
     for tick in range(60):

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from streamer.ecg.detector import OnlineRPeakDetector
 from streamer.ecg.quality import BSQI_GOOD, StreamQuality, Verdict, bsqi_window
 from streamer.ecg.readers import read_recording
 from streamer.ecg.second_opinion import SecondOpinion
-from tests.conftest import mitdb_record
+from tests.conftest import MODELS, mitdb_record
 
 
 def record(name: str, start_s: float = 0.0, seconds: float | None = None) -> tuple[np.ndarray, float]:
@@ -162,3 +163,63 @@ def test_a_stream_of_noise_alone_ends_with_zero_percent_good_and_no_alarm(tmp_pa
     assert s["beats"] > 50 and s["anomalies"] == 0
     assert s["quality"]["percent_time_good"] == 0 and s["quality"]["percent_beats_good"] == 0
     assert 0 < s["quality"]["beats_before_quality_known"] <= 10
+
+
+def engine_beats(x: np.ndarray, fs: float, step: int) -> list[Any]:
+    """Record `x` through a pool of the shipped model in blocks of `step` samples: its beat events."""
+    import streamer
+
+    pool = streamer.load_model(MODELS / "ecg.onnx").pool(rate=fs)
+    pool.add("p")
+    events = [e for k in range(0, len(x), step) for e in pool.feed({"p": x[k:k + step]})["p"]]
+    return events + pool.flush()["p"]
+
+
+@pytest.mark.parametrize("step", [360, 4001])
+def test_a_gap_of_missing_samples_is_skipped_and_its_beats_unjudged(step: int) -> None:
+    """3.4 s of record 100 lost (NaN, as WFDB and CSV give missing samples): no beat is found in the gap and
+    none is made up where the signal resumes (the filters re-primed there); the beats whose RR intervals span
+    the gap say `signal missing` and raise no alarm; the beats 3 s after it are those of the whole record."""
+    x, fs = record("100", seconds=120)
+    clean = engine_beats(x, fs, step)
+    a, b = int(60.3 * fs), int(63.7 * fs)
+    gapped = x.copy()
+    gapped[a:b] = np.nan
+    beats = engine_beats(gapped, fs, step)
+    r = np.array([e.r_sample for e in beats])
+    assert not ((r >= a) & (r < b)).any()
+    assert set(r[r < a - fs]) == {e.r_sample for e in clean if e.r_sample < a - fs}
+    assert set(r[r > b + 3 * fs]) == {e.r_sample for e in clean if e.r_sample > b + 3 * fs}
+    assert set(r) <= {e.r_sample for e in clean}  # nothing made up at the edges
+    missing = [e for e in beats if e.quality == "signal missing"]
+    assert [e.r_sample for e in missing] == [r[r < a].max(), r[r >= b].min()]
+    assert all(e.state == "noise" and not e.anomaly for e in missing)
+
+
+def test_a_saturated_stretch_is_skipped_and_the_signal_resumes_without_a_false_beat() -> None:
+    """Record 100 held at a rail (above its largest value) for 2.4 s: the beats there are `saturated`, and where
+    the signal comes back the filters are re-primed, so the step down is not taken for a beat."""
+    x, fs = record("100", seconds=120)
+    clean = {e.r_sample for e in engine_beats(x, fs, 360)}
+    a, b = int(80.2 * fs), int(82.6 * fs)
+    railed = x.copy()
+    railed[a:b] = x.max() + 0.5
+    beats = engine_beats(railed, fs, 360)
+    after = [e for e in beats if e.r_sample >= b]
+    assert after and after[0].r_sample in clean and all(e.r_sample in clean for e in after)
+    assert any(e.quality == "saturated" for e in beats if a - fs / 2 <= e.r_sample < b)
+    assert not any(e.anomaly for e in beats if a - fs <= e.r_sample <= b + fs)
+
+
+def test_a_csv_with_missing_samples_runs_to_the_end(tmp_path: Path) -> None:
+    """`nan` cells of a CSV are missing samples: the run goes on (exit 0), the summary names them."""
+    x, fs = record("100", seconds=60)
+    cells = [f"{v:.4f}" for v in x]
+    cells[int(30 * fs):int(32 * fs)] = ["nan"] * (int(32 * fs) - int(30 * fs))
+    csv, summary = tmp_path / "gap.csv", tmp_path / "s.json"
+    csv.write_text("\n".join(cells) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "streamer.cli", "ecg", str(csv), "--fs", str(fs), "--speed", "max",
+                           "--no-dashboard", "--summary", str(summary)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    q = json.loads(summary.read_text())["quality"]
+    assert q["poor_beats_by_reason"].get("signal missing", 0) >= 2 and q["percent_time_good"] < 97

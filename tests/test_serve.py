@@ -256,7 +256,7 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
                     for k in range(20):
                         for patient, payload, headers in (
                                 ("good-1", x[k * 360:(k + 1) * 360].tobytes(), {}),
-                                ("nan-1", (x[k * 360:(k + 1) * 360] * (np.nan if k == 5 else 1)).tobytes(), {}),
+                                ("inf-1", (x[k * 360:(k + 1) * 360] + (np.inf if k == 5 else 0)).tobytes(), {}),
                                 ("odd-1", x[k * 360:(k + 1) * 360].tobytes()[:-3] if k == 7 else
                                  x[k * 360:(k + 1) * 360].tobytes(), {}),
                                 ("norate-1", x[k * 360:(k + 1) * 360].tobytes(), {"Rate": "abc"} if k == 3 else {})):
@@ -280,7 +280,7 @@ def test_bad_chunks_go_to_dead_letters_and_others_go_on(tmp_path: Path) -> None:
     assert len(reasons) == 4, reasons
     assert any("non-finite" in r for r in reasons) and any("float32" in r for r in reasons)
     assert any("unreadable header" in r or "rate" in r for r in reasons) and any("missing" in r for r in reasons)
-    per_patient = {p: sum(e["stream"] == p for e in events) for p in ("good-1", "nan-1", "odd-1", "norate-1")}
+    per_patient = {p: sum(e["stream"] == p for e in events) for p in ("good-1", "inf-1", "odd-1", "norate-1")}
     assert per_patient["good-1"] >= 15  # ~20 s of record 106: its beats all came out
     summary = json.loads((tmp_path / "worker-a.out").read_text().strip().splitlines()[-1])
     assert sum(v for k, v in summary["drops"].items() if k.startswith("dead letter")) == 4

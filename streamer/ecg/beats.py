@@ -253,6 +253,10 @@ class FramerBank:
         self.pending[slot] = _Pending()
         self.waiting.discard(slot)
 
+    def reprime(self, slot: int) -> None:
+        """The high-pass starts afresh at the slot's next sample (after a gap or a flat or saturated stretch)."""
+        self.rows["started"][slot] = False
+
     def release(self, slot: int) -> None:
         self.pending.pop(slot, None)
         self.waiting.discard(slot)

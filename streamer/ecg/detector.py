@@ -146,7 +146,7 @@ class _Rules:
     """One stream's decision state (step 3): levels, RR history, polarity. Plain floats: it runs per candidate."""
 
     __slots__ = ("t", "spk", "npk", "init_max", "last_beat", "last_slope", "anchor", "rr", "rr_median",
-                 "polarity")
+                 "polarity", "skip_rr")
 
     FIELDS = ("spk", "npk", "init_max", "last_beat", "last_slope", "anchor", "rr_median", "polarity")
 
@@ -161,17 +161,29 @@ class _Rules:
         self.rr: list[float] = []
         self.rr_median = INITIAL_RR_S * t.fs  # median of self.rr, in samples
         self.polarity = 0.0  # > 0: R peaks are positive in the locator signal
+        self.skip_rr = False  # the next beat follows a gap: its interval is not an RR
 
     # saving / restoring: plain numbers
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {k: getattr(self, k) for k in self.FIELDS}
         out["rr"] = list(self.rr)
+        out["skip_rr"] = self.skip_rr
         return out
 
     def set_state(self, values: Mapping[str, Any]) -> None:
         for k in self.FIELDS:
             setattr(self, k, int(values[k]) if k in ("last_beat", "anchor") else float(values[k]))
         self.rr = [float(v) for v in values["rr"]]
+        self.skip_rr = bool(values.get("skip_rr", False))
+
+    def resume(self, m: int) -> None:
+        """The signal resumes at sample m after a gap or a flat or saturated stretch: the time without signal
+        is not time without beats (no missed-beat lowering of the threshold, and the next interval is not an
+        RR), and a beat may come at once (the refractory period is over)."""
+        if self.last_beat >= 0:
+            self.last_beat = max(self.last_beat, m - self.t.refractory)
+            self.anchor = max(self.anchor, self.last_beat)
+            self.skip_rr = True
 
     def premature(self, m: int) -> bool:
         """Early both after the last beat and after the last regular beat (an accepted early beat does not
@@ -236,8 +248,10 @@ class _Rules:
             self.spk += SIGNAL_LEVEL_GAIN * (min(h, SIGNAL_CLIP_RATIO * self.spk) - self.spk)
             # An interval spanning missed beats must not inflate the expected RR at once: clip it, so a real
             # slow-down still raises the median within a few beats.
-            self.rr = (self.rr + [min(float(since), MISSED_RR_FACTOR * self.rr_median)])[-RR_HISTORY:]
-            self.rr_median = small_median(self.rr)
+            if not self.skip_rr:
+                self.rr = (self.rr + [min(float(since), MISSED_RR_FACTOR * self.rr_median)])[-RR_HISTORY:]
+                self.rr_median = small_median(self.rr)
+            self.skip_rr = False
         self.last_beat = m
         if not premature:
             self.anchor = m
@@ -300,6 +314,16 @@ class DetectorBank:
 
     def release(self, slot: int) -> None:
         self.rules.pop(slot, None)
+
+    def reprime(self, slot: int, resume: bool = False) -> None:
+        """The filters start afresh (in steady state, band-passed output 0) at the slot's next sample: at a
+        gap's start, and where the signal resumes after a gap or a flat or saturated stretch (`resume`), so the
+        step back is not a beat. The levels go on; on resuming, the time without signal does not count as time
+        without beats."""
+        self.rows["started"][slot] = False
+        self.rows["last_bp"][slot] = 0.0
+        if resume:
+            self.rules[slot].resume(int(self.rows["seen"][slot]))
 
     def state(self, slot: int) -> dict[str, Any]:
         return {"rows": self.rows.row(slot), "rules": self.rules[slot].state()}

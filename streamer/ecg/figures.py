@@ -239,7 +239,8 @@ class EcgFigures:
         t_end = self.duration_s / self.scale
         ax.fill_between(np.r_[t, t_end], np.r_[lo, lo[-1:]], np.r_[hi, hi[-1:]], step="post", color=SIGNAL,
                         linewidth=0.4, label="ECG (min/max per bin)")
-        y0, y1 = np.percentile(lo, 0.2), np.percentile(hi, 99.8)
+        seen = np.isfinite(lo) & np.isfinite(hi)  # (bins with nothing but missing samples are gaps)
+        y0, y1 = (np.percentile(lo[seen], 0.2), np.percentile(hi[seen], 99.8)) if seen.any() else (-1.0, 1.0)
         pad = 0.12 * (y1 - y0 or 1.0)
         ax.set_ylim(y0 - 2 * pad, y1 + 2 * pad)
         flagged = self.beats["r"][self.beats["anomaly"]] / self.fs / self.scale

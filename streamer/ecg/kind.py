@@ -8,6 +8,7 @@ and resampled to the model's beat length.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,13 @@ class _RateGroup:
         self.scorer.clear(slot)
         self.quality.clear(slot)
 
+    def reprime(self, slot: int, resume: bool) -> None:
+        """Every filter of the slot starts afresh at its next sample: a gap begins there, or the signal resumes
+        (`resume`) after a gap or a flat or saturated stretch."""
+        self.detector.reprime(slot, resume)
+        self.framer.reprime(slot)
+        self.quality.reprime(slot)
+
     def give_back(self, slot: int) -> None:
         self.detector.release(slot)
         self.framer.release(slot)
@@ -65,6 +73,7 @@ class _EcgStream:
     slot: int
     judge: Judge
     samples: int = 0  # samples taken so far
+    last_valid: float = math.nan  # the last sample that was not missing (what a gap is held at)
 
 
 @dataclass
@@ -190,9 +199,9 @@ class EcgKind:
             gap = "gap" if chunk.start > s.samples else "overlap"
             raise StreamError(key, f"chunk does not continue the stream ({gap})", expected=f"start {s.samples}",
                               got=f"start {chunk.start}", reason=gap)
-        if not np.isfinite(x).all():
-            bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise StreamError(key, f"non-finite sample (NaN or inf) at index {bad} of the chunk",
+        if np.isinf(x).any():  # NaN is a missing sample (a gap, judged poor); inf is a broken value
+            bad = int(np.flatnonzero(np.isinf(x))[0])
+            raise StreamError(key, f"non-finite sample (inf) at index {bad} of the chunk",
                               reason="non-finite sample")
         return x
 
@@ -206,14 +215,58 @@ class EcgKind:
             if n == 0:
                 continue
             g = self.groups[fs]
-            slots = [self.streams[k].slot for k in keys]
+            streams = [self.streams[k] for k in keys]
+            slots = [s.slot for s in streams]
             blocks = np.stack([prepared[k] for k in keys]) if len(keys) > 1 else prepared[keys[0]][None, :]
-            peaks = g.detector.feed(slots, blocks)
-            g.quality.feed(slots, blocks, peaks)
-            parts.append((g, g.framer.feed(slots, blocks, peaks)))
-            for k in keys:
-                self.streams[k].samples += n
+            missing = np.isnan(blocks)
+            gapped = np.flatnonzero(missing.any(axis=1)).tolist()
+            if gapped:
+                blocks = blocks.copy()
+            cuts: dict[int, dict[int, bool]] = {}  # slot -> {column: the signal resumes there (else a gap starts)}
+            for row in gapped:
+                cuts[slots[row]] = self._fill_gaps(g, streams[row], blocks[row], missing[row])
+            for slot, cols in g.quality.track_runs(slots, blocks).items():
+                cuts.setdefault(slot, {}).update(dict.fromkeys(cols, True))
+            plain = [i for i, slot in enumerate(slots) if not cuts.get(slot)]
+            if plain:
+                parts.append(self._feed(g, [slots[i] for i in plain], blocks[plain]))
+            for i, slot in enumerate(slots):  # streams whose filters restart inside the block: piece by piece
+                if cuts.get(slot):
+                    at = sorted(cuts[slot])
+                    for a, b in zip([0, *at], [*at, n]):
+                        if a > 0:
+                            g.reprime(slot, cuts[slot][a])
+                        if b > a:
+                            parts.append(self._feed(g, [slot], blocks[i:i + 1, a:b]))
+            for s, last in zip(streams, blocks[:, -1].tolist()):
+                s.samples += n
+                s.last_valid = last  # (a gap at the block's end is held at the last value before it)
         return self._work(parts)
+
+    @staticmethod
+    def _feed(g: _RateGroup, slots: list[int], blocks: np.ndarray) -> tuple[_RateGroup, FramedBeats]:
+        peaks = g.detector.feed(slots, blocks)
+        g.quality.feed_signal(slots, blocks, peaks)
+        return g, g.framer.feed(slots, blocks, peaks)
+
+    @staticmethod
+    def _fill_gaps(g: _RateGroup, s: _EcgStream, x: np.ndarray, missing: np.ndarray) -> dict[int, bool]:
+        """Missing samples (NaN) of one stream's block, in place: each gap held at the last value before it and
+        marked for the quality checks. Returns the columns where a gap starts or ends: the filters are re-primed
+        at both, so through a gap they rest in steady state (band-passed output 0, as if not fed) and start
+        afresh where the signal resumes: {column: True where it resumes, False where a gap starts}."""
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], missing, [False]]).astype(np.int8)))
+        cuts: dict[int, bool] = {}
+        for a, b in zip(edges[0::2].tolist(), edges[1::2].tolist()):
+            before = x[a - 1] if a else s.last_valid
+            after = x[b] if b < len(x) else math.nan
+            x[a:b] = before if before == before else (after if after == after else 0.0)
+            g.quality.mark_gap(s.slot, s.samples + a, s.samples + b)
+            if a > 0:
+                cuts[a] = False
+            if b < len(x):
+                cuts[b] = True
+        return cuts
 
     def frame_end(self, keys: Iterable[Key]) -> EcgWork:
         by_rate: dict[float, list[int]] = {}
@@ -241,11 +294,12 @@ class EcgKind:
             n = len(f)
             scores = g.scorer.score(f.slots, f.features, outputs[row:row + n])
             row += n
-            for slot, index, r, rr_prev, score in zip(f.slots.tolist(), f.index.tolist(), f.r_sample.tolist(),
-                                                      f.rr_prev_s.tolist(), scores.tolist()):
+            for slot, index, r, rr_prev, rr_next, score in zip(f.slots.tolist(), f.index.tolist(),
+                                                               f.r_sample.tolist(), f.rr_prev_s.tolist(),
+                                                               f.rr_next_s.tolist(), scores.tolist()):
                 s = self.owners[(g.fs, slot)]
                 t = r / g.fs
-                verdict = g.quality.verdict(slot, r)
+                verdict = g.quality.verdict(slot, r, (r - round(rr_prev * g.fs), r + round(rr_next * g.fs)))
                 anomaly, state = s.judge.judge(index, t, score, verdict.good)
                 events.setdefault(s.key, []).append(BeatEvent(s.key, index, t, r, score, s.judge.threshold,
                                                               anomaly, 1e3 * rr_prev, state, verdict.reason,

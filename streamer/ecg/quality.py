@@ -1,23 +1,28 @@
 """Signal quality of ECG streams, computed online for many streams at once: a verdict for every beat before
 it may raise an alarm.
 
-Four checks, each causal, each with its state carried across blocks:
+Five checks, each causal, each with its state carried across blocks:
 
 - **bSQI** (Li, Clifford et al. 2008, "Robust heart rate estimation from multiple asynchronous noisy sources
   using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors,
   matched / (n1 + n2 - matched) with a ``MATCH_S`` tolerance, over the ``WINDOW_S`` seconds before the beat
-  and over the last ``SHORT_WINDOW_S`` of them, or the last ``SHORT_BEATS`` beats if that is longer (so noise is
-  caught within a few beats); the lower of the two counts. Both windows end ``BEFORE_S`` before the beat, where both detectors have decided every beat
-  by the time this one can be framed. The first detector is the stream's own (`streamer.ecg.detector`);
-  the second is `streamer.ecg.second_opinion`, deliberately different. On clean ECG both find the same
-  beats; in noise, one fires on artefacts the other rejects, and the ratio drops. A beat is poor when it
-  is below ``BSQI_GOOD`` (0.8, the conventional cut in the bSQI literature; not tuned on the shared records).
+  and over the last ``SHORT_WINDOW_S`` of them, or the last ``SHORT_BEATS`` beats if that is longer (so
+  noise is caught within a few beats); the lower of the two counts. Both windows end ``BEFORE_S`` before
+  the beat, where both detectors have decided every beat by the time this one can be framed. The first
+  detector is the stream's own (`streamer.ecg.detector`); the second is `streamer.ecg.second_opinion`,
+  deliberately different. On clean ECG both find the same beats; in noise, one fires on artefacts the
+  other rejects, and the ratio drops. A beat is poor when it is below ``BSQI_GOOD`` (0.8, the conventional
+  cut in the bSQI literature; not tuned on the shared records).
 - **in-band noise**: the RMS of the 8-20 Hz signal between the last beats (QRS complexes left out) against
   the largest recent QRS's: poor above ``NOISE_RATIO_POOR`` (in-band SNR below 14 dB), where noise in the
   QRS band hides the beats' shape even though both detectors still find them.
 - **flat line / leads off**: ``FLAT_S`` or more of identical consecutive samples.
 - **saturation**: ``SATURATION_S`` or more of identical consecutive samples at the largest or smallest
   value the stream has had (an amplifier or converter at its rail).
+- **signal missing**: samples that never came (NaN in a recording: a gap), within ``MARGIN_S`` of the beat.
+  The engine holds a gap at the last value and re-primes its filters at both ends, so through the gap they
+  rest (output 0) and start afresh where the signal resumes; it re-primes them too where the signal resumes
+  after a flat line or a saturated run (`track_runs` tells where), so the step back is not taken for a beat.
 
 When. A beat's verdict depends only on the signal up to ``framing_delay`` (about 0.36 s) after its R peak:
 what has certainly been fed when the beat can first be framed. It is taken as soon as that much has been
@@ -63,7 +68,7 @@ MARGIN_S = 0.5  # s, a flat or saturated run this close to a beat's R peak makes
 
 GOOD = "good"
 UNKNOWN = "not yet known"  # a stream's first seconds: judged as good, left out of the quality figures
-NOISE, FLAT, SATURATED = "noise", "flat line", "saturated"
+NOISE, FLAT, SATURATED, MISSING = "noise", "flat line", "saturated", "signal missing"
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class Verdict:
 class _Slot:
     """One stream's Python-side state: peaks, long runs, verdicts waiting for their beat to be framed."""
 
-    __slots__ = ("main", "other", "band", "waiting", "verdicts", "runs")
+    __slots__ = ("main", "other", "band", "waiting", "verdicts", "runs", "gaps")
 
     def __init__(self) -> None:
         self.main: list[int] = []  # the main detector's R peaks a later verdict may still read
@@ -89,6 +94,7 @@ class _Slot:
         self.waiting: deque[int] = deque()  # main peaks whose verdict is not taken yet
         self.verdicts: deque[tuple[int, Verdict]] = deque()  # taken, not yet asked for
         self.runs: list[tuple[int, int, bool]] = []  # (start, end, at an extreme) of long runs
+        self.gaps: list[tuple[int, int]] = []  # (start, end) of missing samples
 
     def state(self) -> dict[str, Any]:
         return {"main": list(self.main), "other": [list(o) for o in self.other],
@@ -96,7 +102,7 @@ class _Slot:
                 "waiting": list(self.waiting),
                 "verdicts": [[r, v.good, v.reason, v.bsqi if v.bsqi == v.bsqi else None, v.kind]
                              for r, v in self.verdicts],
-                "runs": [list(b) for b in self.runs]}
+                "runs": [list(b) for b in self.runs], "gaps": [list(g) for g in self.gaps]}
 
     def set_state(self, v: Mapping[str, Any]) -> None:
         self.main = [int(p) for p in v["main"]]
@@ -109,6 +115,7 @@ class _Slot:
         self.verdicts = deque((int(r), Verdict(bool(g), str(why), math.nan if b is None else float(b), str(kind)))
                               for r, g, why, b, kind in v["verdicts"])
         self.runs = [(int(a), int(b), bool(e)) for a, b, e in v["runs"]]
+        self.gaps = [(int(a), int(b)) for a, b in v.get("gaps", [])]
 
 
 class QualityBank:
@@ -163,7 +170,23 @@ class QualityBank:
 
     # --- data ----------------------------------------------------------------------------------------------
     def feed(self, slots: Sequence[int], blocks: np.ndarray, peaks: Mapping[int, Sequence[int]]) -> None:
-        """Blocks (n, L) for `slots`, and {slot: the main detector's R peaks decided on them}."""
+        """Blocks (n, L) of finite samples for `slots`, and {slot: the main detector's R peaks decided on
+        them}: `track_runs` then `feed_signal`."""
+        self.track_runs(slots, blocks)
+        self.feed_signal(slots, blocks, peaks)
+
+    def track_runs(self, slots: Sequence[int], blocks: np.ndarray) -> dict[int, list[int]]:
+        """Follow the runs of identical samples of the blocks `feed_signal` is about to get (it may get them in
+        pieces). Returns {slot: block columns where the signal resumes after a flat line or a saturated run}:
+        where the engine re-primes its filters, so the step back to the signal is not taken for a beat."""
+        s = np.asarray(slots, dtype=np.int64)
+        x = np.asarray(blocks, dtype=np.float64)
+        if x.shape[1] == 0:
+            return {}
+        return self._runs(s, x, self.second.rows["seen"][s])
+
+    def feed_signal(self, slots: Sequence[int], blocks: np.ndarray, peaks: Mapping[int, Sequence[int]]) -> None:
+        """The samples and the main detector's peaks (runs already tracked by `track_runs`)."""
         s = np.asarray(slots, dtype=np.int64)
         x = np.asarray(blocks, dtype=np.float64)
         seen = self.second.rows["seen"][s].copy()
@@ -171,9 +194,19 @@ class QualityBank:
         tick = self.second.feed(s, x)
         for slot, new in tick.peaks.items():
             self.slots[slot].other.extend(new)
-        if x.shape[1]:
-            self._runs(s, x, seen)
         self._take_verdicts(s, tick.cum, tick.origin, seen + x.shape[1], final=False)
+
+    def mark_gap(self, slot: int, start: int, end: int) -> None:
+        """Samples [start, end) of the stream were missing (NaN): beats near them are poor."""
+        gaps = self.slots[slot].gaps
+        if gaps and gaps[-1][1] == start:  # a gap going on across blocks
+            gaps[-1] = (gaps[-1][0], end)
+        else:
+            gaps.append((start, end))
+
+    def reprime(self, slot: int) -> None:
+        """The second detector's filter starts afresh at the next sample (after a gap or a flat line)."""
+        self.second.reprime(slot)
 
     def flush(self, slots: Sequence[int], peaks: Mapping[int, Sequence[int]]) -> None:
         """End of stream: the last peaks' verdicts from the signal there is."""
@@ -182,15 +215,23 @@ class QualityBank:
         tick = self.second.feed(s, np.zeros((len(s), 0)))
         self._take_verdicts(s, tick.cum, tick.origin, self.second.rows["seen"][s], final=True)
 
-    def verdict(self, slot: int, r_sample: int) -> Verdict:
+    def verdict(self, slot: int, r_sample: int, span: tuple[int, int] | None = None) -> Verdict:
         """The verdict of the beat at `r_sample` (taken when its signal arrived; verdicts of beats never
-        framed are passed over)."""
-        q = self.slots[slot].verdicts
-        while q and q[0][0] < r_sample:
-            q.popleft()
-        if not q or q[0][0] != r_sample:
+        framed are passed over). `span`: from the beat before to the beat after, as framed: a gap in it makes
+        the beat poor, its RR intervals measure the gap."""
+        q = self.slots[slot]
+        while q.verdicts and q.verdicts[0][0] < r_sample:
+            q.verdicts.popleft()
+        if not q.verdicts or q.verdicts[0][0] != r_sample:
             raise KeyError(f"no quality verdict for R peak {r_sample} (not a peak of this stream, or asked early)")
-        return q.popleft()[1]
+        verdict = q.verdicts.popleft()[1]
+        # gaps are forgotten here, not when verdicts are taken: those run ahead of the framing
+        first = r_sample - self.margin if span is None else min(span[0], r_sample - self.margin)
+        if q.gaps and q.gaps[0][1] < first:
+            q.gaps = [g for g in q.gaps if g[1] >= first]
+        if span is not None and verdict.kind != MISSING and any(a < span[1] and b > span[0] for a, b in q.gaps):
+            return Verdict(False, MISSING, math.nan, MISSING)
+        return verdict
 
     # --- internals -----------------------------------------------------------------------------------------
     def _add_peaks(self, peaks: Mapping[int, Sequence[int]]) -> None:
@@ -242,14 +283,17 @@ class QualityBank:
     def _judge(self, q: _Slot, r: int, fed: int) -> Verdict:
         known = r + self.after  # what the verdict may look at: samples before this, peaks decided before it
         self._forget_before(q, r - self.before - self.window - self.match - self.margin)
+        for start, end in q.gaps:
+            if start < known and end >= r - self.margin and start <= r + self.margin:
+                return Verdict(False, MISSING, math.nan, MISSING)
         for start, end, extreme in q.runs:
             end = min(end, known)
             if end < r - self.margin or start > r + self.margin:
                 continue
-            if end - start >= self.flat:
-                return Verdict(False, FLAT, math.nan, FLAT)
             if extreme and end - start >= self.saturation:
                 return Verdict(False, SATURATED, math.nan, SATURATED)
+            if end - start >= self.flat:
+                return Verdict(False, FLAT, math.nan, FLAT)
         if r - self.before - self.learn < self.min_window:  # too little signal yet: benefit of the doubt
             return Verdict(True, UNKNOWN, math.nan, UNKNOWN)
         stop = r - self.before
@@ -266,7 +310,8 @@ class QualityBank:
         return Verdict(True, GOOD, score, GOOD)
 
     def _forget_before(self, q: _Slot, sample: int) -> None:
-        """Drop peaks and runs older than `sample`: no later verdict reads them (beats come in time order)."""
+        """Drop peaks and runs older than `sample`: no later verdict reads them (beats come in time order).
+        (Gaps are dropped by `verdict`.)"""
         if q.main and q.main[0] < sample:
             del q.main[:bisect_left(q.main, sample)]
         if q.other and q.other[0][0] < sample:
@@ -305,7 +350,7 @@ class QualityBank:
         quiet = [e[2] for e in recent[:-1][:NOISE_INTERVALS] if e[2] == e[2]]  # the newest intervals in it
         return max(quiet, default=0.0) / qrs
 
-    def _runs(self, s: np.ndarray, x: np.ndarray, seen: np.ndarray) -> None:
+    def _runs(self, s: np.ndarray, x: np.ndarray, seen: np.ndarray) -> dict[int, list[int]]:
         """Runs of identical samples, continued across blocks. Only a run that reaches SATURATION_S (or FLAT_S)
         matters; it is kept with whether its value was an extreme of the stream when it began. All streams'
         runs are measured at once; a stream whose block may hold such a run is then followed run by run."""
@@ -338,14 +383,19 @@ class QualityBank:
         r["run_start"][s] = np.where(new, seen + k, start0)
         r["run_extreme"][s] = np.where(new, (lo_k < hi_k) & ~((lo_k < v) & (v < hi_k)), extreme0)
         r["lo"][s], r["hi"][s] = np.minimum(lo0, low[:, -1]), np.maximum(hi0, high[:, -1])
+        resume = {}
         for row in np.flatnonzero(slow).tolist():
-            self._runs_one(int(s[row]), x[row], int(seen[row]), float(value[row]), int(start0[row]),
-                           bool(extreme0[row]), float(lo0[row]), float(hi0[row]))
+            cols = self._runs_one(int(s[row]), x[row], int(seen[row]), float(value[row]), int(start0[row]),
+                                  bool(extreme0[row]), float(lo0[row]), float(hi0[row]))
+            if cols:
+                resume[int(s[row])] = cols
+        return resume
 
     def _runs_one(self, slot: int, x: np.ndarray, seen: int, value: float, start: int, extreme: bool, lo: float,
-                  hi: float) -> None:
+                  hi: float) -> list[int]:
         """One stream's block, run by run where it matters: the first (it may continue the previous block's),
-        the long ones, the last. Starts from the state before the block and leaves the state after it."""
+        the long ones, the last. Starts from the state before the block and leaves the state after it; returns
+        the columns where a flat line or a saturated run ends."""
         n = len(x)
         change = np.flatnonzero(x[1:] != x[:-1]) + 1
         starts, ends = np.concatenate([[0], change]), np.concatenate([change, [n]])
@@ -354,6 +404,7 @@ class QualityBank:
         picked = {0, last, *np.flatnonzero(ends - starts >= min(shortest, n)).tolist()}
         low, high = np.minimum.accumulate(x), np.maximum.accumulate(x)
         runs = self.slots[slot].runs
+        resume = []
         for k in sorted(picked):
             a, b = int(starts[k]), int(ends[k])
             v = float(x[a])
@@ -361,15 +412,19 @@ class QualityBank:
                 lo_a = min(lo, float(low[a - 1])) if a else lo
                 hi_a = max(hi, float(high[a - 1])) if a else hi
                 value, start, extreme = v, seen + a, lo_a < hi_a and not lo_a < v < hi_a
-            if seen + b - start >= shortest:
+            length = seen + b - start
+            if length >= shortest:
                 if runs and runs[-1][0] == start:  # the same run, longer now
                     runs[-1] = (start, seen + b, extreme)
                 else:
                     runs.append((start, seen + b, extreme))
+                if b < n and (length >= self.flat or (extreme and length >= self.saturation)):
+                    resume.append(b)
             if k != last:
                 value = math.nan  # ended inside the block
         r = self.rows
         r["run_value"][slot], r["run_start"][slot], r["run_extreme"][slot] = value, start, extreme
+        return resume
 
 
 class StreamQuality:

@@ -65,10 +65,13 @@ def check_signal(source: str | Path, x: np.ndarray, fs: float | None) -> None:
         raise InputError(source, f"sampling rate {fs:g} Hz is below {MIN_FS:g} Hz, too low to find QRS complexes")
     if len(x) == 0:
         raise InputError(source, "no samples")
-    bad = np.flatnonzero(~np.isfinite(x))
+    bad = np.flatnonzero(np.isinf(x))  # NaN is a missing sample (a gap: judged poor, skipped); inf is broken
     if len(bad):
-        raise InputError(source, f"non-finite value (NaN or inf) at sample {bad[0]}")
-    if float(np.ptp(x)) < FLAT_MV:
+        raise InputError(source, f"infinite value at sample {bad[0]}")
+    valid = x[~np.isnan(x)]
+    if len(valid) == 0:
+        raise InputError(source, "no valid samples (all missing)")
+    if float(np.ptp(valid)) < FLAT_MV:
         raise InputError(source, "flat-line signal (no variation): lead off or empty channel?")
 
 
@@ -220,12 +223,13 @@ def _read_beats(atr: Path) -> tuple[np.ndarray, np.ndarray]:
 
 # --- CSV ------------------------------------------------------------------------------------------
 
-def _parse_float(path: Path, text: str, line: int, column: str) -> float:
+def _parse_float(path: Path, text: str, line: int, column: str, missing_ok: bool = False) -> float:
+    """A cell as a number; `missing_ok`: `nan` (a missing sample, a gap) is allowed."""
     try:
         value = float(text)
     except ValueError:
         raise InputError(path, f"not a number: {text.strip()[:30]!r} in column {column!r}", f"line {line}") from None
-    if not np.isfinite(value):
+    if np.isinf(value) or (np.isnan(value) and not missing_ok):
         raise InputError(path, f"{text.strip()} value in column {column!r}", f"line {line}")
     return value
 
@@ -275,7 +279,7 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
     for k, (line, row) in enumerate(data):
         if len(row) != width:
             raise InputError(path, f"expected {width} columns, found {len(row)}", f"line {line}")
-        values[k] = _parse_float(path, row[col], line, names[col])
+        values[k] = _parse_float(path, row[col], line, names[col], missing_ok=True)
         if times is not None:
             times[k] = _parse_float(path, row[time_col], line, names[time_col])  # type: ignore[index]
     if times is not None and len(times) > 1:

@@ -114,6 +114,10 @@ class SecondOpinionBank:
     def release(self, slot: int) -> None:
         self.decisions.pop(slot, None)
 
+    def reprime(self, slot: int) -> None:
+        """The filter starts afresh (in steady state) at the slot's next sample."""
+        self.rows["started"][slot] = False
+
     def state(self, slot: int) -> dict[str, Any]:
         return {"rows": self.rows.row(slot), "decisions": self.decisions[slot].state()}
 

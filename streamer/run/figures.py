@@ -45,7 +45,8 @@ class Recorder(Protocol):
 class Envelope:
     """Minimum and maximum of a signal per bin of `width` samples over the whole run, in at most `max_bins`
     bins: when they are full, neighbouring bins merge and the width doubles. The bin being filled is kept as
-    its own min/max and count, so memory is bounded however long the run."""
+    its own min/max and count, so memory is bounded however long the run. Missing samples (NaN: a gap) are
+    left out; a bin with nothing else is NaN (drawn as a gap)."""
 
     def __init__(self, max_bins: int = ENVELOPE_BINS) -> None:
         self.max_bins = max_bins - max_bins % 2  # even: full bins always merge in pairs
@@ -71,19 +72,20 @@ class Envelope:
                 self._halve()
                 continue
             bins = x[:k * self.width].reshape(k, self.width)
-            self._push(bins.min(axis=1), bins.max(axis=1))
+            self._push(np.fmin.reduce(bins, axis=1), np.fmax.reduce(bins, axis=1))
             x = x[k * self.width:]
 
     def _fill_part(self, x: np.ndarray) -> np.ndarray:
         part, rest = x[:self.width - self.fill], x[self.width - self.fill:]
-        self.part_lo = min(self.part_lo, float(part.min()))
-        self.part_hi = max(self.part_hi, float(part.max()))
+        self.part_lo = float(np.fmin(self.part_lo, np.fmin.reduce(part)))
+        self.part_hi = float(np.fmax(self.part_hi, np.fmax.reduce(part)))
         self.fill += len(part)
         if self.fill == self.width:
             if self.n == self.max_bins:
                 self._halve()  # the part becomes the first half of a bin twice as wide
             else:
-                self._push(np.array([self.part_lo]), np.array([self.part_hi]))
+                empty = self.part_lo > self.part_hi  # every sample of the bin missing
+                self._push(np.array([np.nan if empty else self.part_lo]), np.array([np.nan if empty else self.part_hi]))
                 self.fill, self.part_lo, self.part_hi = 0, np.inf, -np.inf
         return rest
 
@@ -94,15 +96,16 @@ class Envelope:
 
     def _halve(self) -> None:
         half = self.n // 2
-        self.lo[:half] = self.lo[:self.n].reshape(half, 2).min(axis=1)
-        self.hi[:half] = self.hi[:self.n].reshape(half, 2).max(axis=1)
+        self.lo[:half] = np.fmin.reduce(self.lo[:self.n].reshape(half, 2), axis=1)
+        self.hi[:half] = np.fmax.reduce(self.hi[:self.n].reshape(half, 2), axis=1)
         self.n, self.width = half, 2 * self.width
 
     def bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(first sample of each bin, its minimum, its maximum), the bin being filled last."""
         lo, hi = self.lo[:self.n], self.hi[:self.n]
         if self.fill:
-            lo, hi = np.r_[lo, self.part_lo], np.r_[hi, self.part_hi]
+            empty = self.part_lo > self.part_hi
+            lo, hi = np.r_[lo, np.nan if empty else self.part_lo], np.r_[hi, np.nan if empty else self.part_hi]
         return np.arange(len(lo)) * self.width, lo, hi
 
 

@@ -163,8 +163,8 @@ class TextLineSource(QuietSource):
             except ValueError:
                 raise InputError(self.name, f"not a number: {text[:30].decode(errors='replace')!r}",
                                  f"line {self.line}") from None
-            if not np.isfinite(value):
-                raise InputError(self.name, f"non-finite value {text.decode()!r}", f"line {self.line}")
+            if np.isinf(value):  # (nan is a missing sample: a gap, judged poor and skipped)
+                raise InputError(self.name, f"infinite value {text.decode()!r}", f"line {self.line}")
             out[n] = value
             n += 1
         return out[:n]

@@ -72,13 +72,17 @@ def trace_rows(signal: np.ndarray, width: int, rows: int) -> list[str]:
     if len(signal) < 2:
         return [" " * width] * rows
     cols = _columns(signal, width)
-    lo_v = np.array([c.min() for c in cols])
-    hi_v = np.array([c.max() for c in cols])
-    lo, hi = float(lo_v.min()), float(hi_v.max())
+    # missing samples (NaN: a gap in the recording) are left out; a column of nothing but gap stays blank
+    lo_v = np.array([np.min(c[~np.isnan(c)], initial=np.inf) for c in cols])
+    hi_v = np.array([np.max(c[~np.isnan(c)], initial=-np.inf) for c in cols])
+    drawn = lo_v <= hi_v
+    if not drawn.any():
+        return [" " * width] * rows
+    lo, hi = float(lo_v[drawn].min()), float(hi_v[drawn].max())
     span = hi - lo if hi > lo else 1.0
     levels = rows * 2  # half-row resolution
-    lo_i = np.floor((lo_v - lo) / span * (levels - 1)).astype(int)
-    hi_i = np.ceil((hi_v - lo) / span * (levels - 1)).astype(int)
+    lo_i = np.where(drawn, np.floor((np.where(drawn, lo_v, lo) - lo) / span * (levels - 1)), levels).astype(int)
+    hi_i = np.where(drawn, np.ceil((np.where(drawn, hi_v, lo) - lo) / span * (levels - 1)), -1).astype(int)
     return [r.ljust(width) for r in _draw(lo_i, hi_i, rows)]
 
 
