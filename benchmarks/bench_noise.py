@@ -28,7 +28,7 @@ with the SNR, so the rows of one table differ in SNR alone.
 
 Per detector, pooled over the records of each half and over all (150 ms tolerance, `rpeak_scores`):
 sensitivity and PPV. Ours is `detect_rpeaks`; the stream is also fed in 1-s blocks to the online detector
-and `StreamQuality`, each beat's verdict asked as the engine asks it (once its successor is detected), and
+and `StreamQuality`, each beat's verdict asked as the engine asks it (once its successor is detected and its verdict taken), and
 checked to give the same peaks. Of ours with the gate: the percentage of judged beats judged good, the PPV
 of the good beats (the first ~4 s of a stream, quality "not yet known", count in neither), and the
 sensitivity in good stretches: of the annotated beats within a run of consecutive good beats (its first
@@ -167,8 +167,8 @@ def verdicts(x: np.ndarray, fs: float, step: int) -> tuple[list[int], list[tuple
         quality.feed(block, peaks)
         peaks_all += peaks
         pending += peaks
-        out += [(p, quality.verdict(p)) for p in pending[:-1]]
-        pending = pending[-1:]
+        while len(pending) > 1 and quality.ready(pending[0]):  # framed (a successor) and its verdict taken
+            out.append((pending[0], quality.verdict(pending.pop(0))))
     return peaks_all + det.flush(), out
 
 

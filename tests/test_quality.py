@@ -36,8 +36,8 @@ def verdicts(x: np.ndarray, fs: float, step: int) -> list[tuple[int, Verdict]]:
         peaks = det.feed(block)
         quality.feed(block, peaks)
         pending += peaks
-        out += [(p, quality.verdict(p)) for p in pending[:-1]]
-        pending = pending[-1:]
+        while len(pending) > 1 and quality.ready(pending[0]):  # framed (a successor) and its verdict taken
+            out.append((pending[0], quality.verdict(pending.pop(0))))
     return out
 
 

@@ -9,6 +9,7 @@ and resampled to the model's beat length.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ class _EcgStream:
     judge: Judge
     samples: int = 0  # samples taken so far
     last_valid: float = math.nan  # the last sample that was not missing (what a gap is held at)
+    # scored beats waiting for their quality verdict: (index, R, score, RR before in s, previous R, next R)
+    held: deque[tuple[int, int, float, float, int, int]] = field(default_factory=deque)
 
 
 @dataclass
@@ -105,6 +108,7 @@ class EcgKind:
         self.groups: dict[float, _RateGroup] = {}
         self.streams: dict[Key, _EcgStream] = {}
         self.owners: dict[tuple[float, int], _EcgStream] = {}  # (rate, slot) -> stream
+        self.holding: set[Key] = set()  # streams with beats waiting for their quality verdict
 
     # --- streams -------------------------------------------------------------------------------------------
     def open(self, key: Key, options: Mapping[str, Any]) -> None:
@@ -147,6 +151,7 @@ class EcgKind:
 
     def close(self, key: Key) -> None:
         s = self.streams.pop(key)
+        self.holding.discard(key)
         del self.owners[(s.fs, s.slot)]
         self.groups[s.fs].give_back(s.slot)
 
@@ -155,13 +160,15 @@ class EcgKind:
         self.groups[s.fs].clear(s.slot)
         s.judge.reset()
         s.samples = 0
+        s.held.clear()
+        self.holding.discard(key)
 
     def save(self, key: Key) -> dict[str, Any]:
         s = self.streams[key]
         g = self.groups[s.fs]
         return {"samples": s.samples, "detector": g.detector.state(s.slot), "framer": g.framer.state(s.slot),
                 "scorer": g.scorer.state(s.slot), "judge": s.judge.state(),
-                "quality": g.quality.state(s.slot)}
+                "quality": g.quality.state(s.slot), "held": [list(h) for h in s.held]}
 
     def restore(self, key: Key, state: Mapping[str, Any]) -> None:
         s = self.streams[key]
@@ -173,6 +180,10 @@ class EcgKind:
         if "slot" in state.get("quality", {}):  # states saved by older versions start the checks afresh
             g.quality.set_state(s.slot, state["quality"])
         s.samples = int(state["samples"])
+        s.held = deque((int(i), int(r), float(sc), float(rr), int(a), int(b))
+                       for i, r, sc, rr, a, b in state.get("held", []))
+        if s.held:
+            self.holding.add(key)
 
     def counters(self, key: Key) -> dict[str, int]:
         s = self.streams[key]
@@ -288,7 +299,9 @@ class EcgKind:
         return EcgWork(inputs, parts)
 
     def judge(self, work: EcgWork, outputs: np.ndarray) -> dict[Key, list[Any]]:
-        events: dict[Key, list[Any]] = {}
+        """Score the framed beats, then judge each once its quality verdict is taken (the verdict reads the
+        signal up to ~0.55 s after the R peak, so a beat framed sooner, after a very short RR, waits for the
+        next block; a stream's beats always come out in order)."""
         row = 0
         for g, f in work.parts:
             n = len(f)
@@ -298,10 +311,19 @@ class EcgKind:
                                                                f.r_sample.tolist(), f.rr_prev_s.tolist(),
                                                                f.rr_next_s.tolist(), scores.tolist()):
                 s = self.owners[(g.fs, slot)]
+                s.held.append((index, r, score, rr_prev, r - round(rr_prev * g.fs), r + round(rr_next * g.fs)))
+                self.holding.add(s.key)
+        events: dict[Key, list[Any]] = {}
+        for key in list(self.holding):
+            s = self.streams[key]
+            g = self.groups[s.fs]
+            while s.held and g.quality.ready(s.slot, s.held[0][1]):
+                index, r, score, rr_prev, before, after = s.held.popleft()
                 t = r / g.fs
-                verdict = g.quality.verdict(slot, r, (r - round(rr_prev * g.fs), r + round(rr_next * g.fs)))
+                verdict = g.quality.verdict(s.slot, r, (before, after))
                 anomaly, state = s.judge.judge(index, t, score, verdict.good)
-                events.setdefault(s.key, []).append(BeatEvent(s.key, index, t, r, score, s.judge.threshold,
-                                                              anomaly, 1e3 * rr_prev, state, verdict.reason,
-                                                              verdict.bsqi))
+                events.setdefault(key, []).append(BeatEvent(key, index, t, r, score, s.judge.threshold, anomaly,
+                                                            1e3 * rr_prev, state, verdict.reason, verdict.bsqi))
+            if not s.held:
+                self.holding.discard(key)
         return events

@@ -1,7 +1,7 @@
 """Signal quality of ECG streams, computed online for many streams at once: a verdict for every beat before
 it may raise an alarm.
 
-Five checks, each causal, each with its state carried across blocks:
+Six checks, each causal, each with its state carried across blocks:
 
 - **bSQI** (Li, Clifford et al. 2008, "Robust heart rate estimation from multiple asynchronous noisy sources
   using signal quality indices and a Kalman filter"): the agreement of two independent QRS detectors,
@@ -15,7 +15,9 @@ Five checks, each causal, each with its state carried across blocks:
   cut in the bSQI literature; not tuned on the shared records).
 - **in-band noise**: the RMS of the 8-20 Hz signal between the last beats (QRS complexes left out) against
   the largest recent QRS's: poor above ``NOISE_RATIO_POOR`` (in-band SNR below 14 dB), where noise in the
-  QRS band hides the beats' shape even though both detectors still find them.
+  QRS band hides the beats' shape even though both detectors still find them; and against the beat's own
+  QRS: poor above ``OWN_RATIO_POOR`` (the beat stands less than 8 dB above the noise: a burst of noise that
+  both detectors took for a beat). Both cuts were chosen on the development half of `bench_noise.py`.
 - **flat line / leads off**: ``FLAT_S`` or more of identical consecutive samples.
 - **saturation**: ``SATURATION_S`` or more of identical consecutive samples at the largest or smallest
   value the stream has had (an amplifier or converter at its rail).
@@ -24,10 +26,14 @@ Five checks, each causal, each with its state carried across blocks:
   rest (output 0) and start afresh where the signal resumes; it re-primes them too where the signal resumes
   after a flat line or a saturated run (`track_runs` tells where), so the step back is not taken for a beat.
 
-When. A beat's verdict depends only on the signal up to ``framing_delay`` (about 0.36 s) after its R peak:
-what has certainly been fed when the beat can first be framed. It is taken as soon as that much has been
-fed and kept until the beat is framed, so it is the same for any partition of the stream into blocks, and a
-pool of streams gives each stream what it would get alone.
+- **unconfirmed beat**: the second detector found no beat within ``MATCH_S`` of this one (a single false
+  detection in noise, which a window's bSQI may still pass).
+
+When. A beat's verdict depends only on the signal up to about 0.55 s after its R peak (when the second
+detector has decided every peak that could confirm it). It is taken as soon as that much has been fed and
+kept until the beat is framed (a beat framed sooner, after a very short RR, waits for it), so it is the same
+for any partition of the stream into blocks, and a pool of streams gives each stream what it would get
+alone.
 
 Cost. The per-sample work (the second detector's filter and feature, the running sum of the band's power,
 runs of identical samples) is array operations over (streams, samples); Python runs per candidate peak,
@@ -47,7 +53,7 @@ import numpy as np
 
 from streamer.core.rows import Rows
 from streamer.ecg.detector import framing_delay
-from streamer.ecg.second_opinion import LEARN_S, SecondOpinionBank
+from streamer.ecg.second_opinion import LEARN_S, LOCATE_BACK_S, PEAK_HALF_WINDOW_S, SecondOpinionBank
 
 WINDOW_S = 10.0  # s, bSQI window (Li et al. 2008)
 SHORT_WINDOW_S = 4.0  # s, the last part of it: noise is caught within a few beats ...
@@ -62,6 +68,7 @@ QUIET_BEFORE_S = 0.1  # ... to this long before this R: the stretch between beat
 MIN_QUIET_S = 0.02  # s, a shorter stretch (a very premature beat) is not measured
 NOISE_INTERVALS = 2  # the intervals before a beat whose noise counts against it
 NOISE_RATIO_POOR = 0.2  # between-beat RMS above this fraction of the QRS's (in-band SNR below 14 dB): poor
+OWN_RATIO_POOR = 0.4  # ... or above this fraction of the beat's own QRS RMS (it stands less than 8 dB above)
 FLAT_S = 0.5  # s of identical samples: flat line or leads off
 SATURATION_S = 0.08  # s of identical samples at the stream's extreme value: saturated
 MARGIN_S = 0.5  # s, a flat or saturated run this close to a beat's R peak makes the beat poor
@@ -136,7 +143,9 @@ class QualityBank:
         self.quiet_after, self.quiet_before, self.min_quiet = n(QUIET_AFTER_S), n(QUIET_BEFORE_S), n(MIN_QUIET_S)
         self.flat, self.saturation = max(2, n(FLAT_S)), max(2, n(SATURATION_S))
         self.learn = n(LEARN_S)  # the second detector's first peaks come after its learning
-        self.after = framing_delay(self.fs)
+        # the verdict waits until the second detector has decided every peak that could be this beat's partner
+        partner = self.match + max(1, round(LOCATE_BACK_S * self.fs)) + max(1, round(PEAK_HALF_WINDOW_S * self.fs)) + 1
+        self.after = max(framing_delay(self.fs), partner)  # (the second detector's own rounding, second_opinion.py)
         # the band's running power sum is read back to the QRS of the oldest beat in a short window of a beat
         # whose verdict is still to take
         self.second = SecondOpinionBank(self.fs, history=self.after + self.short + self.qrs_half + 2)
@@ -214,6 +223,11 @@ class QualityBank:
         self._add_peaks(peaks)
         tick = self.second.feed(s, np.zeros((len(s), 0)))
         self._take_verdicts(s, tick.cum, tick.origin, self.second.rows["seen"][s], final=True)
+
+    def ready(self, slot: int, r_sample: int) -> bool:
+        """Whether the verdict of the beat at `r_sample` has been taken (its signal has arrived)."""
+        q = self.slots[slot].verdicts
+        return bool(q) and q[-1][0] >= r_sample
 
     def verdict(self, slot: int, r_sample: int, span: tuple[int, int] | None = None) -> Verdict:
         """The verdict of the beat at `r_sample` (taken when its signal arrived; verdicts of beats never
@@ -304,9 +318,14 @@ class QualityBank:
         score = self._bsqi(q, max(stop - self.window, self.learn), max(lo_short, self.learn), stop, known)
         if not score >= BSQI_GOOD:
             return Verdict(False, f"{NOISE} (bSQI {score:.2f})", score, NOISE)
-        ratio = self._noise_ratio(q, r)
+        i = bisect_left(q.other, (r - self.match, -1))
+        if not any(p <= r + self.match and d < known for p, d in q.other[i:i + 3]):
+            return Verdict(False, f"{NOISE} (beat unconfirmed)", score, NOISE)
+        ratio, own = self._noise_ratio(q, r)
         if ratio > NOISE_RATIO_POOR:
             return Verdict(False, f"{NOISE} ({ratio:.2f} of QRS)", score, NOISE)
+        if own > OWN_RATIO_POOR:
+            return Verdict(False, f"{NOISE} ({own:.2f} of the beat)", score, NOISE)
         return Verdict(True, GOOD, score, GOOD)
 
     def _forget_before(self, q: _Slot, sample: int) -> None:
@@ -330,25 +349,28 @@ class QualityBank:
         long, short = bsqi_window(main, other, self.match, lo, stop, lo_short)
         return min(long, short)
 
-    def _noise_ratio(self, q: _Slot, r: int) -> float:
-        """RMS of the 8-20 Hz signal between beats (QRS complexes left out) over the largest QRS RMS of the
-        beats in the short window, the worse of the last NOISE_INTERVALS intervals (a stretch of noise, not
-        one interval: a false beat in noise leaves too short a gap to measure): near 0 on a clean ECG (P and
-        T waves have little there), high when noise in the QRS band hides the beats' shape even though both
-        detectors still find them. The largest QRS, not this beat's: a wide ectopic beat has little 8-20 Hz
-        power and must not look like noise. 0 when unmeasurable."""
+    def _noise_ratio(self, q: _Slot, r: int) -> tuple[float, float]:
+        """RMS of the 8-20 Hz signal between beats (QRS complexes left out), the worse of the last
+        NOISE_INTERVALS intervals (a stretch of noise, not one interval: a false beat in noise leaves too short
+        a gap to measure), over the largest QRS RMS of the beats in the short window, and over this beat's
+        own. Near 0 on a clean ECG (P and T waves have little there); against the largest QRS it is high when
+        noise in the QRS band hides the beats' shape even though both detectors still find them (the largest,
+        not this beat's: a wide ectopic beat has little 8-20 Hz power and must not look like noise); against
+        the beat's own, when the beat is no more than a burst of the noise (both detectors may fire on one).
+        0 when unmeasurable."""
         recent = []
         for entry in reversed(q.band):
             if entry[0] <= r - self.short:
                 break
             recent.append(entry)
         if len(recent) < 2:
-            return 0.0
+            return 0.0, 0.0
         qrs = max((e[1] for e in recent if e[1] == e[1]), default=0.0)
         if not qrs > 0:
-            return 0.0
-        quiet = [e[2] for e in recent[:-1][:NOISE_INTERVALS] if e[2] == e[2]]  # the newest intervals in it
-        return max(quiet, default=0.0) / qrs
+            return 0.0, 0.0
+        quiet = max((e[2] for e in recent[:-1][:NOISE_INTERVALS] if e[2] == e[2]), default=0.0)  # newest first
+        own = recent[0][1] if recent[0][0] == r else math.nan
+        return quiet / qrs, (quiet / own if own > 0 else 0.0)
 
     def _runs(self, s: np.ndarray, x: np.ndarray, seen: np.ndarray) -> dict[int, list[int]]:
         """Runs of identical samples, continued across blocks. Only a run that reaches SATURATION_S (or FLAT_S)
@@ -440,6 +462,9 @@ class StreamQuality:
 
     def flush(self, main_peaks: Sequence[int] = ()) -> None:
         self.bank.flush([0], {0: main_peaks})
+
+    def ready(self, r_sample: int) -> bool:
+        return self.bank.ready(0, r_sample)
 
     def verdict(self, r_sample: int) -> Verdict:
         return self.bank.verdict(0, r_sample)
