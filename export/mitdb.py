@@ -49,6 +49,15 @@ class LabelledBeats:
     pvc: np.ndarray  # (n,) bool, true class
     annotated: np.ndarray  # (n,) bool, False for detections with no reference beat
     duration_s: float
+    good: np.ndarray | None = None  # (n,) bool, the beat's signal quality verdict (None: all good)
+
+    @property
+    def judged(self) -> np.ndarray:
+        """Beats of good signal quality: the engine judges only those (the others are 'unjudged: noise')."""
+        return np.ones(len(self.pvc), bool) if self.good is None else self.good
+
+    def part(self, a: int, b: int | None = None) -> np.ndarray | None:
+        return None if self.good is None else self.good[a:b]
 
 
 def record_path(path: str | Path) -> Path:
@@ -93,7 +102,20 @@ def labelled_beats(record: Record, spec: BeatSpec, source: str = "detector") -> 
     rows = np.array([index[b.r_sample] for b in beats], dtype=np.int64)
     inputs = np.stack([b.features for b in beats]).astype(np.float32) if beats else \
         np.zeros((0, spec.n_inputs), np.float32)
-    return LabelledBeats(record.name, beats, inputs, pvc[rows], annotated[rows], record.duration_s)
+    good = quality_verdicts(record, peaks)
+    return LabelledBeats(record.name, beats, inputs, pvc[rows], annotated[rows], record.duration_s,
+                         np.array([good[b.r_sample] for b in beats], dtype=bool))
+
+
+def quality_verdicts(record: Record, peaks: np.ndarray) -> dict[int, bool]:
+    """{R peak: judged good} from the engine's signal-quality checks, run over the record as live (the
+    verdicts do not depend on how the stream is cut, so one block is the live stream)."""
+    from streamer.ecg.quality import StreamQuality
+
+    quality = StreamQuality(record.fs)
+    quality.feed(record.signal, [int(p) for p in peaks])
+    quality.flush()
+    return {int(p): quality.verdict(int(p)).good for p in peaks}
 
 
 def load_all(paths: Sequence[str | Path]) -> list[Record]:

@@ -118,13 +118,15 @@ def n_fitted(lb: LabelledBeats) -> int:
 def first_beats(lb: LabelledBeats, n: int) -> LabelledBeats:
     """A record's first `n` beats, lasting until the first beat left out."""
     duration = lb.beats[n].time_s if n < len(lb.beats) else lb.duration_s
-    return LabelledBeats(lb.record, lb.beats[:n], lb.inputs[:n], lb.pvc[:n], lb.annotated[:n], duration)
+    return LabelledBeats(lb.record, lb.beats[:n], lb.inputs[:n], lb.pvc[:n], lb.annotated[:n], duration,
+                         lb.part(0, n))
 
 
 def last_beats(lb: LabelledBeats, n: int) -> LabelledBeats:
     """A record's beats from beat `n` on, lasting from that beat to the end of the record."""
     duration = lb.duration_s - lb.beats[n].time_s if n < len(lb.beats) else 0.0
-    return LabelledBeats(lb.record, lb.beats[n:], lb.inputs[n:], lb.pvc[n:], lb.annotated[n:], duration)
+    return LabelledBeats(lb.record, lb.beats[n:], lb.inputs[n:], lb.pvc[n:], lb.annotated[n:], duration,
+                         lb.part(n))
 
 
 def fitted_parts(beats: Sequence[LabelledBeats]) -> list[LabelledBeats]:
@@ -196,15 +198,18 @@ def record_scores(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str
 
 # --- evaluation --------------------------------------------------------------------------------------------
 def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float, first: int = 0) -> dict[str, Any]:
-    """AUC over annotated beats (V positive); precision/recall/false alarms over every judged beat (from
-    beat `first` on, as the engine judges them)."""
-    scores, ann, pvc = scores[first:], lb.annotated[first:], lb.pvc[first:]
-    fig = anomaly_scores(scores, pvc, threshold, lb.duration_s)
-    fig["auc"] = anomaly_scores(scores[ann], pvc[ann], threshold)["auc"]
+    """As the engine alarms: from beat `first` on, only beats of good signal quality are judged. Precision
+    and false alarms over the alarms raised; recall over every PVC detected from `first` on, those left
+    unjudged for poor signal counted as missed; AUC over the judged annotated beats (V positive)."""
+    scores, ann, pvc, good = scores[first:], lb.annotated[first:], lb.pvc[first:], lb.judged[first:]
+    fig = anomaly_scores(np.where(good, scores, -np.inf), pvc, threshold, lb.duration_s)
+    fig["auc"] = anomaly_scores(scores[ann & good], pvc[ann & good], threshold)["auc"]
     fig["n_beats"] = int(len(scores))
     fig["n_pvc"] = int(pvc.sum())
+    fig["n_unjudged_noise"] = int((~good).sum())
+    fig["pvc_unjudged_noise"] = int((pvc & ~good).sum())
     fig["n_unmatched_detections"] = int((~ann).sum())
-    fig["false_alarms_unmatched"] = int((scores[~ann] > threshold).sum())
+    fig["false_alarms_unmatched"] = int((good & ~ann & (scores > threshold)).sum())
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in fig.items()}
 
 
@@ -296,7 +301,7 @@ def held_out_figures(model: Any, beats: Sequence[LabelledBeats], spec: BeatSpec,
         raise ValueError("the records are too short to hold any beats out")
     pooled = LabelledBeats("all", [], np.zeros((0, spec.n_inputs), np.float32),
                            np.concatenate([t.pvc for t in tails]), np.concatenate([t.annotated for t in tails]),
-                           sum(t.duration_s for t in tails))
+                           sum(t.duration_s for t in tails), np.concatenate([t.judged for t in tails]))
     return {"part": f"the last {HOLDOUT_FRACTION:.0%} of each record's beats (not fitted on)",
             "method": "each record streamed whole through the model (the fitted part warms its template and "
                       "score level, as live); figures over its held-out beats only; threshold as shipped",
@@ -305,8 +310,9 @@ def held_out_figures(model: Any, beats: Sequence[LabelledBeats], spec: BeatSpec,
 
 
 LABEL_NOTE = ("detected R peaks matched to annotated beats within 150 ms: V = PVC (positive), other beats "
-              "normal; AUC over matched beats only; detections with no annotated beat count as normal in "
-              "precision and false alarms (also reported as false_alarms_unmatched); annotated beats the "
+              "normal; beats of poor signal quality are not judged (no alarm; a PVC among them counts as "
+              "missed); AUC over matched judged beats only; detections with no annotated beat count as normal "
+              "in precision and false alarms (also reported as false_alarms_unmatched); annotated beats the "
               "detector missed are not scored")
 
 

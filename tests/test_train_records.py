@@ -196,3 +196,17 @@ def test_short_training_run_exports_a_faithful_model(cli_run: tuple[str, Path], 
     # PVCs are what the score is for: even this tiny model ranks them above normal beats
     assert test.pvc.sum() > 10
     assert ort_scores[test.pvc].mean() > 2 * ort_scores[~test.pvc].mean()
+
+
+def test_figures_judge_only_beats_of_good_signal_quality() -> None:
+    """Record 105 (heavy real noise), framed as for training, with the engine's quality verdicts: a beat of
+    poor quality raises no alarm, and a PVC among them counts as missed, as the engine would report it."""
+    lb = labelled_beats(load_record(mitdb_record("105")), tr.beat_spec(tr.PRESETS["default"]))
+    poor = ~lb.judged
+    assert 0.02 < poor.mean() < 0.2  # its noisy stretches, not the whole record
+    perfect = np.where(lb.pvc, 2.0, 0.0)  # a score that ranks perfectly: only the gate can cost recall
+    fig = tr.record_figures(perfect, lb, threshold=1.0)
+    assert fig["fp"] == 0 and fig["pvc_unjudged_noise"] == int((lb.pvc & poor).sum()) > 0
+    assert fig["recall"] == pytest.approx(1 - fig["pvc_unjudged_noise"] / lb.pvc.sum())
+    everything = tr.record_figures(np.full(len(lb.pvc), 2.0), lb, threshold=1.0)  # every beat above it
+    assert everything["fp"] == int((~lb.pvc & lb.judged).sum()) and everything["n_unjudged_noise"] == poor.sum()
