@@ -35,7 +35,7 @@ from export.quiet import import_tensorflow
 from streamer.core import modelmeta
 from streamer.ecg.beats import BeatSpec
 from streamer.ecg.evaluate import anomaly_scores
-from streamer.ecg.scoring import StreamingScorer, judged_from
+from streamer.ecg.scoring import StreamingScorer, judged_from, morphology_spec
 from streamer.ecg.threshold import threshold_from
 
 MODEL_VERSION = "1.0"
@@ -63,10 +63,16 @@ PRESETS: dict[str, dict[str, Any]] = {
                   # (the training normals' 25th percentile) is filled in at training time
                   "adaptive": {"kind": "quantile_ratio", "beats": 32, "quantile": 25.0, "min_history": 8},
                   # the first 8 beats (~7 s) are scored but not judged: template and history still filling
-                  "warmup_beats": 8},
+                  "warmup_beats": 8,
+                  # the beat's shape alone (same adaptive level, its own reference) must pass a gate too:
+                  # a normally shaped beat that is only early or late (an atrial premature beat, sinus
+                  # arrhythmia) is no PVC
+                  "morphology": {"weights": {"beat": 1.0}}},
         "model": {"hidden": [64, 16], "code": 4, "activation": "relu", "l2": 1e-5},
         "train": {"epochs": 40, "batch": 256, "learning_rate": 1e-3, "loss": "mae"},
-        "threshold": {"method": "percentile", "param": 99.5},  # ~0.5% of normal beats, ~0.4/min at 75 bpm
+        # ~0.7 % of the training normals' scores, and a shape above the 90th percentile of theirs (both chosen
+        # by the leave-records-out figures, see the README)
+        "threshold": {"method": "percentile", "param": 99.3, "morphology": {"method": "percentile", "param": 90.0}},
         "peaks": "detector",
     },
 }
@@ -196,20 +202,38 @@ def record_scores(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str
     return scorer.score(lb.inputs, reconstruct(model, lb.inputs))
 
 
+def record_shapes(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str, Any]) -> np.ndarray | None:
+    """The shape scores (`morphology_spec`) of one record's beats as the runtime computes them; None for a
+    score without a shape gate."""
+    shape = morphology_spec(score)
+    return None if shape is None else record_scores(model, lb, spec, shape)
+
+
+def shape_passes(model: Any, lb: LabelledBeats, spec: BeatSpec, score: dict[str, Any],
+                 threshold: dict[str, Any]) -> np.ndarray | None:
+    """Which beats pass the shape gate (None: no gate)."""
+    shapes = record_shapes(model, lb, spec, score)
+    gate = threshold.get("morphology")
+    return None if shapes is None or not gate else shapes > float(gate["value"])
+
+
 # --- evaluation --------------------------------------------------------------------------------------------
-def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float, first: int = 0) -> dict[str, Any]:
-    """As the engine alarms: from beat `first` on, only beats of good signal quality are judged. Precision
-    and false alarms over the alarms raised; recall over every PVC detected from `first` on, those left
-    unjudged for poor signal counted as missed; AUC over the judged annotated beats (V positive)."""
+def record_figures(scores: np.ndarray, lb: LabelledBeats, threshold: float, first: int = 0,
+                   shape_ok: np.ndarray | None = None) -> dict[str, Any]:
+    """As the engine alarms: from beat `first` on, only beats of good signal quality are judged, and an alarm
+    needs the score above `threshold` and the shape gate passed (`shape_ok`, if any). Precision and false
+    alarms over the alarms raised; recall over every PVC detected from `first` on, those left unjudged for
+    poor signal counted as missed; AUC of the score over the judged annotated beats (V positive)."""
     scores, ann, pvc, good = scores[first:], lb.annotated[first:], lb.pvc[first:], lb.judged[first:]
-    fig = anomaly_scores(np.where(good, scores, -np.inf), pvc, threshold, lb.duration_s)
+    gated = good if shape_ok is None else good & shape_ok[first:]
+    fig = anomaly_scores(np.where(gated, scores, -np.inf), pvc, threshold, lb.duration_s)
     fig["auc"] = anomaly_scores(scores[ann & good], pvc[ann & good], threshold)["auc"]
     fig["n_beats"] = int(len(scores))
     fig["n_pvc"] = int(pvc.sum())
     fig["n_unjudged_noise"] = int((~good).sum())
     fig["pvc_unjudged_noise"] = int((pvc & ~good).sum())
     fig["n_unmatched_detections"] = int((~ann).sum())
-    fig["false_alarms_unmatched"] = int((good & ~ann & (scores > threshold)).sum())
+    fig["false_alarms_unmatched"] = int((gated & ~ann & (scores > threshold)).sum())
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in fig.items()}
 
 
@@ -227,6 +251,14 @@ def model_score(model: Any, train: Sequence[LabelledBeats], preset: dict[str, An
         normal = np.concatenate([raw.score(lb.inputs, reconstruct(model, lb.inputs))[training_rows(lb)]
                                  for lb in train])
         score["adaptive"]["reference"] = float(np.percentile(normal, float(score["adaptive"]["quantile"])))
+    if score.get("morphology"):  # the shape score's own reference, the same way
+        spec = beat_spec(preset)
+        weights = score["morphology"].get("weights") or {"beat": 1.0}
+        raw = StreamingScorer(spec.feature_names, spec.length, {"kind": score.get("kind", "mae"), "weights": weights})
+        normal = np.concatenate([raw.score(lb.inputs, reconstruct(model, lb.inputs))[training_rows(lb)]
+                                 for lb in train])
+        quantile = float(score["adaptive"]["quantile"]) if score.get("adaptive") else 50.0
+        score["morphology"] = {"weights": dict(weights), "reference": float(np.percentile(normal, quantile))}
     return score
 
 
@@ -246,6 +278,11 @@ def fit_on(train: Sequence[LabelledBeats], preset: dict[str, Any], epochs: int, 
     th = threshold_from(normal_scores, preset["threshold"]["method"], preset["threshold"]["param"])
     th["chosen_on"] = ("scores (streamed per record) of the normal beats of the training records: "
                        + ", ".join(lb.record for lb in train))
+    gate = preset["threshold"].get("morphology")
+    if gate and morphology_spec(score) is not None:
+        shapes = np.concatenate([record_scores(model, lb, spec, morphology_spec(score) or {})[first:]
+                                 [training_rows(lb)[first:]] for lb in train])
+        th["morphology"] = threshold_from(shapes, gate["method"], gate["param"])
     return model, score, th, x
 
 
@@ -266,7 +303,8 @@ def leave_records_out(records: Sequence[Path], preset: str = "default", epochs: 
             model, score, th, _ = fit_on(train, cfg, epochs, seed, progress, f"fold {i + 1}/{len(beats)} "
                                                                             f"(without {test.record})")
             scores = record_scores(model, test, spec, score)
-            per_record[test.record] = {**record_figures(scores, test, th["value"], judged_from(score)),
+            shape_ok = shape_passes(model, test, spec, score, th)
+            per_record[test.record] = {**record_figures(scores, test, th["value"], judged_from(score), shape_ok),
                                        "threshold": th["value"]}
             progress.note(f"LORO {test.record}: " + ", ".join(
                 f"{k} {per_record[test.record][k]:.4f}" if per_record[test.record][k] is not None else f"{k} n/a"
@@ -280,23 +318,26 @@ def leave_records_out(records: Sequence[Path], preset: str = "default", epochs: 
 
 
 def held_out_figures(model: Any, beats: Sequence[LabelledBeats], spec: BeatSpec, score: dict[str, Any],
-                     threshold: float) -> dict[str, Any]:
+                     th: dict[str, Any]) -> dict[str, Any]:
     """Figures on the held-out beats of every record (from `n_fitted` on), each record streamed whole.
 
     Streaming the whole record gives the held-out beats the running template and score level they would
     have live (warmed on the fitted beats: inputs, not labels). `pooled` counts every record's held-out beats.
     """
-    first = judged_from(score)
-    per_record, tails, pooled_scores = {}, [], []
+    first, threshold = judged_from(score), float(th["value"])
+    per_record, tails, pooled_scores, pooled_shapes = {}, [], [], []
     for lb in beats:
         n = n_fitted(lb)
         if n >= len(lb.pvc):
             continue  # too few beats to hold any out
         scores, tail = record_scores(model, lb, spec, score)[n:], last_beats(lb, n)
+        passes = shape_passes(model, lb, spec, score, th)
+        shape_ok = None if passes is None else passes[n:]
         judged = max(0, first - n)
-        per_record[lb.record] = record_figures(scores, tail, threshold, judged)
+        per_record[lb.record] = record_figures(scores, tail, threshold, judged, shape_ok)
         tails.append(last_beats(lb, n + judged))
         pooled_scores.append(scores[judged:])
+        pooled_shapes.append(np.ones(len(scores) - judged, bool) if shape_ok is None else shape_ok[judged:])
     if not tails:
         raise ValueError("the records are too short to hold any beats out")
     pooled = LabelledBeats("all", [], np.zeros((0, spec.n_inputs), np.float32),
@@ -306,7 +347,8 @@ def held_out_figures(model: Any, beats: Sequence[LabelledBeats], spec: BeatSpec,
             "method": "each record streamed whole through the model (the fitted part warms its template and "
                       "score level, as live); figures over its held-out beats only; threshold as shipped",
             "labels": LABEL_NOTE, "per_record": per_record,
-            "pooled": record_figures(np.concatenate(pooled_scores), pooled, threshold)}
+            "pooled": record_figures(np.concatenate(pooled_scores), pooled, threshold, 0,
+                                     np.concatenate(pooled_shapes))}
 
 
 LABEL_NOTE = ("detected R peaks matched to annotated beats within 150 ms: V = PVC (positive), other beats "
@@ -377,9 +419,11 @@ def train_records(records: list[Path], out_dir: Path, preset: str = "default", e
     metrics["train_seconds"] = seconds
     spec = beat_spec(cfg)
     with progress.phase("held-out figures"):
-        metrics["held_out"] = held_out_figures(model, beats, spec, score, th["value"])
-        metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score),
-                                                                lb, th["value"], judged_from(score)) for lb in fitted}
+        metrics["held_out"] = held_out_figures(model, beats, spec, score, th)
+        metrics["training_records"] = {lb.record: record_figures(record_scores(model, lb, spec, score), lb,
+                                                                th["value"], judged_from(score),
+                                                                shape_passes(model, lb, spec, score, th))
+                                       for lb in fitted}
     metrics["training_records_note"] = "in-sample (the fitted first part of each record): optimistic"
     training = {"preset": preset, "seed": seed, "seconds": seconds,
                 **epochs_meta(cfg["train"]["epochs"], budget, budget, "epoch budget")}

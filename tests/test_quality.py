@@ -223,3 +223,19 @@ def test_a_csv_with_missing_samples_runs_to_the_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     q = json.loads(summary.read_text())["quality"]
     assert q["poor_beats_by_reason"].get("signal missing", 0) >= 2 and q["percent_time_good"] < 97
+
+
+def test_an_alarm_needs_the_beats_shape_past_the_models_shape_gate() -> None:
+    """Record 100 (sinus rhythm with atrial premature beats: early, normally shaped): every alarm has both its
+    score above the threshold and its shape score above the shipped model's shape gate, and some early beats
+    scored above the threshold raise none because their shape is normal."""
+    import streamer
+
+    model = streamer.load_model(MODELS / "ecg.onnx")
+    gate = float(model.meta["threshold"]["morphology"]["value"])
+    x, fs = record("100")
+    beats = engine_beats(x, fs, int(fs))
+    alarms = [e for e in beats if e.anomaly]
+    assert all(e.score > e.threshold and e.morphology > gate for e in alarms)
+    held_back = [e for e in beats if e.state == "judged" and e.score > e.threshold and not e.anomaly]
+    assert held_back and all(e.morphology <= gate for e in held_back)

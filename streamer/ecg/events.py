@@ -16,7 +16,8 @@ class BeatEvent:
     signal quality: scored, not judged); only judged beats can be anomalies. `quality` is the beat's signal
     quality verdict (`good`, `not yet known` in a stream's first seconds, or why not: `noise (bSQI 0.42)`,
     `noise (0.25 of QRS)`, `flat line`, `saturated`) and `bsqi` the agreement of two detectors around it, the
-    lower of its two windows (None while it cannot be measured).
+    lower of its two windows (None while it cannot be measured). `morphology` is the score of the beat's shape
+    alone, which must also pass the model's morphology threshold for an alarm (None for models without one).
     """
 
     stream: Hashable
@@ -30,6 +31,7 @@ class BeatEvent:
     state: str
     quality: str = "good"
     bsqi: float = float("nan")
+    morphology: float = float("nan")  # the score of the beat's shape alone (models with a shape gate)
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict (which deep-copies): the monitor service calls this for
@@ -37,4 +39,5 @@ class BeatEvent:
         return {"stream": self.stream, "beat": int(self.beat), "t": round(float(self.t), 4),
                 "r_sample": int(self.r_sample), "score": float(self.score), "threshold": float(self.threshold),
                 "anomaly": bool(self.anomaly), "rr_ms": round(float(self.rr_ms), 1), "state": self.state,
-                "quality": self.quality, "bsqi": round(float(self.bsqi), 3) if self.bsqi == self.bsqi else None}
+                "quality": self.quality, "bsqi": round(float(self.bsqi), 3) if self.bsqi == self.bsqi else None,
+                "morphology": float(self.morphology) if self.morphology == self.morphology else None}

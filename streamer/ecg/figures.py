@@ -194,7 +194,7 @@ class EcgFigures:
         out = [
             Figure("ecg_record", "The record",
                    f"Top: the whole record ({clock(self.duration_s)}, {n} beats) as its minimum and maximum "
-                   f"per bin; red marks: the {flagged} beats flagged (score above the threshold)"
+                   f"per bin; red marks: the {flagged} beats flagged (alarms)"
                    + ("; green marks below: beats annotated as PVC (V)" if self.annotations else "")
                    + f". Bottom: {STRIP_S:g} s around the highest-scoring beat (shaded above) on ECG paper "
                    f"(0.2 s and 0.5 mV squares), every R peak found marked{labels}.", self.draw_record),
@@ -207,7 +207,9 @@ class EcgFigures:
                    self.draw_beats if self.top else None),
             Figure("ecg_scores", "Scores against the threshold",
                    f"Top: each beat's anomaly score over time; {self.threshold_text}. Beats above it are flagged "
-                   "(red); grey: scored but not judged (warm-up, calibration or poor signal quality)"
+                   "(red) when their shape alone also passes the model's shape gate (hollow blue: above it, "
+                   "shape normal: no alarm); grey: scored but not judged (warm-up, calibration or poor "
+                   "signal quality)"
                    + ("; black rings: beats annotated as PVC (V)" if self.annotations else "")
                    + ". Bottom: flagged beats per minute over time (the anomaly burden).",
                    self.draw_scores if n else None),
@@ -429,8 +431,12 @@ class EcgFigures:
         small = 4 if len(b) < DENSE_BEATS else 2  # a day's 100 000 beats: small dots
         style: dict[str, Any] = {"ls": "none", "rasterized": True}  # thousands of points: a bitmap
         ax.plot(t[~judged], b["score"][~judged], "x", color=UNJUDGED, ms=small, label="not judged", **style)
-        ax.plot(t[judged & ~flagged], b["score"][judged & ~flagged], ".", color=NORMAL, ms=small, alpha=0.7,
-                label="judged, below", **style)
+        above = judged & ~flagged & (b["score"] > b["threshold"])  # held back by the model's shape gate
+        below = judged & ~flagged & ~above
+        ax.plot(t[below], b["score"][below], ".", color=NORMAL, ms=small, alpha=0.7, label="judged, below", **style)
+        if above.any():
+            ax.plot(t[above], b["score"][above], "o", mfc="none", mec=NORMAL, ms=small + 1, mew=0.8,
+                    label=f"above, normal shape ({int(above.sum())})", **style)
         ax.plot(t[flagged], b["score"][flagged], ".", color=FLAGGED, ms=small + 2,
                 label=f"flagged ({int(flagged.sum())})", **style)
         if self.annotations:
@@ -442,7 +448,7 @@ class EcgFigures:
         if log:
             ax.set_yscale("log")
         ax.set_ylabel("anomaly score" + (" (log scale)" if log else ""))
-        _legend_above(ax, 5)
+        _legend_above(ax, 6)
         width = _bin_width(self.duration_s)
         edges = np.arange(0.0, self.duration_s + width, width)
         counts, _ = np.histogram(b["r"][flagged] / self.fs, edges)

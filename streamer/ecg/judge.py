@@ -36,8 +36,10 @@ class Judge:
         self.calibrating = self.calibrate_s > 0
         self.calibration: list[float] = []
 
-    def judge(self, index: int, time_s: float, score: float, good: bool = True) -> tuple[bool, str]:
-        """(anomaly, state) of beat number `index` at `time_s` with `score`; `good`: its signal quality."""
+    def judge(self, index: int, time_s: float, score: float, good: bool = True, shape: bool = True
+              ) -> tuple[bool, str]:
+        """(anomaly, state) of beat number `index` at `time_s` with `score`; `good`: its signal quality;
+        `shape`: its shape passes the model's morphology gate (an alarm needs both the score and that)."""
         if self.calibrating and time_s >= self.calibrate_s:
             self._finish_calibration()
         if index < self.warmup_beats:
@@ -47,7 +49,7 @@ class Judge:
         if self.calibrating:
             self.calibration.append(score)
             return False, CALIBRATING
-        return score > self.threshold, JUDGED
+        return score > self.threshold and shape, JUDGED
 
     def _finish_calibration(self) -> None:
         self.calibrating = False

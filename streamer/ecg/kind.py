@@ -25,7 +25,7 @@ from streamer.ecg.detector import MIN_FS, DetectorBank
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import Judge
 from streamer.ecg.quality import QualityBank
-from streamer.ecg.scoring import ScoreBank, judged_from
+from streamer.ecg.scoring import ScoreBank, judged_from, morphology_spec
 from streamer.ecg.threshold import parse_method
 
 
@@ -37,6 +37,8 @@ class _RateGroup:
         self.detector = DetectorBank(fs)
         self.framer = FramerBank(spec, fs)
         self.scorer = ScoreBank(spec.feature_names, spec.length, score)
+        shape = morphology_spec(score)
+        self.shape = ScoreBank(spec.feature_names, spec.length, shape) if shape else None
         self.quality = QualityBank(fs)
         self.free: list[int] = []
         self.next_slot = 0
@@ -51,6 +53,8 @@ class _RateGroup:
         self.detector.clear(slot)
         self.framer.clear(slot)
         self.scorer.clear(slot)
+        if self.shape is not None:
+            self.shape.clear(slot)
         self.quality.clear(slot)
 
     def reprime(self, slot: int, resume: bool) -> None:
@@ -75,8 +79,9 @@ class _EcgStream:
     judge: Judge
     samples: int = 0  # samples taken so far
     last_valid: float = math.nan  # the last sample that was not missing (what a gap is held at)
-    # scored beats waiting for their quality verdict: (index, R, score, RR before in s, previous R, next R)
-    held: deque[tuple[int, int, float, float, int, int]] = field(default_factory=deque)
+    # scored beats waiting for their quality verdict: (index, R, score, shape score, RR before in s, previous R,
+    # next R)
+    held: deque[tuple[int, int, float, float, float, int, int]] = field(default_factory=deque)
 
 
 @dataclass
@@ -101,6 +106,11 @@ class EcgKind:
             ScoreBank(self.spec.feature_names, self.spec.length, self.score_spec)  # validates it
             self.model_threshold = dict(model.meta["threshold"])
             float(self.model_threshold["value"])
+            shape = morphology_spec(self.score_spec)
+            if shape is not None:
+                ScoreBank(self.spec.feature_names, self.spec.length, shape)
+            gate = self.model_threshold.get("morphology")
+            self.shape_gate = float(gate["value"]) if shape is not None and gate else None
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(model.path, f"beat, score or threshold description not understood ({exc})") from None
         model.check_input_size(self.spec.n_inputs)
@@ -168,6 +178,7 @@ class EcgKind:
         g = self.groups[s.fs]
         return {"samples": s.samples, "detector": g.detector.state(s.slot), "framer": g.framer.state(s.slot),
                 "scorer": g.scorer.state(s.slot), "judge": s.judge.state(),
+                "shape": g.shape.state(s.slot) if g.shape is not None else {},
                 "quality": g.quality.state(s.slot), "held": [list(h) for h in s.held]}
 
     def restore(self, key: Key, state: Mapping[str, Any]) -> None:
@@ -176,12 +187,14 @@ class EcgKind:
         g.detector.set_state(s.slot, state["detector"])
         g.framer.set_state(s.slot, state["framer"])
         g.scorer.set_state(s.slot, state["scorer"])
+        if g.shape is not None and state.get("shape"):
+            g.shape.set_state(s.slot, state["shape"])
         s.judge.set_state(state["judge"])
         if "slot" in state.get("quality", {}):  # states saved by older versions start the checks afresh
             g.quality.set_state(s.slot, state["quality"])
         s.samples = int(state["samples"])
-        s.held = deque((int(i), int(r), float(sc), float(rr), int(a), int(b))
-                       for i, r, sc, rr, a, b in state.get("held", []))
+        s.held = deque((int(i), int(r), float(sc), float(sh), float(rr), int(a), int(b))
+                       for i, r, sc, sh, rr, a, b in state.get("held", []))
         if s.held:
             self.holding.add(key)
 
@@ -305,25 +318,30 @@ class EcgKind:
         row = 0
         for g, f in work.parts:
             n = len(f)
-            scores = g.scorer.score(f.slots, f.features, outputs[row:row + n])
+            recon = outputs[row:row + n]
+            scores = g.scorer.score(f.slots, f.features, recon)
+            shapes = g.shape.score(f.slots, f.features, recon) if g.shape is not None else np.full(n, np.nan)
             row += n
-            for slot, index, r, rr_prev, rr_next, score in zip(f.slots.tolist(), f.index.tolist(),
-                                                               f.r_sample.tolist(), f.rr_prev_s.tolist(),
-                                                               f.rr_next_s.tolist(), scores.tolist()):
+            for slot, index, r, rr_prev, rr_next, score, shape in zip(
+                    f.slots.tolist(), f.index.tolist(), f.r_sample.tolist(), f.rr_prev_s.tolist(),
+                    f.rr_next_s.tolist(), scores.tolist(), shapes.tolist()):
                 s = self.owners[(g.fs, slot)]
-                s.held.append((index, r, score, rr_prev, r - round(rr_prev * g.fs), r + round(rr_next * g.fs)))
+                s.held.append((index, r, score, shape, rr_prev, r - round(rr_prev * g.fs),
+                               r + round(rr_next * g.fs)))
                 self.holding.add(s.key)
         events: dict[Key, list[Any]] = {}
         for key in list(self.holding):
             s = self.streams[key]
             g = self.groups[s.fs]
             while s.held and g.quality.ready(s.slot, s.held[0][1]):
-                index, r, score, rr_prev, before, after = s.held.popleft()
+                index, r, score, shape, rr_prev, before, after = s.held.popleft()
                 t = r / g.fs
                 verdict = g.quality.verdict(s.slot, r, (before, after))
-                anomaly, state = s.judge.judge(index, t, score, verdict.good)
+                shape_ok = self.shape_gate is None or shape > self.shape_gate
+                anomaly, state = s.judge.judge(index, t, score, verdict.good, shape_ok)
                 events.setdefault(key, []).append(BeatEvent(key, index, t, r, score, s.judge.threshold, anomaly,
-                                                            1e3 * rr_prev, state, verdict.reason, verdict.bsqi))
+                                                            1e3 * rr_prev, state, verdict.reason, verdict.bsqi,
+                                                            shape))
             if not s.held:
                 self.holding.discard(key)
         return events

@@ -15,6 +15,9 @@ patient-wide misfit (unusual lead, noisy stretch) while surviving frequent PVCs;
 it from amplifying the small deviations of very clean recordings. It is stateful: use `ScoreBank`
 (many streams) or `StreamingScorer` (one), which equal `beat_scores` when there is no `adaptive` entry.
 
+Optional shape gate, ``score.morphology`` with ``threshold.morphology`` (`morphology_spec`): the same score
+of the beat's shape alone must also pass its own threshold for an alarm.
+
 ``score.warmup_beats`` (optional, default 0): the first beats of a stream are scored but not judged, since
 the running template and the adaptive history are still filling; training, evaluation and the engine all
 skip them (`judged_from`).
@@ -28,6 +31,21 @@ from typing import Any
 import numpy as np
 
 from streamer.core.history import History
+
+
+def morphology_spec(score: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The score of the beat's shape alone, when the model has one (`score.morphology`: `weights`, usually the
+    beat alone, and `reference`, its training normals' level): the same kind and patient-adaptive level as the
+    score, without the RR features. An alarm needs it above the model's `threshold.morphology` too, so a
+    normally shaped beat that is only early or late (an atrial premature beat, sinus arrhythmia) is no PVC."""
+    m = score.get("morphology")
+    if not m:
+        return None
+    spec = {k: v for k, v in score.items() if k not in ("morphology", "weights")}
+    spec["weights"] = dict(m.get("weights") or {"beat": 1.0})
+    if spec.get("adaptive"):
+        spec["adaptive"] = {**spec["adaptive"], "reference": float(m["reference"])}
+    return spec
 
 
 def judged_from(score: Mapping[str, Any]) -> int:
