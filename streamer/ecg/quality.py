@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from streamer.core.rows import Rows
-from streamer.ecg.detector import framing_delay
+from streamer.ecg.detector import LOOKAHEAD_S, framing_delay
 from streamer.ecg.second_opinion import LEARN_S, LOCATE_BACK_S, PEAK_HALF_WINDOW_S, SecondOpinionBank
 
 WINDOW_S = 10.0  # s, bSQI window (Li et al. 2008)
@@ -92,12 +92,16 @@ class Verdict:
 class _Slot:
     """One stream's Python-side state: peaks, long runs, verdicts waiting for their beat to be framed."""
 
-    __slots__ = ("main", "other", "band", "waiting", "verdicts", "runs", "gaps")
+    __slots__ = ("main", "other", "band", "marks", "pending", "waiting", "verdicts", "runs", "gaps")
 
     def __init__(self) -> None:
         self.main: list[int] = []  # the main detector's R peaks a later verdict may still read
         self.other: list[tuple[int, int]] = []  # the second detector's (R peak, decided by sample)
         self.band: deque[tuple[int, float, float]] = deque()  # judged peaks' (R, QRS RMS, RMS before it)
+        # the band's power summed over samples [0, t), kept at the few t the verdicts read (around each R peak),
+        # taken as the signal passes them: t -> (t, or the stream's end if it came first; the sum)
+        self.marks: dict[int, tuple[int, float]] = {}
+        self.pending: list[int] = []  # marks asked for, not yet passed
         self.waiting: deque[int] = deque()  # main peaks whose verdict is not taken yet
         self.verdicts: deque[tuple[int, Verdict]] = deque()  # taken, not yet asked for
         self.runs: list[tuple[int, int, bool]] = []  # (start, end, at an extreme) of long runs
@@ -106,6 +110,7 @@ class _Slot:
     def state(self) -> dict[str, Any]:
         return {"main": list(self.main), "other": [list(o) for o in self.other],
                 "band": [[p, *(v if v == v else None for v in rest)] for p, *rest in self.band],
+                "marks": [[t, e, c] for t, (e, c) in self.marks.items()], "pending": list(self.pending),
                 "waiting": list(self.waiting),
                 "verdicts": [[r, v.good, v.reason, v.bsqi if v.bsqi == v.bsqi else None, v.kind]
                              for r, v in self.verdicts],
@@ -118,6 +123,8 @@ class _Slot:
             return math.nan if x is None else float(x)
 
         self.band = deque((int(p), num(qrs), num(quiet)) for p, qrs, quiet in v["band"])
+        self.marks = {int(t): (int(e), float(c)) for t, e, c in v["marks"]}
+        self.pending = [int(t) for t in v["pending"]]
         self.waiting = deque(int(p) for p in v["waiting"])
         self.verdicts = deque((int(r), Verdict(bool(g), str(why), math.nan if b is None else float(b), str(kind)))
                               for r, g, why, b, kind in v["verdicts"])
@@ -148,7 +155,10 @@ class QualityBank:
         self.after = max(framing_delay(self.fs), partner)  # (the second detector's own rounding, second_opinion.py)
         # the band's running power sum is read back to the QRS of the oldest beat in a short window of a beat
         # whose verdict is still to take
-        self.second = SecondOpinionBank(self.fs, history=self.after + self.short + self.qrs_half + 2)
+        # the band's running power sum is read back to the marks of a peak just decided (up to the detector's
+        # look-ahead after it), the farthest QUIET_BEFORE_S or QRS_HALF_S before it
+        lookahead = int(math.floor(LOOKAHEAD_S * self.fs))
+        self.second = SecondOpinionBank(self.fs, history=lookahead + max(self.qrs_half, self.quiet_before) + 4)
         self.rows = Rows(
             run_value=((), np.float64, np.nan),  # the run of identical samples going on at the block's end
             run_start=((), np.int64, 0),
@@ -203,7 +213,8 @@ class QualityBank:
         tick = self.second.feed(s, x)
         for slot, new in tick.peaks.items():
             self.slots[slot].other.extend(new)
-        self._take_verdicts(s, tick.cum, tick.origin, seen + x.shape[1], final=False)
+        self._take_marks(s, tick.cum, tick.origin, seen + x.shape[1], final=False)
+        self._take_verdicts(s, seen + x.shape[1], final=False)
 
     def mark_gap(self, slot: int, start: int, end: int) -> None:
         """Samples [start, end) of the stream were missing (NaN): beats near them are poor."""
@@ -222,7 +233,9 @@ class QualityBank:
         s = np.asarray(slots, dtype=np.int64)
         self._add_peaks(peaks)
         tick = self.second.feed(s, np.zeros((len(s), 0)))
-        self._take_verdicts(s, tick.cum, tick.origin, self.second.rows["seen"][s], final=True)
+        seen = self.second.rows["seen"][s]
+        self._take_marks(s, tick.cum, tick.origin, seen, final=True)
+        self._take_verdicts(s, seen, final=True)
 
     def ready(self, slot: int, r_sample: int) -> bool:
         """Whether the verdict of the beat at `r_sample` has been taken (its signal has arrived)."""
@@ -251,15 +264,42 @@ class QualityBank:
     def _add_peaks(self, peaks: Mapping[int, Sequence[int]]) -> None:
         for slot, new in peaks.items():
             q = self.slots[slot]
-            q.main.extend(int(p) for p in new)
-            q.waiting.extend(int(p) for p in new)
+            for p in new:
+                p = int(p)
+                q.main.append(p)
+                q.waiting.append(p)
+                q.pending += [p - self.qrs_half, p + self.qrs_half, p - self.quiet_before, p + self.quiet_after]
 
-    def _take_verdicts(self, s: np.ndarray, cum: np.ndarray, origin: np.ndarray, seen: np.ndarray,
-                       final: bool) -> None:
+    def _take_marks(self, s: np.ndarray, cum: np.ndarray, origin: np.ndarray, seen: np.ndarray,
+                    final: bool) -> None:
+        """Read the band's running power sum at the marks the signal has now passed (all of them at the end
+        of the stream, where a mark past it takes the sum up to the end), in one array read."""
+        rows, cols, where = [], [], []
+        for row, slot in enumerate(s.tolist()):
+            q = self.slots[slot]
+            if not q.pending:
+                continue
+            upto, first = int(seen[row]), int(origin[row])
+            later = []
+            for t in q.pending:
+                if t <= upto or final:
+                    e = min(t, upto)
+                    rows.append(row)
+                    cols.append(max(e - 1 - first, 0))  # the sum over [0, e) is the cumulative sum at sample e - 1
+                    where.append((q, t, e))
+                else:
+                    later.append(t)
+            q.pending = later
+        if not rows:
+            return
+        values = cum[np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)].tolist()
+        for (q, t, e), c in zip(where, values):
+            q.marks[t] = (e, c if e > 0 else 0.0)
+
+    def _take_verdicts(self, s: np.ndarray, seen: np.ndarray, final: bool) -> None:
         """Take the verdicts of the waiting beats whose signal up to `after` past the R has arrived (all of
-        them at the end of the stream): first each beat's band power (its QRS, the quiet stretch before it)
-        for all beats at once, then each verdict."""
-        todo: list[tuple[int, int, int, int]] = []  # (row, slot, R peak, the main peak before it or -1)
+        them at the end of the stream), each with its band power (its QRS, the quiet stretch before it) from
+        the marks."""
         for row, slot in enumerate(s.tolist()):
             q = self.slots[slot]
             if not q.waiting:
@@ -268,31 +308,20 @@ class QualityBank:
             while q.waiting and (final or q.waiting[0] + self.after <= upto):
                 r = q.waiting.popleft()
                 i = bisect_left(q.main, r)
-                todo.append((row, slot, r, q.main[i - 1] if i else -1))
-        if not todo:
-            return
-        rows, _, rs, prevs = (np.array(c, dtype=np.int64) for c in zip(*todo))
-        fed, first = seen[rows], origin[rows]
+                prev = q.main[i - 1] if i else -1
+                qrs = self._rms(q, r - self.qrs_half, r + self.qrs_half)
+                a, b = prev + self.quiet_after, r - self.quiet_before
+                # a very premature beat leaves no quiet stretch to measure; a peak before the short window is
+                # not read (nor its marks kept)
+                quiet = self._rms(q, a, b) if prev > r - self.short and b - a >= self.min_quiet else math.nan
+                q.band.append((r, qrs, quiet))
+                q.verdicts.append((r, self._judge(q, r, upto)))
 
-        def rms(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            """RMS of the band-passed signal over [a, b) (up to what was fed): a difference of running sums."""
-            b = np.minimum(b, fed)
-            ca = np.maximum(np.minimum(a, fed) - 1 - first, 0)
-            cb = np.maximum(b - 1 - first, 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.sqrt(np.maximum(cum[rows, cb] - cum[rows, ca], 0.0) / (b - a))
-            return np.where(b > a, out, np.nan)
-
-        qrs = rms(rs - self.qrs_half, rs + self.qrs_half)
-        quiet_a, quiet_b = prevs + self.quiet_after, rs - self.quiet_before
-        # a very premature beat leaves no quiet stretch to measure
-        # (only read when the peak before is in the short window too; a gap longer than that is not measured)
-        measured = (prevs > rs - self.short) & (quiet_b - quiet_a >= self.min_quiet)
-        quiet = np.where(measured, rms(quiet_a, quiet_b), np.nan)
-        for (_, slot, r, _), qrs_r, quiet_r, fed_r in zip(todo, qrs.tolist(), quiet.tolist(), fed.tolist()):
-            q = self.slots[slot]
-            q.band.append((r, qrs_r, quiet_r))
-            q.verdicts.append((r, self._judge(q, r, fed_r)))
+    @staticmethod
+    def _rms(q: _Slot, a: int, b: int) -> float:
+        """RMS of the band-passed signal over [a, b) (up to the stream's end): a difference of running sums."""
+        (ea, ca), (eb, cb) = q.marks.get(a, (a, math.nan)), q.marks.get(b, (b, math.nan))
+        return math.sqrt(max(cb - ca, 0.0) / (eb - ea)) if eb > ea and cb == cb and ca == ca else math.nan
 
     def _judge(self, q: _Slot, r: int, fed: int) -> Verdict:
         known = r + self.after  # what the verdict may look at: samples before this, peaks decided before it
@@ -337,6 +366,9 @@ class QualityBank:
             del q.other[:bisect_left(q.other, (sample, -1))]
         while q.band and q.band[0][0] < sample:
             q.band.popleft()
+        if len(q.marks) > 64:  # marks of peaks no verdict reads any more
+            keep = sample - self.quiet_after - self.short
+            q.marks = {t: m for t, m in q.marks.items() if t >= keep}
         if q.runs and q.runs[0][1] < sample:
             q.runs = [b for b in q.runs if b[1] >= sample]
 
