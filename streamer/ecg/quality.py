@@ -119,6 +119,7 @@ class _Slot:
     def set_state(self, v: Mapping[str, Any]) -> None:
         self.main = [int(p) for p in v["main"]]
         self.other = [(int(p), int(d)) for p, d in v["other"]]
+
         def num(x: Any) -> float:
             return math.nan if x is None else float(x)
 
@@ -136,8 +137,10 @@ class QualityBank:
     """The quality checks for many streams of one rate. Streams are slots, as in `DetectorBank`.
 
     `feed(slots, blocks, peaks)` takes each slot's block and the main detector's new R peaks on it;
-    `verdict(slot, r)` gives the verdict of the beat at R peak `r` (beats asked in time order, each once its
-    successor is known); `flush(slots, peaks)` at end of stream takes the verdicts still waiting."""
+    `verdict(slot, r)` gives the verdict of the beat at R peak `r` once `ready(slot, r)` (beats asked in time
+    order); `flush(slots, peaks)` at end of stream takes the verdicts still waiting. The engine calls
+    `track_runs` on a whole block and `feed_signal` on its pieces, re-priming between them (`reprime`) where
+    the signal resumes; `mark_gap` records missing samples."""
 
     def __init__(self, fs: float) -> None:
         self.fs = float(fs)
@@ -153,8 +156,6 @@ class QualityBank:
         # the verdict waits until the second detector has decided every peak that could be this beat's partner
         partner = self.match + max(1, round(LOCATE_BACK_S * self.fs)) + max(1, round(PEAK_HALF_WINDOW_S * self.fs)) + 1
         self.after = max(framing_delay(self.fs), partner)  # (the second detector's own rounding, second_opinion.py)
-        # the band's running power sum is read back to the QRS of the oldest beat in a short window of a beat
-        # whose verdict is still to take
         # the band's running power sum is read back to the marks of a peak just decided (up to the detector's
         # look-ahead after it), the farthest QUIET_BEFORE_S or QRS_HALF_S before it
         lookahead = int(math.floor(LOOKAHEAD_S * self.fs))
