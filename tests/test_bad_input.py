@@ -252,3 +252,51 @@ def test_csv_with_every_sample_missing(tmp_path: Path, ecg_model: Path) -> None:
     path.write_text("\n".join(["nan"] * 5000) + "\n")
     code, _, err = run_cli("ecg", str(path), "--model", str(ecg_model), "--fs", "360")
     assert_one_line_error(code, err, "gone.csv", "no valid samples")
+
+
+@pytest.mark.parametrize(("args", "option", "problem"), [
+    (["ecg", "{rec}", "--fs", "1e8"], "--fs", "out of range"),  # would never finish
+    (["ecg", "{rec}", "--fs", "inf"], "--fs", "not a finite number"),
+    (["ecg", "{rec}", "--threshold", "nan"], "--threshold", "not a finite number"),  # nothing could be flagged
+    (["ecg", "{rec}", "--calibrate", "nan"], "--calibrate", "not a finite number"),
+    (["ecg", "{rec}", "--calibrate", "10", "--calibrate-method", "percentile:995"], "--calibrate-method",
+     "between 0 and 100"),  # refused at start, not when the calibration ends
+    (["ecg", "{rec}", "--speed", "1e-300"], "--speed", "out of range"),
+    (["ecg", "{rec}", "--threads", "1000"], "--threads", "out of range"),
+    (["images", "--camera", "-1"], "--camera", "out of range"),  # crashed OpenCV with a segmentation fault
+    (["images", "{rec}", "--add-noise", "nan"], "--add-noise", "not a finite number"),
+    (["audio", "--seconds", "inf"], "--seconds", "not a finite number"),
+])
+def test_option_values_are_checked_when_the_command_starts(record_copy: Path, args: list[str], option: str,
+                                                           problem: str) -> None:
+    """Every numeric option is finite and in the range the program can honour, checked before anything runs:
+    usage error (exit 2) naming the option and the problem, no traceback."""
+    code, _, err = run_cli(*[a.format(rec=record_copy) for a in args])
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert option in last and problem in last, err
+
+
+def test_a_wfdb_header_with_an_absurd_rate_is_refused(record_copy: Path, ecg_model: Path) -> None:
+    """A header whose rate field lost a space (360 -> 3600000000) is refused at once, not replayed forever."""
+    hea = record_copy.with_suffix(".hea")
+    first, *rest = hea.read_text().splitlines()
+    fields = first.split()
+    fields[2] = "3600000000"
+    hea.write_text("\n".join([" ".join(fields), *rest]) + "\n")
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--speed", "max")
+    assert_one_line_error(code, err, "r.hea", "above 100000 Hz")
+
+
+@pytest.mark.parametrize(("options", "problem"), [({"threshold": float("nan")}, "threshold must be a finite"),
+                                                  ({"calibrate_s": float("nan")}, "calibrate_s must be a finite"),
+                                                  ({"calibrate_s": 10, "calibrate_method": "percentile:995"},
+                                                   "between 0 and 100"),
+                                                  ({}, "too high for an ECG")])
+def test_the_library_checks_stream_options_too(ecg_model: Path, options: dict[str, object], problem: str) -> None:
+    import streamer
+    from streamer.core.errors import StreamError
+
+    rate = 1e8 if not options else 360
+    with pytest.raises(StreamError, match=problem):
+        streamer.load_model(ecg_model).stream(rate=rate, **options)

@@ -15,6 +15,7 @@ from streamer.audio.report import AudioReport
 from streamer.cli.common import check_preset, default_model, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
+from streamer.cli.ranges import Bounded
 from streamer.core.errors import InputError, ModelError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import AUDIO_TASK
@@ -28,6 +29,8 @@ LIVE_BLOCK_S = 0.064  # device blocks: 512 samples at 8 kHz, small against the 5
 PACED_BLOCK_S = 0.064
 FAST_BLOCK_S = 16.384  # --speed max: 32 frames of 4096 per block, run as one batch
 NOT_SAVED = "not saved (no --out)"  # the summary's `out` when the reconstruction goes nowhere
+
+MAX_SECONDS = 1e7  # --seconds: about four months
 
 
 def open_source(file: str | None, device: str | None, rate: int, speed: float, seconds: float | None
@@ -106,7 +109,8 @@ def plan_audio(file: str | None, device: str | None, run: RunOptions, hop: int |
 @click.option("--out", type=click.Path(path_type=Path), help="Write the reconstruction to this WAV file.")
 @click.option("--play", is_flag=True, help="Play the reconstruction on the output device.")
 @click.option("--play-device", help="Output device for --play (default: the system's).")
-@click.option("--seconds", type=float, help="Stop a live stream after this many seconds.")
+@click.option("--seconds", type=Bounded(0.0, MAX_SECONDS, lo_open=True),
+              help="Stop a live stream after this many seconds.")
 @run_options(MODEL_FILE, speed_help="file replay speed")
 @one_line_errors
 def audio(file: str | None, device: str | None, hop: int | None, out: Path | None, play: bool,

@@ -13,10 +13,12 @@ import numpy as np
 from streamer.cli.common import check_preset, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
+from streamer.cli.ranges import Bounded, calibrate_method_option
 from streamer.core.errors import InputError, StreamerError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import ECG_TASK
 from streamer.ecg.beats import BeatSpec
+from streamer.ecg.detector import MAX_FS
 from streamer.ecg.readers import Recording, check_signal, file_format, read_recording
 from streamer.ecg.report import EcgReport
 from streamer.ecg.threshold import parse_method
@@ -24,6 +26,8 @@ from streamer.run.engine import RunPlan
 from streamer.run.pacing import MAX_SPEED
 from streamer.run.sinks import JsonlSink, Sink
 from streamer.run.sources import ArraySource, Source, TextLineSource
+
+MAX_CALIBRATE_S = 7 * 86400.0  # s: a week; a longer calibration would never end in practice
 
 MODEL_FILE = "ecg.onnx"
 PACED_BLOCK_S = 0.1  # s per block when replaying in real time: the dashboard moves smoothly
@@ -82,11 +86,12 @@ def refuse_inapplicable(source: str, threshold: float | None, calibrate: float) 
 @click.command()
 @click.argument("source")
 @click.option("--lead", help="Lead (channel, or CSV value column) by name or 0-based index (default: 0, the first).")
-@click.option("--fs", type=float, help="Sampling rate in Hz, for CSV without a time column and for stdin.")
-@click.option("--threshold", type=float, help="Anomaly threshold (default: the model's).")
-@click.option("--calibrate", type=float, default=0.0, metavar="SECONDS",
+@click.option("--fs", type=Bounded(0.0, MAX_FS, lo_open=True),
+              help="Sampling rate in Hz, for CSV without a time column and for stdin.")
+@click.option("--threshold", type=Bounded(), help="Anomaly threshold (default: the model's).")
+@click.option("--calibrate", type=Bounded(0.0, MAX_CALIBRATE_S), default=0.0, metavar="SECONDS",
               help="Set the threshold from the first SECONDS of this patient.")
-@click.option("--calibrate-method", metavar="METHOD:PARAM",
+@click.option("--calibrate-method", metavar="METHOD:PARAM", callback=calibrate_method_option,
               help="With --calibrate: mean_std:K (mean + K std) or percentile:Q (a (100-Q)% false-alarm "
                    "target on normal beats). Default: the model's own method.")
 @run_options(MODEL_FILE)

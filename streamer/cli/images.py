@@ -11,6 +11,7 @@ import click
 from streamer.cli.common import check_preset, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
+from streamer.cli.ranges import Bounded
 from streamer.core.errors import InputError
 from streamer.core.model import load_model
 from streamer.core.modelmeta import IMAGE_TASK
@@ -22,6 +23,10 @@ from streamer.run.sources import Source
 MODEL_FILE = "denoise.onnx"
 CLEAN_SUBFOLDER = "clean"  # a folder's own clean references, used without --clean
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg"}
+
+MAX_CAMERA = 99  # OpenCV camera indices are small; a negative one crashes OpenCV's backends
+MAX_SIGMA = 10.0  # --add-noise: images are in [0, 1]; far beyond this is noise alone
+MAX_BATCH = 65536  # images per model call
 
 
 def source_kind(source: str | None, camera: int | None) -> str:
@@ -124,16 +129,17 @@ def plan_images(source: str | None, run: RunOptions, camera: int | None = None, 
 
 @click.command()
 @click.argument("source", required=False)
-@click.option("--camera", type=int, help="Read camera N (OpenCV) instead of SOURCE.")
+@click.option("--camera", type=Bounded(0, MAX_CAMERA, integer=True), help="Read camera N (OpenCV) instead of SOURCE.")
 @click.option("--watch", is_flag=True, help="Keep running and denoise images as they arrive in the folder.")
 @click.option("--clean", type=click.Path(path_type=Path), help="Folder of clean references (same names): "
                                                                  "enables PSNR/SSIM.")
-@click.option("--add-noise", type=float, metavar="SIGMA",
+@click.option("--add-noise", type=Bounded(0.0, MAX_SIGMA), metavar="SIGMA",
               help="Treat the inputs as clean and add clip(x + SIGMA N(0,1)) noise: PSNR/SSIM live.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --add-noise.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="Folder for denoised images (same names), or a video file (.mp4, .avi).")
-@click.option("--batch", type=int, default=256, show_default=True, help="Images per model call at most.")
+@click.option("--batch", type=Bounded(1, MAX_BATCH, integer=True), default=256, show_default=True,
+              help="Images per model call at most.")
 @run_options(MODEL_FILE, threads=2, speed="max", speed_help="video replay speed (1 = its frame rate)")
 @one_line_errors
 def images(source: str | None, camera: int | None, watch: bool, clean: Path | None, add_noise: float | None,

@@ -9,10 +9,13 @@ from typing import Any, TypeVar
 
 import click
 
+from streamer.cli.ranges import Bounded, speed_option
 from streamer.core.errors import InputError
 from streamer.run.pacing import parse_speed
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_THREADS = 256  # onnxruntime intra-op threads: more than any machine's cores only costs start-up
 
 
 @dataclass
@@ -35,7 +38,7 @@ def run_options(model_file: str, threads: int = 1, speed: str = "1",
         options = [
             click.option("--model", "model_path", type=click.Path(path_type=Path),
                          help=f"ONNX model (default: samples/models/{model_file})."),
-            click.option("--speed", default=speed, show_default=True,
+            click.option("--speed", default=speed, show_default=True, callback=speed_option,
                          help=f"The {speed_help}: 1 = real time, N = N times, max = as fast as possible."),
             click.option("--events", type=click.Path(path_type=Path), help="Write one JSON line per event here."),
             click.option("--summary", type=click.Path(path_type=Path), help="Write the final summary JSON here."),
@@ -43,7 +46,7 @@ def run_options(model_file: str, threads: int = 1, speed: str = "1",
                          help="Write the run's figures (PNG) and one HTML page with them to this folder "
                               "(needs the 'report' extra)."),
             click.option("--no-dashboard", is_flag=True, help="Print only the final summary."),
-            click.option("--threads", type=int, default=threads, show_default=True,
+            click.option("--threads", type=Bounded(1, MAX_THREADS, integer=True), default=threads, show_default=True,
                          help="onnxruntime intra-op threads."),
             click.option("--provider", default="cpu", show_default=True,
                          help="onnxruntime execution provider: cpu, cuda, openvino, coreml, ... (if installed)."),

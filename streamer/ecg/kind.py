@@ -21,7 +21,7 @@ from streamer.core.kind import Chunk, Key
 from streamer.core.model import Model
 from streamer.core.modelmeta import ECG_TASK
 from streamer.ecg.beats import BeatSpec, FramedBeats, FramerBank
-from streamer.ecg.detector import MIN_FS, DetectorBank
+from streamer.ecg.detector import MAX_FS, MIN_FS, DetectorBank
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import Judge
 from streamer.ecg.quality import QualityBank
@@ -133,6 +133,9 @@ class EcgKind:
         if not fs >= MIN_FS:
             raise StreamError(key, "sampling rate too low to find QRS complexes", expected=f">= {MIN_FS:g} Hz",
                               got=f"{fs:g} Hz")
+        if not fs <= MAX_FS:
+            raise StreamError(key, "sampling rate too high for an ECG", expected=f"<= {MAX_FS:g} Hz",
+                              got=f"{fs:g} Hz")
         judge = self._judge(key, options)
         group = self.groups.get(fs)
         if group is None:
@@ -143,8 +146,10 @@ class EcgKind:
     def _judge(self, key: Key, options: Mapping[str, Any]) -> Judge:
         threshold = options.get("threshold")
         calibrate_s = float(options.get("calibrate_s") or 0.0)
-        if calibrate_s < 0:
-            raise StreamError(key, "calibrate_s must be >= 0", got=calibrate_s)
+        if not 0 <= calibrate_s < math.inf:
+            raise StreamError(key, "calibrate_s must be a finite number >= 0", got=calibrate_s)
+        if threshold is not None and not math.isfinite(float(threshold)):
+            raise StreamError(key, "threshold must be a finite number", got=threshold)
         method = options.get("calibrate_method")
         if method is not None and calibrate_s == 0:
             raise StreamError(key, "calibrate_method applies only with calibrate_s > 0", got="calibrate_s 0")

@@ -15,6 +15,7 @@ import numpy as np
 
 from streamer.core.errors import InputError, need
 from streamer.ecg import wfdb_format
+from streamer.ecg.detector import MAX_FS
 from streamer.ecg.evaluate import BEAT_SYMBOLS
 
 MIN_FS = 100.0  # Hz: below this QRS complexes (~80 ms) are not resolved
@@ -63,6 +64,8 @@ def check_signal(source: str | Path, x: np.ndarray, fs: float | None) -> None:
         raise InputError(source, "sampling rate unknown: give --fs HZ")
     if not fs >= MIN_FS:
         raise InputError(source, f"sampling rate {fs:g} Hz is below {MIN_FS:g} Hz, too low to find QRS complexes")
+    if not fs <= MAX_FS:
+        raise InputError(source, f"sampling rate {fs:g} Hz is above {MAX_FS:g} Hz: a corrupt header or a typo?")
     if len(x) == 0:
         raise InputError(source, "no samples")
     bad = np.flatnonzero(np.isinf(x))  # NaN is a missing sample (a gap: judged poor, skipped); inf is broken
@@ -157,7 +160,7 @@ def read_wfdb(record: Path, lead: str | None = None) -> Recording:
         raise InputError(hea, f"unreadable WFDB header ({exc})") from None
     names = [s.name or str(i) for i, s in enumerate(header.signals)]
     channel = _pick_channel(hea, names, lead)
-    if not header.fs or header.fs < MIN_FS:
+    if not header.fs or not MIN_FS <= header.fs <= MAX_FS:  # the rate is the header's: name it
         check_signal(hea, np.zeros(2), header.fs or None)
     fs = float(header.fs or 0.0)  # checked above
     files: dict[str, tuple[float, int]] = {}
@@ -187,7 +190,7 @@ def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
     except Exception as exc:  # wfdb raises several types for malformed headers
         raise InputError(hea, f"unreadable WFDB header ({exc})") from None
     channel = _pick_channel(hea, list(header.sig_name or []), lead)
-    if not header.fs or header.fs < MIN_FS:
+    if not header.fs or not MIN_FS <= header.fs <= MAX_FS:  # the rate is the header's: name it
         check_signal(hea, np.zeros(2), header.fs or None)
     offsets = dict(zip(header.file_name, header.byte_offset or [0] * len(header.file_name)))
     formats: dict[str, list[str]] = {}

@@ -7,6 +7,7 @@ Used at training time (scores of training normals) and at run time by `--calibra
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,19 @@ METHODS = ("mean_std", "percentile")
 
 
 def parse_method(text: str) -> tuple[str, float]:
-    """'mean_std:1' or 'percentile:99.5' -> (method, param)."""
+    """'mean_std:1' or 'percentile:99.5' -> (method, param): K a finite number, Q a percentile in [0, 100]."""
     method, _, param = text.partition(":")
     if method not in METHODS or not param:
         raise ValueError(f"{text!r} is not METHOD:PARAM with METHOD one of {', '.join(METHODS)}")
-    return method, float(param)
+    try:
+        value = float(param)
+    except ValueError:
+        raise ValueError(f"{text!r}: {param!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r}: the parameter must be a finite number")
+    if method == "percentile" and not 0.0 <= value <= 100.0:
+        raise ValueError(f"{text!r}: a percentile is between 0 and 100 (99.5, not 995)")
+    return method, value
 
 
 def threshold_from(scores: np.ndarray, method: str, param: float) -> dict[str, Any]:

@@ -5,6 +5,7 @@ The clock and sleep are injected so that pacing is testable without sleeping.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -16,8 +17,8 @@ def parse_speed(text: str) -> float:
     if text.strip().lower() == "max":
         return MAX_SPEED
     value = float(text)
-    if not value > 0:
-        raise ValueError("speed must be > 0 or 'max'")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("speed must be a finite number > 0, or 'max'")
     return value
 
 
