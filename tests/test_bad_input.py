@@ -300,3 +300,31 @@ def test_the_library_checks_stream_options_too(ecg_model: Path, options: dict[st
     rate = 1e8 if not options else 360
     with pytest.raises(StreamError, match=problem):
         streamer.load_model(ecg_model).stream(rate=rate, **options)
+
+
+def test_outputs_never_overwrite_inputs(tmp_path: Path, record_copy: Path, ecg_model: Path) -> None:
+    """An output naming an input (the same file, a link to it, a WFDB record's part, the image folder itself) is
+    refused before anything is written, and the input is left as it was."""
+    from tests.conftest import ROOT
+
+    wav = tmp_path / "piece.wav"
+    shutil.copy(ROOT / "samples" / "audio" / "bach.wav", wav)
+    (tmp_path / "link.wav").symlink_to(wav)
+    images = tmp_path / "img"
+    images.mkdir()
+    shutil.copy(next((ROOT / "samples" / "images").glob("*.png")), images)
+    before = {p: p.read_bytes() for p in (wav, record_copy.with_suffix(".dat"), record_copy.with_suffix(".hea"))}
+    cases = [
+        (["audio", "--file", str(wav), "--out", str(tmp_path / "link.wav"), "--speed", "max"], "--out"),
+        (["encode", str(wav), "-o", str(wav)], "--out"),
+        (["mix", str(wav), str(wav), "--out", str(wav)], "--out"),
+        (["ecg", str(record_copy), "--model", str(ecg_model), "--events", str(record_copy.with_suffix(".dat"))],
+         "--events"),
+        (["ecg", str(record_copy.with_suffix(".hea")), "--summary", str(record_copy.with_suffix(".hea"))],
+         "--summary"),
+        (["images", str(images), "--out", str(images)], "--out"),
+    ]
+    for args, option in cases:
+        code, _, err = run_cli(*args)
+        assert_one_line_error(code, err, option, "is an input of this run")
+    assert all(p.read_bytes() == data for p, data in before.items())

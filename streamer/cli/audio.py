@@ -15,6 +15,7 @@ from streamer.audio.report import AudioReport
 from streamer.cli.common import check_preset, default_model, need_training_extra, one_line_errors, refuse_given
 from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
+from streamer.cli.outputs import refuse_overwriting_inputs
 from streamer.cli.ranges import Bounded
 from streamer.core.errors import InputError, ModelError
 from streamer.core.model import load_model
@@ -122,7 +123,7 @@ def audio(file: str | None, device: str | None, hop: int | None, out: Path | Non
         refuse_given(["speed"], "a live input device (it runs at its own pace; --speed replays a --file)")
     if play_device is not None and not play:
         raise InputError("--play-device", "applies only with --play")
-    run = collect(MODEL_FILE, shared)
+    run = collect(MODEL_FILE, shared, inputs=[file], outputs={"--out": out})
     plan = plan_audio(file, device, run, hop=hop, out=out, play=play, play_device=play_device, seconds=seconds)
     if out is None:
         click.echo(f"streamer: note: no --out: the reconstruction is not saved{'' if play else ' (nor played)'}",
@@ -149,6 +150,7 @@ def encode(source: str, out: Path, model_path: Path | None) -> None:
     """Audio file -> latent codes (1024 numbers per 4096 samples at 8 kHz)."""
     from streamer.audio.codec import encode_file
 
+    refuse_overwriting_inputs({"--out": out}, [source, model_path])
     codes = encode_file(source, model_path or default_model(MODEL_FILE))
     codes.save(out)
     pcm_bytes = 2 * codes.n_samples  # the same audio as 16-bit mono PCM at the model's rate
@@ -169,6 +171,7 @@ def decode(codes_path: Path, out: Path, model_path: Path | None) -> None:
     from streamer.audio.codec import Codes, decode_codes
     from streamer.audio.wavsink import write_wav
 
+    refuse_overwriting_inputs({"--out": out}, [codes_path, model_path])
     codes = Codes.load(codes_path)
     audio = decode_codes(codes, model_path or default_model(MODEL_FILE))
     write_wav(out, audio, codes.sample_rate_hz)
@@ -189,6 +192,7 @@ def mix(first: str, second: str, weights: tuple[float, float], out: Path, model_
     from streamer.audio.codec import mix_files
     from streamer.audio.wavsink import write_wav
 
+    refuse_overwriting_inputs({"--out": out}, [first, second, model_path])
     if not all(abs(w) < float("inf") for w in weights):
         raise InputError("--weights", "weights must be finite numbers")
     audio, rate = mix_files(first, second, weights, model_path or default_model(MODEL_FILE))

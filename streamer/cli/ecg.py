@@ -103,7 +103,7 @@ def ecg(source: str, lead: str | None, fs: float | None, threshold: float | None
     SOURCE is a WFDB record (`106`, `106.hea`), a .csv/.edf file, or `-` for one sample per line.
     """
     refuse_inapplicable(source, threshold, calibrate)
-    run = collect(MODEL_FILE, shared)
+    run = collect(MODEL_FILE, shared, inputs=[source])
     plan = plan_ecg(source, run, lead=lead, fs=fs, threshold=threshold, calibrate_s=calibrate,
                     calibrate_method=calibrate_method)
     sys.exit(execute(plan, run))

@@ -152,7 +152,7 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
     not evaluate are named on the dashboard and in the summary (outside_evaluated).
     """
     refuse_inapplicable(source_kind(source, camera), add_noise, clean)
-    run = collect(MODEL_FILE, shared)
+    run = collect(MODEL_FILE, shared, inputs=[source, clean], outputs={"--out": out})
     plan = plan_images(source, run, camera=camera, watch=watch, clean=clean, add_noise=add_noise, seed=seed,
                        out=out, batch=batch)
     sys.exit(execute(plan, run))

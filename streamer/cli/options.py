@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,9 +58,12 @@ def run_options(model_file: str, threads: int = 1, speed: str = "1",
     return decorate
 
 
-def collect(model_file: str, kwargs: dict[str, Any]) -> RunOptions:
-    """Pop the shared options out of a command's keyword arguments."""
+def collect(model_file: str, kwargs: dict[str, Any], inputs: Iterable[str | Path | None] = (),
+            outputs: Mapping[str, Path | None] | None = None) -> RunOptions:
+    """Pop the shared options out of a command's keyword arguments. `inputs` (and the model) are never written
+    over by `--events`, `--summary` or the command's own `outputs`."""
     from streamer.cli.common import default_model
+    from streamer.cli.outputs import refuse_overwriting_inputs
 
     speed_text = kwargs.pop("speed")
     try:
@@ -68,6 +71,8 @@ def collect(model_file: str, kwargs: dict[str, Any]) -> RunOptions:
     except ValueError:
         raise InputError("--speed", f"{speed_text!r} is not a speed (a number > 0, or max)") from None
     model = kwargs.pop("model_path") or default_model(model_file)
+    refuse_overwriting_inputs({"--events": kwargs.get("events"), "--summary": kwargs.get("summary"),
+                               **(outputs or {})}, [*inputs, model])
     report = kwargs.pop("report")
     if report is not None:  # before the run: a missing extra or an unwritable folder is not found at its end
         from streamer.ui.report_page import need_report_extra, prepare
