@@ -328,3 +328,47 @@ def test_outputs_never_overwrite_inputs(tmp_path: Path, record_copy: Path, ecg_m
         code, _, err = run_cli(*args)
         assert_one_line_error(code, err, option, "is an input of this run")
     assert all(p.read_bytes() == data for p, data in before.items())
+
+
+@pytest.mark.parametrize("companion", ["/etc/passwd", "../music.decoder.onnx", "sub/music.decoder.onnx"])
+def test_a_models_companions_stay_in_its_folder(tmp_path: Path, companion: str) -> None:
+    """A codec whose metadata names its decoder by a path (absolute, `../`, a sub-folder) is refused before the
+    path is looked at: a model file loads nothing from elsewhere and tells nothing about what exists."""
+    import json
+    import shutil
+
+    import onnx
+
+    from tests.conftest import MODELS, ROOT
+
+    model = onnx.load(str(MODELS / "music.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "companions":
+            prop.value = json.dumps({**json.loads(prop.value), "decoder": companion})
+    path = tmp_path / "music.onnx"
+    onnx.save(model, str(path))
+    shutil.copy(MODELS / "music.decoder.onnx", tmp_path / "music.decoder.onnx")
+    codes = tmp_path / "codes.npz"
+    code, _, err = run_cli("encode", str(ROOT / "samples" / "audio" / "bach.wav"), "-o", str(codes))
+    assert code == 0, err
+    code, _, err = run_cli("decode", str(codes), "-o", str(tmp_path / "out.wav"), "--model", str(path))
+    assert_one_line_error(code, err, "music.onnx", "must be a file name in the model's folder")
+
+
+def test_model_metadata_never_reaches_the_terminal_as_control_codes(tmp_path: Path, record_copy: Path) -> None:
+    """A model whose name carries escape sequences (set the window title, clear the screen): the summary shows
+    them as `?`, never as the codes themselves."""
+    import onnx
+
+    from tests.conftest import MODELS
+
+    model = onnx.load(str(MODELS / "ecg.onnx"))
+    for prop in model.metadata_props:
+        if prop.key == "name":
+            prop.value = "ecg\x1b]0;PWNED\x07\x1b[2J"
+    path = tmp_path / "evil.onnx"
+    onnx.save(model, str(path))
+    code, out, err = run_cli("ecg", str(record_copy), "--model", str(path), "--speed", "max", "--no-dashboard")
+    assert code == 0, err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    assert "ecg?]0;PWNED??[2J" in out

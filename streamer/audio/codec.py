@@ -19,6 +19,7 @@ import numpy as np
 from streamer.core.errors import InputError, ModelError
 from streamer.core.model import Model
 from streamer.core.modelmeta import AUDIO_TASK
+from streamer.core.text import printable
 
 BATCH = 64  # frames per onnxruntime call
 MIX_PEAK = 0.89  # a mix is written peak-normalised to -1 dBFS
@@ -29,9 +30,15 @@ def companion(model_path: Path, part: str, threads: int = 1) -> Model:
     model = Model(model_path, threads=threads, task=AUDIO_TASK)
     if model.meta.get("part") == part:
         return model
-    name = model.meta.get("companions", {}).get(part)
+    companions = model.meta.get("companions", {})
+    name = companions.get(part) if isinstance(companions, dict) else None
     if not name:
         raise ModelError(model_path, f"metadata names no {part} model (companions.{part})")
+    # only a file beside the model: a path (absolute, `../`, a sub-folder) is refused before it is looked at, so
+    # a model file can neither load an ONNX file from elsewhere nor tell whether some path exists
+    if not isinstance(name, str) or Path(name).name != name or name in (".", "..") or "\\" in name:
+        raise ModelError(model_path, f"companions.{part} must be a file name in the model's folder, "
+                                     f"got {printable(repr(name))}")
     path = model_path.parent / name
     if not path.is_file():
         raise ModelError(path, f"the {part} named by {model_path.name} is missing")

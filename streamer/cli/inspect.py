@@ -18,6 +18,7 @@ from rich.text import Text
 
 from streamer.core.model import Model
 from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
+from streamer.core.text import printable
 
 ORDER = ("name", "task", "part", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
          "frame", "latent", "companions", "image", "noise", "beat", "features", "normalisation", "score",
@@ -58,7 +59,7 @@ def num(x: Any, digits: int = COMPACT_DIGITS) -> str:
 
 def clean(text: str) -> str:
     """Strings from a model file never reach the terminal with control characters (escapes, bells)."""
-    return "".join(ch if ch.isprintable() else "?" for ch in text)
+    return printable(text)
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:

@@ -10,6 +10,7 @@ import numpy as np
 from streamer.core import modelmeta
 from streamer.core.errors import ModelError
 from streamer.core.session import create_session
+from streamer.core.text import printable
 
 if TYPE_CHECKING:
     from streamer.core.pool import Pool, Stream
@@ -54,7 +55,7 @@ class Model:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name", self.path.stem))
+        return printable(str(self.meta.get("name", self.path.stem)))  # shown on terminals: no control characters
 
     def check_input_size(self, n: int) -> None:
         """Refuse a model whose input width is not what the stream's framer produces."""

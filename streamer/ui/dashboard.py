@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from streamer.core.text import printable
 from streamer.ui.layout import Section, allocate
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -426,7 +427,7 @@ def render(snapshot: dict[str, Any], view: dict[str, Any], title: str, width: in
     parts: list[Any] = []
     for section, rows in placed:
         parts += section.draw(rows)
-    return Panel(Group(*parts), title=Text(title, overflow="ellipsis", no_wrap=True), border_style="blue",
+    return Panel(Group(*parts), title=Text(printable(title), overflow="ellipsis", no_wrap=True), border_style="blue",
                  width=width)
 
 

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from streamer.core.text import printable
+
 SEPARATE_FROM = 10_000  # numbers this large get thousands separators: 53,940 (not 5.394e+04)
 SMALLEST_PLAIN = 1e-6  # below this (and above 0) a number is written in scientific notation
 SMALL_DIGITS = 4  # significant digits of a number below 1
@@ -34,7 +36,7 @@ def _fmt(value: Any) -> str:
         return _fmt_number(value)
     if isinstance(value, list):
         return "; ".join(map(_fmt, value)) or "-"
-    return str(value)
+    return printable(str(value))  # model metadata and file names never reach the terminal as control codes
 
 
 def _fmt_number(x: float) -> str:
