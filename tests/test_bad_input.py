@@ -266,6 +266,7 @@ def test_csv_with_every_sample_missing(tmp_path: Path, ecg_model: Path) -> None:
     (["images", "--camera", "-1"], "--camera", "out of range"),  # crashed OpenCV with a segmentation fault
     (["images", "{rec}", "--add-noise", "nan"], "--add-noise", "not a finite number"),
     (["audio", "--seconds", "inf"], "--seconds", "not a finite number"),
+    (["mix", "a.wav", "b.wav", "--weights", "1e6", "1", "--out", "m.wav"], "--weights", "out of range"),  # silence
 ])
 def test_option_values_are_checked_when_the_command_starts(record_copy: Path, args: list[str], option: str,
                                                            problem: str) -> None:
@@ -372,3 +373,32 @@ def test_model_metadata_never_reaches_the_terminal_as_control_codes(tmp_path: Pa
     assert code == 0, err
     assert "\x1b" not in out + err and "\x07" not in out + err
     assert "ecg?]0;PWNED??[2J" in out
+
+
+def test_csv_as_spreadsheets_write_it(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark keeps its time column, and `;` cells with decimal commas are read as numbers,
+    not cut at the comma: both give the record's own samples and rate."""
+    from streamer.ecg.readers import read_recording
+
+    x = read_recording(mitdb_record("100")).signal[:3600]
+    rows = [f"{i / 360:.6f},{v:.4f}" for i, v in enumerate(x)]
+    bom, semi = tmp_path / "bom.csv", tmp_path / "semi.csv"
+    bom.write_text("time,mlii\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    semi.write_text("time;mlii\n" + "\n".join(r.replace(",", ";").replace(".", ",") for r in rows) + "\n")
+    for path in (bom, semi):
+        rec = read_recording(path)
+        assert rec.fs == pytest.approx(360, rel=1e-4)
+        np.testing.assert_allclose(rec.signal, np.round(x, 4))
+
+
+def test_a_folder_with_brackets_in_its_name_is_a_folder(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "scan [2]"
+    folder.mkdir()
+    for png in sorted((ROOT / "samples" / "images").glob("*.png"))[:3]:
+        shutil.copy(png, folder)
+    summary = tmp_path / "s.json"
+    code, _, err = run_cli("images", str(folder), "--no-dashboard", "--summary", str(summary))
+    assert code == 0, err
+    assert json.loads(summary.read_text())["images"] == 3

@@ -32,6 +32,7 @@ FAST_BLOCK_S = 16.384  # --speed max: 32 frames of 4096 per block, run as one ba
 NOT_SAVED = "not saved (no --out)"  # the summary's `out` when the reconstruction goes nowhere
 
 MAX_SECONDS = 1e7  # --seconds: about four months
+MAX_WEIGHT = 10.0  # mix --weights: codes far outside the training range decode to noise or silence
 
 
 def open_source(file: str | None, device: str | None, rate: int, speed: float, seconds: float | None
@@ -181,7 +182,7 @@ def decode(codes_path: Path, out: Path, model_path: Path | None) -> None:
 @click.command()
 @click.argument("first")
 @click.argument("second")
-@click.option("--weights", type=float, nargs=2, default=(0.5, 0.5), show_default=True,
+@click.option("--weights", type=Bounded(-MAX_WEIGHT, MAX_WEIGHT), nargs=2, default=(0.5, 0.5), show_default=True,
               help="Weights of the two pieces' codes.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="WAV file to write.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path),

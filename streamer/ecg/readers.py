@@ -237,6 +237,17 @@ def _parse_float(path: Path, text: str, line: int, column: str, missing_ok: bool
     return value
 
 
+def _delimiter(path: Path, sample: str) -> str:
+    """Tab (a .tsv, or tabs and no commas), semicolon (semicolons on every line: decimal commas likely), or
+    comma."""
+    lines = [ln for ln in sample.splitlines()[:20] if ln.strip()]
+    if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample):
+        return "\t"
+    if lines and all(";" in ln for ln in lines):
+        return ";"
+    return ","
+
+
 def _is_header(row: list[str]) -> bool:
     try:
         [float(c) for c in row if c.strip()]
@@ -253,11 +264,14 @@ def read_csv(path: Path, lead: str | None = None, fs: float | None = None) -> Re
     """
     if not path.is_file():
         raise InputError(path, "no such file")
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+    # utf-8-sig: a byte-order mark (as spreadsheet programs write) is not part of the first column's name
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
         sample = f.read(4096)
         f.seek(0)
-        delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in sample and "," not in sample) else ","
+        delimiter = _delimiter(path, sample)
         rows = [(i + 1, r) for i, r in enumerate(csv.reader(f, delimiter=delimiter)) if any(c.strip() for c in r)]
+    if delimiter == ";":  # the European convention: `;` between cells, a decimal comma inside them
+        rows = [(i, [c.replace(",", ".") for c in r]) for i, r in rows]
     if not rows:
         raise InputError(path, "empty file")
     has_header = _is_header(rows[0][1])

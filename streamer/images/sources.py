@@ -228,7 +228,7 @@ class FolderSource:
     def _resolve(self) -> tuple[Path, Callable[[], list[Path]]]:
         """(root that names are relative to, a function listing the wanted files now)."""
         path = Path(self.pattern)
-        if glob.has_magic(self.pattern):
+        if glob.has_magic(self.pattern) and not path.exists():  # a folder named `scan [2]` is that folder
             root = Path(*[p for p in path.parts[:next(i for i, p in enumerate(path.parts) if glob.has_magic(p))]])
             return root, lambda: [Path(p) for p in glob.glob(self.pattern, recursive=True) if Path(p).is_file()]
         if path.is_dir():
