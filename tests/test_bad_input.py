@@ -402,3 +402,15 @@ def test_a_folder_with_brackets_in_its_name_is_a_folder(tmp_path: Path) -> None:
     code, _, err = run_cli("images", str(folder), "--no-dashboard", "--summary", str(summary))
     assert code == 0, err
     assert json.loads(summary.read_text())["images"] == 3
+
+
+def test_a_calibration_longer_than_the_record_is_said(record_copy: Path, ecg_model: Path, tmp_path: Path) -> None:
+    """--calibrate longer than the 60 s record: nothing can be judged, and the summary says why instead of
+    quoting the model's threshold as if it had been used."""
+    summary = tmp_path / "s.json"
+    code, _, err = run_cli("ecg", str(record_copy), "--model", str(ecg_model), "--calibrate", "600", "--speed", "max",
+                           "--no-dashboard", "--summary", str(summary))
+    assert code == 0, err
+    s = json.loads(summary.read_text())
+    assert s["beats_judged"] == 0 and "calibration never finished" in s["threshold"]["source"]
+    assert any("before the calibration (600 s) finished" in w for w in s["warnings"])

@@ -133,8 +133,13 @@ class EcgReport:
             return f"pending calibration ({state['threshold']:.4g} until then)"
         return f"{state['threshold']:.4g} ({state['threshold_source']})"
 
-    def warnings(self) -> list[str]:
-        """Advice when the run's figures say the model does not fit this recording."""
+    def warnings(self, final: bool = False) -> list[str]:
+        """Advice when the run's figures say the model does not fit this recording, or (`final`, at the end)
+        when the calibration never finished (the stream ended first: nothing was judged)."""
+        state = self.stream.describe()
+        if final and state["phase"] == CALIBRATING:
+            return [f"the stream ended ({self.samples_seen / self.fs:.1f} s) before the calibration "
+                    f"({state['calibrate_s']:g} s) finished: no beat was judged; use a shorter --calibrate"]
         n, flagged = self.n_judged, self.n_anomalies
         if n >= MISFIT_MIN_BEATS and flagged > MISFIT_FRACTION * n:
             return [f"{flagged} of {n} beats are above the threshold: the model probably does not fit this "
@@ -149,11 +154,12 @@ class EcgReport:
             "beats": len(self.scores), "anomalies": self.n_anomalies, "beats_judged": self.n_judged,
             "quality": self.quality(),
             "heart_rate_bpm": self._mean_hr(),
-            "threshold": {"value": state["threshold"], "source": state["threshold_source"]},
+            "threshold": {"value": state["threshold"], "source": state["threshold_source"]
+                          + (" (calibration never finished)" if state["phase"] == CALIBRATING else "")},
             "detector_lookahead_ms": 1e3 * LOOKAHEAD_S,
         }
         out.update(self._against_reference())
-        out["warnings"] = self.warnings()
+        out["warnings"] = self.warnings(final=True)
         return out
 
     def quality(self) -> dict[str, Any]:
