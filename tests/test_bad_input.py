@@ -414,3 +414,24 @@ def test_a_calibration_longer_than_the_record_is_said(record_copy: Path, ecg_mod
     s = json.loads(summary.read_text())
     assert s["beats_judged"] == 0 and "calibration never finished" in s["threshold"]["source"]
     assert any("before the calibration (600 s) finished" in w for w in s["warnings"])
+
+
+def test_damaged_annotations_are_not_scored_against(tmp_path: Path, ecg_model: Path) -> None:
+    """An empty `.atr` gives no evaluation (said in the summary), not Se 0 / PPV 0; one cut short is scored only
+    over the time it covers, and the summary says how far that is."""
+    src = mitdb_record("100")
+    for suffix in (".hea", ".dat"):
+        shutil.copy(src.with_suffix(suffix), tmp_path / f"100{suffix}")
+    atr = (src.with_suffix(".atr")).read_bytes()
+    summary = tmp_path / "s.json"
+    results = {}
+    for name, data in (("empty", b""), ("cut", atr[:3000])):
+        (tmp_path / "100.atr").write_bytes(data)
+        code, _, err = run_cli("ecg", str(tmp_path / "100"), "--model", str(ecg_model), "--speed", "max",
+                               "--no-dashboard", "--summary", str(summary))
+        assert code == 0, err
+        results[name] = json.loads(summary.read_text())
+    assert "rpeaks" not in results["empty"] and "no beat annotations" in results["empty"]["reference"]
+    cut = results["cut"]
+    assert "the annotations end at" in cut["reference"]
+    assert cut["rpeaks"]["sensitivity"] > 99 and cut["rpeaks"]["ppv"] > 99  # not the thousands of beats after it

@@ -192,20 +192,29 @@ class EcgReport:
         if beats is None:
             return {}
         ref_all, sym_all = beats
-        r = np.asarray(self.r_samples, dtype=np.int64)
-        cutoff = int(r[-1]) + int(LOOKAHEAD_S * self.fs)
+        if len(ref_all) == 0:  # an empty or damaged annotation file: nothing to score against, and said so
+            return {"reference": "the annotation file holds no beat annotations: no evaluation"}
+        r_all = np.asarray(self.r_samples, dtype=np.int64)
+        # both up to where both reach: the annotations may end early (a cut file), the stream may stop early
+        tol = int(LOOKAHEAD_S * self.fs)
+        cutoff = min(int(r_all[-1]) + tol, int(ref_all[-1]) + tol)
         keep = ref_all <= cutoff
         ref_samples, ref_symbols = ref_all[keep], sym_all[keep]
+        inside = r_all <= cutoff
+        r = r_all[inside]
         rpeaks = rpeak_scores(r, ref_samples, self.fs)
         keys = ("sensitivity", "ppv", "tolerance_ms", "tp", "fp", "fn")
         out: dict[str, Any] = {"rpeaks": {k: rpeaks[k] for k in keys}}
-        judged = np.asarray(self.judged, dtype=bool)
+        if not inside.all():
+            out["reference"] = (f"the annotations end at {ref_all[-1] / self.fs:.1f} s, before the stream "
+                                f"({r_all[-1] / self.fs:.1f} s): figures over the first {cutoff / self.fs:.1f} s only")
+        judged = np.asarray(self.judged, dtype=bool)[inside]
         if not judged.any():
             return out
         is_pvc, _ = label_peaks(r[judged], ref_samples, ref_symbols, self.fs)  # false detections count as normal
         duration_s = (cutoff + 1) / self.fs
         threshold = float(self.stream.describe()["threshold"])
-        figures = anomaly_scores(np.asarray(self.scores)[judged], is_pvc, threshold, duration_s=duration_s)
+        figures = anomaly_scores(np.asarray(self.scores)[inside][judged], is_pvc, threshold, duration_s=duration_s)
         # recall over every annotated PVC: one the detector missed was not flagged either
         n_pvc = int((ref_symbols == PVC_SYMBOL).sum())
         figures["recall"] = figures["tp"] / n_pvc if n_pvc else float("nan")
