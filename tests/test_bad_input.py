@@ -435,3 +435,22 @@ def test_damaged_annotations_are_not_scored_against(tmp_path: Path, ecg_model: P
     cut = results["cut"]
     assert "the annotations end at" in cut["reference"]
     assert cut["rpeaks"]["sensitivity"] > 99 and cut["rpeaks"]["ppv"] > 99  # not the thousands of beats after it
+
+
+def test_a_ppm_among_the_images_is_written_like_the_others(tmp_path: Path) -> None:
+    """A folder holding a `.ppm` (a documented input; OpenCV writes that format only from colour): every image is
+    denoised and written under its own name, the `.ppm` as a `.ppm`, and nothing stops the run."""
+    import cv2
+
+    from tests.conftest import ROOT
+
+    folder, out, summary = tmp_path / "in", tmp_path / "out", tmp_path / "s.json"
+    folder.mkdir()
+    pngs = sorted((ROOT / "samples" / "images").glob("*.png"))[:3]
+    for png in pngs:
+        shutil.copy(png, folder)
+    cv2.imwrite(str(folder / "b.ppm"), cv2.cvtColor(cv2.imread(str(pngs[0]), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2BGR))
+    code, _, err = run_cli("images", str(folder), "--out", str(out), "--no-dashboard", "--summary", str(summary))
+    assert code == 0 and "ERROR" not in err, err
+    assert json.loads(summary.read_text())["images"] == 4
+    assert (out / "b.ppm").is_file() and cv2.imread(str(out / "b.ppm")) is not None

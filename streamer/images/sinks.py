@@ -18,6 +18,7 @@ from streamer.core.errors import StreamerError
 from streamer.images.events import ImageEvent
 from streamer.images.opencv import opencv
 
+COLOUR_ONLY = {".ppm"}  # formats OpenCV writes only from three channels
 FALLBACK_SUFFIX = ".png"  # for names with no suffix (frame_000123) or one OpenCV cannot write
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
@@ -84,7 +85,10 @@ class FolderSink:
         target = self.path_for(name)
         if not self.overwrite and target.exists():
             raise StreamerError(f"{target}: exists (not overwriting)")
-        ok, encoded = cv2.imencode(target.suffix, to_u8(image))
+        pixels = to_u8(image)
+        if target.suffix.lower() in COLOUR_ONLY:  # the gray image as three equal channels
+            pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+        ok, encoded = cv2.imencode(target.suffix, pixels)
         if not ok:
             raise StreamerError(f"{target}: OpenCV cannot encode an image as {target.suffix}")
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
