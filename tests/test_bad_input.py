@@ -454,3 +454,17 @@ def test_a_ppm_among_the_images_is_written_like_the_others(tmp_path: Path) -> No
     assert code == 0 and "ERROR" not in err, err
     assert json.loads(summary.read_text())["images"] == 4
     assert (out / "b.ppm").is_file() and cv2.imread(str(out / "b.ppm")) is not None
+
+
+def test_the_image_sink_does_not_follow_a_link_out_of_its_folder(tmp_path: Path) -> None:
+    from tests.conftest import ROOT
+
+    src, out, elsewhere = tmp_path / "in", tmp_path / "out", tmp_path / "elsewhere"
+    (src / "sub").mkdir(parents=True)
+    out.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(next((ROOT / "samples" / "images").glob("*.png")), src / "sub")
+    (out / "sub").symlink_to(elsewhere)
+    code, _, err = run_cli("images", str(src), "--out", str(out), "--no-dashboard")
+    assert_one_line_error(code, err, "leads outside the output folder")
+    assert not any(elsewhere.iterdir())

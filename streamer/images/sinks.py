@@ -83,6 +83,11 @@ class FolderSink:
         cv2 = opencv()
 
         target = self.path_for(name)
+        # a symlinked sub-folder (or file) inside the output folder is not followed out of it
+        root = self.out_dir.resolve()
+        if not target.resolve().is_relative_to(root) or target.is_symlink():
+            raise StreamerError(f"{target}: leads outside the output folder {self.out_dir} (a symbolic link); "
+                                "refusing to write there")
         if not self.overwrite and target.exists():
             raise StreamerError(f"{target}: exists (not overwriting)")
         pixels = to_u8(image)
