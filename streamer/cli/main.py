@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from streamer.cli.common import one_line_errors
+from streamer.cli.common import EXIT_INTERRUPTED, one_line_errors
 
 
 class LazyGroup(click.Group):
@@ -19,6 +19,23 @@ class LazyGroup(click.Group):
     def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Usage errors (a bad option value, an unknown option, a missing argument) as one line too, like every
+        other error: `streamer: error: Invalid value for '--fs': ... (see streamer ecg --help)`, exit 2."""
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"streamer: error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"streamer: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt, outside any run
+            click.echo("streamer: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
