@@ -467,3 +467,19 @@ def test_the_image_sink_does_not_follow_a_link_out_of_its_folder(tmp_path: Path)
     code, _, err = run_cli("images", str(src), "--out", str(out), "--no-dashboard")
     assert_one_line_error(code, err, "leads outside the output folder")
     assert not any(elsewhere.iterdir())
+
+
+def test_stdin_with_an_endless_line_ends_at_once(ecg_model: Path, tmp_path: Path) -> None:
+    """A few real samples, then 20 MB with no newline (not one sample per line): one line naming stdin and the
+    problem, at once (each read used to re-join the growing line: minutes for 100 MB), the summary written."""
+
+    from streamer.ecg.readers import read_recording
+    from tests.conftest import mitdb_record
+
+    x = read_recording(mitdb_record("106")).signal[:3600]
+    data = ("\n".join(f"{v:.4f}" for v in x) + "\n").encode() + b"7" * 20_000_000
+    summary = tmp_path / "s.json"
+    result = CliRunner().invoke(main, ["ecg", "-", "--fs", "360", "--model", str(ecg_model), "--no-dashboard",
+                                       "--summary", str(summary)], input=data)
+    assert_one_line_error(result.exit_code, result.stderr, "-:", "longer than 4096 bytes")
+    assert json.loads(summary.read_text())["beats"] > 5  # the samples before it were scored

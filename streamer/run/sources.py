@@ -106,6 +106,9 @@ class ArraySource(QuietSource):
         return dict(self.info)
 
 
+MAX_LINE_BYTES = 4096  # a sample's line is a number (and maybe a time): far longer is not this input
+
+
 class TextLineSource(QuietSource):
     """One number per line from a live byte stream (stdin). Yields what has arrived, as it arrives.
 
@@ -137,12 +140,18 @@ class TextLineSource(QuietSource):
             if not chunk:
                 break
             arrival = self.clock()
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()
-            values = self._parse(lines)
-            if len(values):
-                yield Block(values, start, arrival)
-                start += len(values)
+            if b"\n" not in chunk:  # the line goes on: no re-joining of a growing line on every read
+                pending += chunk
+            else:
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                values = self._parse(lines)
+                if len(values):
+                    yield Block(values, start, arrival)
+                    start += len(values)
+            if len(pending) > MAX_LINE_BYTES:
+                raise InputError(self.name, f"line {self.line + 1} is longer than {MAX_LINE_BYTES} bytes without a "
+                                            "newline: not one sample per line; the samples before it were processed")
         if pending.strip():
             tail = pending[:20].decode(errors="replace")
             raise InputError(self.name, f"stream stopped mid-line (line {self.line + 1} incomplete: {tail!r}); "
