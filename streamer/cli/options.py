@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import click
 
 from streamer.cli.ranges import Bounded, speed_option
-from streamer.core.errors import InputError
 from streamer.run.pacing import parse_speed
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,11 +64,7 @@ def collect(model_file: str, kwargs: dict[str, Any], inputs: Iterable[str | Path
     from streamer.cli.common import default_model
     from streamer.cli.outputs import refuse_overwriting_inputs
 
-    speed_text = kwargs.pop("speed")
-    try:
-        speed = parse_speed(speed_text)
-    except ValueError:
-        raise InputError("--speed", f"{speed_text!r} is not a speed (a number > 0, or max)") from None
+    speed = parse_speed(kwargs.pop("speed"))  # checked by the option's callback (`speed_option`)
     model = kwargs.pop("model_path") or default_model(model_file)
     refuse_overwriting_inputs({"--events": kwargs.get("events"), "--summary": kwargs.get("summary"),
                                **(outputs or {})}, [*inputs, model])

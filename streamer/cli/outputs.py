@@ -29,6 +29,7 @@ def input_files(inputs: Iterable[str | Path | None]) -> list[Path]:
 
 
 def _same(a: Path, b: Path) -> bool:
+    """The same file or folder, by any name or link."""
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
@@ -43,6 +44,6 @@ def refuse_overwriting_inputs(outputs: Mapping[str, Path | None], inputs: Iterab
         if out is None:
             continue
         for source in sources:
-            if _same(Path(out), source) or Path(out).resolve() == source.resolve():
+            if _same(Path(out), source):
                 raise InputError(option, f"{out} is an input of this run ({source}): it would be overwritten; "
                                          "write the output elsewhere")

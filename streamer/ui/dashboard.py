@@ -74,9 +74,9 @@ def trace_rows(signal: np.ndarray, width: int, rows: int) -> list[str]:
         return [" " * width] * rows
     cols = _columns(signal, width)
     # missing samples (NaN: a gap in the recording) are left out; a column of nothing but gap stays blank
-    lo_v = np.array([np.min(c[~np.isnan(c)], initial=np.inf) for c in cols])
-    hi_v = np.array([np.max(c[~np.isnan(c)], initial=-np.inf) for c in cols])
-    drawn = lo_v <= hi_v
+    lo_v = np.array([np.fmin.reduce(c) for c in cols])  # NaN only for a column of nothing but gap
+    hi_v = np.array([np.fmax.reduce(c) for c in cols])
+    drawn = ~np.isnan(lo_v)
     if not drawn.any():
         return [" " * width] * rows
     lo, hi = float(lo_v[drawn].min()), float(hi_v[drawn].max())
