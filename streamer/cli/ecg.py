@@ -15,10 +15,10 @@ from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
 from streamer.cli.ranges import Bounded, calibrate_method_option
 from streamer.core.errors import InputError, StreamerError
+from streamer.core.limits import MAX_FS
 from streamer.core.model import load_model
 from streamer.core.modelmeta import ECG_TASK
 from streamer.ecg.beats import BeatSpec
-from streamer.ecg.detector import MAX_FS
 from streamer.ecg.readers import Recording, check_signal, file_format, read_recording
 from streamer.ecg.report import EcgReport
 from streamer.ecg.threshold import parse_method

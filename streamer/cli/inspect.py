@@ -16,8 +16,10 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from streamer.core.model import Model
+from streamer.core import metaschema, modelmeta
+from streamer.core.errors import ModelError
 from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
+from streamer.core.session import create_session
 from streamer.core.text import printable
 
 ORDER = ("name", "task", "part", "version", "aestream_format", "created", "inputs", "outputs", "sample_rate_hz",
@@ -34,16 +36,37 @@ GLUE = "\x00"  # joins what wrapping must not split (`n_pvc 519`); metadata stri
 Rows = list[tuple[str, str]]
 
 
-def describe_model(path: Path, as_json: bool = False, console: Console | None = None, full: bool = False) -> None:
-    model = Model(path)
+def describe_model(path: Path, as_json: bool = False, console: Console | None = None, full: bool = False) -> int:
+    """Print what the model carries; a model the engine would refuse is shown too, with its problems listed
+    first and exit status 1 (so `inspect` is how one finds out what is wrong with a model)."""
+    meta, found = read_metadata(path)
     console = console or Console(highlight=False)
     if as_json:
-        console.print_json(json.dumps(model.meta))
-        return
-    title = f"{path} ({path.stat().st_size / 1024:,.1f} KiB)"
-    lines = full_lines(model.meta, console.width) if full else compact_lines(model.meta, console.width)
-    for line in [title, *lines]:
+        console.print_json(json.dumps(meta))
+        return 1 if found else 0
+    title = f"{clean(str(path))} ({path.stat().st_size / 1024:,.1f} KiB)"
+    lines = [f"this model cannot be used: {clean(problem)}" for problem in found]
+    try:
+        page = full_lines(meta, console.width) if full or found else compact_lines(meta, console.width)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError):  # a value of the wrong kind
+        page = full_lines(meta, console.width)
+    for line in [title, *lines, *page]:
         console.print(Text(line), soft_wrap=True)  # Text: no markup; already wrapped to the width
+    return 1 if found else 0
+
+
+def read_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The model's metadata and every problem the engine would refuse it for (metadata too large to read, or
+    no aestream metadata at all, is an error: there is nothing to show)."""
+    if not path.is_file():
+        raise ModelError(path, "no such model file")
+    session = create_session(path)
+    props = session.get_modelmeta().custom_metadata_map
+    metaschema.check_size(path, props)
+    meta = modelmeta.decode(props)
+    if "task" not in meta:
+        raise ModelError(path, "ONNX model without aestream metadata (not made by `streamer train`)")
+    return meta, metaschema.problems(meta)
 
 
 # --- numbers and strings ---------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def inspect(model_path: Path, full: bool, as_json: bool) -> None:
     """What a model carries: task, I/O, framing, normalisation, threshold, data, key held-out figures."""
     from streamer.cli.inspect import describe_model
 
-    describe_model(model_path, as_json, full=full)
+    sys.exit(describe_model(model_path, as_json, full=full))
 
 
 @main.command()

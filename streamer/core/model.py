@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from streamer.core import modelmeta
+from streamer.core import metaschema, modelmeta
 from streamer.core.errors import ModelError
 from streamer.core.session import create_session
 from streamer.core.text import printable
@@ -28,17 +28,23 @@ class Model:
         if not self.path.is_file():
             raise ModelError(self.path, "no such model file")
         self.session = create_session(self.path, threads=threads, provider=provider)
-        self.meta: dict[str, Any] = modelmeta.decode(self.session.get_modelmeta().custom_metadata_map)
+        props = self.session.get_modelmeta().custom_metadata_map
+        metaschema.check_size(self.path, props)
+        self.meta: dict[str, Any] = modelmeta.decode(props)
         if "task" not in self.meta:
             raise ModelError(self.path, "ONNX model without aestream metadata (not made by `streamer train`)")
         if task is not None and self.meta["task"] != task:
-            raise ModelError(self.path, f"model is for task {self.meta['task']!r}, this stream needs {task!r}")
-        missing = modelmeta.missing_keys(self.meta)
-        if missing:
-            raise ModelError(self.path, f"model metadata lacks {', '.join(missing)}")
+            raise ModelError(self.path, f"model is for task {printable(repr(self.meta['task']))}, "
+                                        f"this stream needs {task!r}")
+        metaschema.check(self.path, self.meta)  # types and ranges, before anything is read
         inp = self.session.get_inputs()[0]
         self.input_name: str = inp.name
         self.input_shape: list[Any] = list(inp.shape)
+        if not self.input_shape or isinstance(self.input_shape[0], int) and self.input_shape[0] != -1:
+            # the engine batches items across streams and ticks: a graph fixed to one batch size cannot take that
+            raise ModelError(self.path, f"model input {printable(self.input_name)!r} has a fixed batch size "
+                                        f"{self.input_shape[0] if self.input_shape else 'of none'}: "
+                                        "aestream models need a free batch axis (export with batch None)")
         self.output_names: list[str] = [o.name for o in self.session.get_outputs()]
         self.provider = self.session.get_providers()[0]
         self._warm_up()

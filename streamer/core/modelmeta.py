@@ -60,8 +60,3 @@ def decode(props: Mapping[str, str]) -> dict[str, Any]:
             meta[key] = text
     return meta
 
-
-def missing_keys(meta: Mapping[str, Any]) -> list[str]:
-    """Required keys that `meta` lacks, for its task (all common keys if the task is unknown)."""
-    required = COMMON_KEYS + TASK_KEYS.get(str(meta.get("task")), ())
-    return [key for key in required if key not in meta]

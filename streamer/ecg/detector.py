@@ -63,7 +63,6 @@ MWI_S = 0.150  # s, integration window ~ widest normal QRS
 LOCATOR_BAND_HZ = (0.5, 40.0)  # Hz, baseline removal + smoothing that keeps the R peak sharp
 LOCATOR_ORDER = 1  # low order: small group delay on the QRS
 MIN_FS = 100.0  # Hz, below this the QRS band is not representable with margin
-MAX_FS = 100_000.0  # Hz, above any ECG recorder's rate: a higher one is a corrupt header or a typo
 ROUNDOFF_FLOOR = 1e-12  # |slope| below this times the largest |input| so far is round-off, set to zero
 
 # --- candidate timing ------------------------------------------------------------------------------------

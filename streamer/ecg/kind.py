@@ -18,10 +18,11 @@ import numpy as np
 
 from streamer.core.errors import ModelError, StreamError
 from streamer.core.kind import Chunk, Key
+from streamer.core.limits import MAX_FS
 from streamer.core.model import Model
 from streamer.core.modelmeta import ECG_TASK
 from streamer.ecg.beats import BeatSpec, FramedBeats, FramerBank
-from streamer.ecg.detector import MAX_FS, MIN_FS, DetectorBank
+from streamer.ecg.detector import MIN_FS, DetectorBank
 from streamer.ecg.events import BeatEvent
 from streamer.ecg.judge import Judge
 from streamer.ecg.quality import QualityBank

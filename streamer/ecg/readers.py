@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from streamer.core.errors import InputError, need
+from streamer.core.limits import MAX_FS
 from streamer.ecg import wfdb_format
-from streamer.ecg.detector import MAX_FS
 from streamer.ecg.evaluate import BEAT_SYMBOLS
 
 MIN_FS = 100.0  # Hz: below this QRS complexes (~80 ms) are not resolved
