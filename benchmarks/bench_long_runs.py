@@ -120,7 +120,8 @@ def main() -> None:
     machine = f"{platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     out = Path(__file__).with_name("results_long_runs")
     out.with_suffix(".json").write_text(json.dumps({"hours": args.hours, "machine": machine, "runs": rows}, indent=1))
-    lines = [f"# {args.hours:g} h of ECG at --speed max (`python benchmarks/bench_long_runs.py --hours {args.hours:g}`)",
+    command = f"python benchmarks/bench_long_runs.py --hours {args.hours:g}"
+    lines = [f"# {args.hours:g} h of ECG at --speed max (`{command}`)",
              "", machine, "",
              "| input | file MB | wall s | beats | RSS start MB | RSS end MB | RSS peak MB | growth MB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -16,12 +16,20 @@ from typing import Any
 
 import numpy as np
 
+MAX_OVERLAP = 64  # frames covering one sample at most (hop >= frame / MAX_OVERLAP)
+
+
+def min_hop(frame: int) -> int:
+    """The smallest hop: frame/64 (64 samples for 4096), 64 model calls per frame of input. A smaller one buys
+    nothing audible and its cost grows without bound (hop 1: 4096 frames per 4096 samples, 5.8 GB)."""
+    return max(1, frame // MAX_OVERLAP)
+
 
 def check_hop(frame: int, hop: int) -> None:
     """Hops between frame/2 and frame would leave samples under a single, near-zero window weight."""
-    if not (hop == frame or 1 <= hop <= frame // 2):
-        raise ValueError(f"hop must be {frame} (no overlap) or between 1 and {frame // 2} (overlap-add), "
-                         f"not {hop}")
+    if not (hop == frame or min_hop(frame) <= hop <= frame // 2):
+        raise ValueError(f"hop must be {frame} (no overlap) or between {min_hop(frame)} and {frame // 2} "
+                         f"(overlap-add), not {hop}")
 
 
 def synthesis_window(frame: int, hop: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from streamer.cli.execute import execute
 from streamer.cli.options import RunOptions, collect, run_options
 from streamer.cli.ranges import Bounded
 from streamer.core.errors import InputError
+from streamer.core.limits import MAX_IMAGE_PIXELS, MAX_PIXELS_OPTION
 from streamer.core.model import load_model
 from streamer.core.modelmeta import IMAGE_TASK
 from streamer.images.report import Evaluated, ImageReport
@@ -64,7 +65,7 @@ def refuse_inapplicable(kind: str, add_noise: float | None, clean: Path | None) 
 
 
 def open_source(source: str | None, camera: int | None, watch: bool, clean: Path | None,
-                batch: int, out: Path | None = None) -> Source:
+                batch: int, out: Path | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Source:
     kind = source_kind(source, camera)
     if camera is not None:
         from streamer.images.sources import CameraSource
@@ -74,18 +75,19 @@ def open_source(source: str | None, camera: int | None, watch: bool, clean: Path
     if kind == "video":
         from streamer.images.sources import VideoSource
 
-        return VideoSource(path, batch=batch)
+        return VideoSource(path, batch=batch, max_pixels=max_pixels)
     if kind == "array":
         from streamer.images.sources import ImageArraySource
 
-        return ImageArraySource(path, batch=batch)
+        return ImageArraySource(path, batch=batch, max_pixels=max_pixels)
     from streamer.images.sources import FolderSource
 
     if clean is None and path.is_dir() and (path / CLEAN_SUBFOLDER).is_dir():
         clean = path / CLEAN_SUBFOLDER  # the convention of samples/images: references beside the inputs
     # never read our own outputs or the references as inputs, even when they sit inside the folder
     exclude = [p for p in (out, clean) if p is not None]
-    return FolderSource(str(source), batch=batch, watch=watch, clean_dir=clean, exclude=exclude)
+    return FolderSource(str(source), batch=batch, watch=watch, clean_dir=clean, exclude=exclude,
+                        max_pixels=max_pixels)
 
 
 def open_output(out: Path, fps: float) -> Sink:
@@ -100,11 +102,11 @@ def open_output(out: Path, fps: float) -> Sink:
 
 def plan_images(source: str | None, run: RunOptions, camera: int | None = None, watch: bool = False,
                 clean: Path | None = None, add_noise: float | None = None, seed: int = 0, out: Path | None = None,
-                batch: int = 256) -> RunPlan:
+                batch: int = 256, max_pixels: int = MAX_IMAGE_PIXELS) -> RunPlan:
     if add_noise is not None and not 0 < add_noise <= 2:
         raise InputError("--add-noise", f"sigma must be in (0, 2], not {add_noise}")
     model = load_model(run.model, threads=run.threads, provider=run.provider, task=IMAGE_TASK)
-    src = open_source(source, camera, watch, clean, batch, out)
+    src = open_source(source, camera, watch, clean, batch, out, max_pixels)
     sinks: list[Sink] = []
     if out is not None:
         sinks.append(open_output(out, src.rate))
@@ -140,10 +142,13 @@ def plan_images(source: str | None, run: RunOptions, camera: int | None = None, 
               help="Folder for denoised images (same names), or a video file (.mp4, .avi).")
 @click.option("--batch", type=Bounded(1, MAX_BATCH, integer=True), default=256, show_default=True,
               help="Images per model call at most.")
+@click.option("--max-pixels", type=Bounded(1, MAX_PIXELS_OPTION, integer=True), default=MAX_IMAGE_PIXELS,
+              show_default=True, help="Largest image taken (width x height); a larger one is skipped, named in the "
+                                      "summary, before it is decoded.")
 @run_options(MODEL_FILE, threads=2, speed="max", speed_help="video replay speed (1 = its frame rate)")
 @one_line_errors
 def images(source: str | None, camera: int | None, watch: bool, clean: Path | None, add_noise: float | None,
-           seed: int, out: Path | None, batch: int, **shared: Any) -> None:
+           seed: int, out: Path | None, batch: int, max_pixels: int, **shared: Any) -> None:
     """Denoise a stream of grayscale images: a folder or glob, a video, a camera, an .npz or IDX array.
 
     Colour images become grayscale. The default model takes each image at its own size (tiles above 256 px);
@@ -154,7 +159,7 @@ def images(source: str | None, camera: int | None, watch: bool, clean: Path | No
     refuse_inapplicable(source_kind(source, camera), add_noise, clean)
     run = collect(MODEL_FILE, shared, inputs=[source, clean], outputs={"--out": out})
     plan = plan_images(source, run, camera=camera, watch=watch, clean=clean, add_noise=add_noise, seed=seed,
-                       out=out, batch=batch)
+                       out=out, batch=batch, max_pixels=max_pixels)
     sys.exit(execute(plan, run))
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from streamer.core import metaschema, modelmeta
 from streamer.core.errors import ModelError
+from streamer.core.limits import MAX_CALL_VALUES
 from streamer.core.session import create_session
 from streamer.core.text import printable
 
@@ -70,8 +71,16 @@ class Model:
             raise ModelError(self.path, f"model input has {width} values per item, its metadata describes {n}")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """First output for a batch (rows are items)."""
-        return self.session.run(self.output_names[:1], {self.input_name: batch.astype(np.float32, copy=False)})[0]
+        """First output for a batch (rows are items). A batch of more than MAX_CALL_VALUES input values is run
+        in parts: the graph's intermediate tensors grow with the batch (a 4000x4000 image's tiles took 3 GB)."""
+        x = batch.astype(np.float32, copy=False)
+        step = max(1, MAX_CALL_VALUES // max(1, int(np.prod(x.shape[1:]))))
+        if len(x) <= step:
+            return self._run(x)
+        return np.concatenate([self._run(x[i:i + step]) for i in range(0, len(x), step)])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self.output_names[:1], {self.input_name: x})[0]
 
     def stream(self, **options: Any) -> Stream:
         """One stream on this model (`feed` / `flush` / `reset` / `save`)."""

@@ -18,6 +18,8 @@ import gzip
 import re
 import struct
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ import numpy as np
 
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
+from streamer.core.limits import BLOCK_PIXELS, MAX_ARRAY_PIXELS, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS
 from streamer.images.kind import frame_name
 from streamer.images.opencv import opencv
 from streamer.run.sources import Block, QuietSource, Timing
@@ -51,6 +54,11 @@ class ImageItem:
     clean: np.ndarray | None  # clean reference of the same shape, when one exists
     index: int  # position in the stream (skipped files take none)
     arrival: float | None = None  # the source's clock() when a live source (camera, --watch) got it
+
+
+def _full(items: list[ImageItem], batch: int) -> bool:
+    """Whether a block of images is complete: `batch` images, or BLOCK_PIXELS pixels (big images, few per block)."""
+    return len(items) >= batch or sum(item.image.size for item in items) >= BLOCK_PIXELS
 
 
 def _blocks(items: list[ImageItem], live: bool) -> Iterator[Block]:
@@ -132,29 +140,83 @@ def incomplete(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes) -> tuple[np.ndarray | None, str]:
-    """File bytes -> ((H, W) float32 in [0, 1], "") or (None, the reason it is unreadable)."""
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) an image file's header declares (PNG, JPEG, BMP, GIF, binary PGM/PPM), read before
+    anything is decoded; None for other formats (OpenCV's own pixel limit stands guard over those)."""
+    if data.startswith(PNG_SIGNATURE) and len(data) >= 24:
+        return struct.unpack_from(">II", data, 16)
+    if data.startswith(JPEG_SOI):
+        return _jpeg_size(data)
+    if data.startswith(BMP_MAGIC) and len(data) >= 26:
+        width, height = struct.unpack_from("<ii", data, 18)
+        return abs(width), abs(height)  # a negative height is a top-down BMP
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack_from("<HH", data, 6)
+    pnm = PNM_HEADER.match(data)
+    return (int(pnm[2]), int(pnm[3])) if pnm else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The frame size in a JPEG's start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC)."""
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill bytes
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height, width = struct.unpack_from(">HH", data, i + 5)
+            return width, height
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        i += 2 + struct.unpack_from(">H", data, i + 2)[0]
+    return None
+
+
+def too_large(width: int, height: int, max_pixels: int) -> str | None:
+    """Why an image of this size is refused (more pixels than the cap), or None."""
+    if width * height > max_pixels:
+        return (f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
+                f"{max_pixels / 1e6:.1f} allowed (--max-pixels raises it)")
+    return None
+
+
+def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray | None, str]:
+    """File bytes -> ((H, W) float32 in [0, 1], "") or (None, the reason it is unreadable). An image larger
+    than `max_pixels` is refused from its header, before it is decoded (a 114 kB PNG can declare 10000x10000)."""
     cv2 = opencv()
 
     reason = incomplete(data)
     if reason:
         return None, reason
+    size = declared_size(data)
+    reason = too_large(*size, max_pixels) if size else None
+    if reason:
+        return None, reason
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         return None, "not an image OpenCV can decode"
+    reason = too_large(pixels.shape[1], pixels.shape[0], max_pixels)
+    if reason:  # a format whose header was not read above
+        return None, reason
     try:
         return to_gray_float(pixels), ""
     except ValueError as exc:
         return None, str(exc)
 
 
-def read_image(path: Path) -> tuple[np.ndarray | None, str]:
+def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray | None, str]:
     """Read and decode one file (the bytes are read once, so a file being replaced cannot mix versions)."""
     try:
+        if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+            return None, f"file of {path.stat().st_size / 1e6:.0f} MB, more than any image of the allowed size"
         data = path.read_bytes()
     except OSError as exc:
         return None, f"cannot read ({exc.strerror})"
-    return decode_image(data)
+    return decode_image(data, max_pixels)
 
 
 # --- folders ----------------------------------------------------------------------------------------
@@ -195,8 +257,10 @@ class FolderSource:
     def __init__(self, pattern: str | Path, batch: int = ARRAY_BATCH, watch: bool = False, poll_s: float = POLL_S,
                  settle_s: float = SETTLE_S, clean_dir: Path | None = None, max_idle_s: float | None = None,
                  give_up_s: float = GIVE_UP_S, exclude: Sequence[Path] = (),
-                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.pattern = str(pattern)
+        self.max_pixels = max_pixels
         self.batch = max(1, int(batch))
         self.watch = watch
         self.poll_s = poll_s
@@ -267,7 +331,7 @@ class FolderSource:
         candidates = [exact] + [exact.with_suffix(s) for s in IMAGE_SUFFIXES if s != exact.suffix.lower()]
         for cand in candidates:
             if cand.is_file():
-                clean, why = read_image(cand)
+                clean, why = read_image(cand, self.max_pixels)
                 if clean is None:
                     self.clean_missing.append(f"{rel}: reference {cand.name} unreadable ({why})")
                 elif clean.shape != shape:
@@ -312,12 +376,12 @@ class FolderSource:
         """The files there now, each read once, in blocks of `batch` readable images."""
         items: list[ImageItem] = []
         for rel, path in self._initial:
-            image, why = read_image(path)
+            image, why = read_image(path, self.max_pixels)
             if image is None:
                 self._skip(rel, why)
                 continue
             items.append(self._item(rel, image))
-            if len(items) == self.batch:
+            if _full(items, self.batch):
                 yield from _blocks(items, self.live)
                 items = []
         if items:
@@ -328,7 +392,7 @@ class FolderSource:
 
     def _watch(self) -> Iterator[Block]:
         """Scan, take what has settled, yield it; until Ctrl-C or `max_idle_s` without any change."""
-        watcher = _Watcher(self.settle_s, self.give_up_s, self.clock)
+        watcher = _Watcher(self.settle_s, self.give_up_s, self.clock, self.max_pixels)
         last_change = self.clock()
         while True:
             ready, changed = watcher.scan(self._files())
@@ -340,8 +404,13 @@ class FolderSource:
                     self._skip(rel, why)
                 else:
                     items.append(self._item(rel, image))
-            for i in range(0, len(items), self.batch):
-                part = items[i:i + self.batch]
+            part: list[ImageItem] = []
+            for item in items:
+                part.append(item)
+                if _full(part, self.batch):
+                    yield from _blocks(part, self.live)
+                    part = []
+            if part:
                 yield from _blocks(part, self.live)
             if self.max_idle_s is not None and not watcher.pending and self.clock() - last_change >= self.max_idle_s:
                 return
@@ -362,7 +431,9 @@ class _Seen:
 class _Watcher:
     """State of a watched folder: files done (taken or skipped, by relative name) and files still settling."""
 
-    def __init__(self, settle_s: float, give_up_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, settle_s: float, give_up_s: float, clock: Callable[[], float],
+                 max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+        self.max_pixels = max_pixels
         self.settle_s = settle_s
         self.give_up_s = give_up_s
         self.clock = clock
@@ -389,7 +460,7 @@ class _Watcher:
             stable = now - seen.stable_since
             if stable < self.settle_s:
                 continue
-            image, why = read_image(path)
+            image, why = read_image(path, self.max_pixels)
             if image is None and stable < self.give_up_s:
                 seen.last_error = why  # maybe still being written by a writer that pauses: retry next scan
                 continue
@@ -419,7 +490,7 @@ class VideoSource:
     live = False
     timing = Timing.REPLAY
 
-    def __init__(self, path: str | Path, batch: int = VIDEO_BATCH) -> None:
+    def __init__(self, path: str | Path, batch: int = VIDEO_BATCH, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         cv2 = opencv()
 
         self.path = Path(path)
@@ -434,6 +505,10 @@ class VideoSource:
         if not opened or not first[0] or first[1] is None:
             capture.release()
             raise InputError(self.path, "cannot open video (not a video file, or no codec for it)")
+        reason = too_large(first[1].shape[1], first[1].shape[0], max_pixels)
+        if reason:
+            capture.release()
+            raise InputError(self.path, f"video frames of {reason}")
         self.capture = capture
         self.first: np.ndarray | None = first[1]
         self.rate = _fps(capture, VIDEO_FALLBACK_FPS)
@@ -469,7 +544,7 @@ class VideoSource:
             for frame in self._frames():
                 items.append(ImageItem(frame_name(index), to_gray_float(frame), None, index))
                 index += 1
-                if len(items) == self.batch:
+                if _full(items, self.batch):
                     yield from _blocks(items, self.live)
                     items = []
             if items:
@@ -564,13 +639,51 @@ def parse_idx(data: bytes, source: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype, offset=head).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def read_idx(path: Path) -> np.ndarray:
+def read_idx(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """An IDX file (gzipped or not), its declared shape checked against the caps before the data is read: a
+    1 MB gzip file can declare one 32768x32768 image."""
     try:
-        raw = path.read_bytes()
-        data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+            head = f.read(4)
+            ndim = head[3] if len(head) == 4 else 0
+            dims = f.read(4 * ndim)
+            if len(head) == 4 and len(dims) == 4 * ndim and head[:2] == b"\x00\x00" and head[2] in IDX_TYPES:
+                shape = struct.unpack(f">{ndim}I", dims)
+                check_declared(path, shape, max_pixels)
+                need = int(np.prod(shape, dtype=np.int64)) * np.dtype(IDX_TYPES[head[2]]).itemsize
+                data = head + dims + f.read(need + 1)  # one byte more: a file longer than declared is refused
+            else:
+                data = head + dims  # parse_idx names what is wrong with the header
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(path, f"cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     return parse_idx(data, path)
+
+
+def check_declared(source: str | Path, shape: Sequence[int], max_pixels: int = MAX_IMAGE_PIXELS,
+                   what: str = "images") -> None:
+    """Refuse an array whose declared shape holds images above `max_pixels` or more than MAX_ARRAY_PIXELS in
+    all, before its data is read or decompressed."""
+    dims = [int(d) for d in shape]
+    if len(dims) < 2:
+        return  # not images at all: as_images says so
+    per_image = int(np.prod(dims[1:3], dtype=np.int64))
+    total = int(np.prod(dims[:3], dtype=np.int64))
+    shown = "x".join(str(d) for d in dims)
+    if per_image > max_pixels:
+        raise InputError(source, f"{what}: shape {shown} declares images of {per_image / 1e6:.1f} megapixels, "
+                                 f"more than the {max_pixels / 1e6:.1f} allowed (--max-pixels raises it)")
+    if total > MAX_ARRAY_PIXELS:
+        raise InputError(source, f"{what}: shape {shown} declares {total / 1e6:.0f} megapixels in all, more than "
+                                 f"the {MAX_ARRAY_PIXELS / 1e6:.0f} one array file may hold (split the file)")
+
+
+def _npy_shape(f: Any) -> tuple[int, ...]:
+    """The shape in a .npy stream's header (the data is not read)."""
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return tuple(read(f)[0])
 
 
 def as_images(array: np.ndarray, source: str | Path, what: str = "images") -> np.ndarray:
@@ -601,20 +714,25 @@ def as_images(array: np.ndarray, source: str | Path, what: str = "images") -> np
     return x
 
 
-def load_image_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(images, clean or None) from .npz (key `images` or the first array; optional `clean`), .npy, or IDX."""
+def load_image_array(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """(images, clean or None) from .npz (key `images` or the first array; optional `clean`), .npy, or IDX.
+    Declared shapes are checked against the caps before any array is read."""
     if not path.is_file():
         raise InputError(path, "no such file")
     low = path.name.lower()
     if low.endswith(".npz"):
         try:
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    with archive.open(member) as f:
+                        check_declared(path, _npy_shape(f), max_pixels, f"array {member.removesuffix('.npy')!r}")
             with np.load(path, allow_pickle=False) as npz:
                 keys = [k for k in npz.files if k != "clean"]
                 if not keys:
                     raise InputError(path, "no image array (keys: " + ", ".join(npz.files) + ")")
                 key = "images" if "images" in npz.files else keys[0]
                 images, clean = npz[key], (npz["clean"] if "clean" in npz.files else None)
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise InputError(path, f"not a readable .npz ({exc})") from None
         imgs = as_images(images, path, f"array {key!r}")
         ref = as_images(clean, path, "array 'clean'") if clean is not None else None
@@ -623,10 +741,12 @@ def load_image_array(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         return imgs, ref
     if low.endswith(".npy"):
         try:
+            with open(path, "rb") as f:
+                check_declared(path, _npy_shape(f), max_pixels)
             return as_images(np.load(path, allow_pickle=False), path), None
         except (OSError, ValueError, EOFError) as exc:
             raise InputError(path, f"not a readable .npy ({exc})") from None
-    return as_images(read_idx(path), path), None
+    return as_images(read_idx(path, max_pixels), path), None
 
 
 def is_image_array(path: str | Path) -> bool:
@@ -641,12 +761,13 @@ class ImageArraySource(QuietSource):
     live = False
     timing = Timing.UNTIMED
 
-    def __init__(self, path: str | Path, batch: int = ARRAY_BATCH) -> None:
+    def __init__(self, path: str | Path, batch: int = ARRAY_BATCH, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
         self.path = Path(path)
         self.name = str(path)
-        self.batch = max(1, int(batch))
         self.rate = NOMINAL_FS
-        self.images, self.clean = load_image_array(self.path)
+        self.images, self.clean = load_image_array(self.path, max_pixels)
+        pixels = int(np.prod(self.images.shape[1:]))
+        self.batch = max(1, min(int(batch), BLOCK_PIXELS // max(1, pixels)))
         self.total = len(self.images)
 
     def blocks(self) -> Iterator[Block]:
