@@ -563,3 +563,93 @@ def test_a_graph_with_a_fixed_batch_is_refused_at_load(tmp_path: Path) -> None:
     code, _, err = run_cli("audio", "--file", str(ROOT / "samples" / "audio" / "bach.wav"), "--model", str(path),
                            "--out", str(tmp_path / "o.wav"))
     assert_one_line_error(code, err, "fixed.onnx", "fixed batch size 1")
+
+
+# --- memory bounded by design ------------------------------------------------------------------------------------
+
+def test_an_image_declaring_a_huge_size_is_skipped_before_decoding(tmp_path: Path) -> None:
+    """A PNG whose header claims 100000x100000 among good images: skipped (named, with the cap and the option
+    that raises it), the others denoised; it used to end the whole run."""
+    import struct
+
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "in"
+    shutil.copytree(ROOT / "samples" / "images", folder, ignore=shutil.ignore_patterns("clean", "*.md"))
+    data = bytearray((folder / "test_00000.png").read_bytes())
+    struct.pack_into(">II", data, 16, 100_000, 100_000)  # IHDR width, height
+    (folder / "claims_huge.png").write_bytes(bytes(data))
+    summary = tmp_path / "s.json"
+    code, _, err = run_cli("images", str(folder), "--out", str(tmp_path / "o"), "--no-dashboard",
+                           "--summary", str(summary))
+    assert code == 0, err
+    result = json.loads(summary.read_text())
+    assert result["images"] == len(list(folder.glob("test_*.png")))
+    assert result["skipped"] == ["claims_huge.png: 100000x100000 is 10,000,000,000 pixels, more than the "
+                                 "16,777,216 allowed (--max-pixels)"]
+    code, _, err = run_cli("images", str(folder / "test_00000.png"), "--out", str(tmp_path / "o2"),
+                           "--max-pixels", "1000")  # the sample digits are 32x32
+    assert_one_line_error(code, err, "test_00000.png", "1,024 pixels", "1,000 allowed (--max-pixels)")
+
+
+def _gzip_idx(path: Path, dims: tuple[int, ...], payload: bytes) -> Path:
+    import gzip
+    import struct
+
+    path.write_bytes(gzip.compress(b"\x00\x00\x08" + bytes([len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+                                   + payload))
+    return path
+
+
+def test_array_files_declaring_huge_shapes_are_refused_before_reading(tmp_path: Path) -> None:
+    """An IDX file claiming one 32768x32768 image (the 1 MB gzip took 6 GB, then a traceback), an .npy
+    claiming 50000 images of 4096x4096, and a cut .npz: one line each, nothing decompressed."""
+    import io
+    import zipfile
+
+    bomb = _gzip_idx(tmp_path / "bomb-idx3-ubyte.gz", (1, 32768, 32768), b"\x00" * 1024)
+    code, _, err = run_cli("images", str(bomb), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "bomb-idx3-ubyte.gz", "1x32768x32768", "--max-pixels")
+    npy = tmp_path / "many.npy"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (50_000, 4096, 4096)})
+    npy.write_bytes(b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
+    code, _, err = run_cli("images", str(npy), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "many.npy", "in all", "split the file")
+    good = tmp_path / "good.npz"
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("images.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:])
+    code, _, err = run_cli("images", str(good), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "good.npz", "array 'images'", "in all")
+    digits = tmp_path / "digits.npz"
+    np.savez(digits, images=np.zeros((4, 28, 28), np.uint8))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(digits.read_bytes()[:200])
+    code, _, err = run_cli("images", str(cut), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "cut.npz", "not a readable .npz")
+
+
+def test_a_large_batch_is_run_in_parts_with_the_same_results(ecg_model: Path) -> None:
+    """Model calls are split above MAX_CALL_VALUES input values (bounded activations); the results are those
+    of one call."""
+    from streamer.core.limits import MAX_CALL_VALUES
+    from streamer.core.model import load_model
+    from streamer.ecg.readers import read_ecg
+
+    model = load_model(ecg_model)
+    width = int(model.input_shape[1])
+    signal = read_ecg(mitdb_record("106")).signal
+    n = 3 * MAX_CALL_VALUES // width + 7
+    batch = np.lib.stride_tricks.sliding_window_view(signal[: n + width], width)[:n].astype(np.float32)
+    whole = model.session.run(None, {model.input_name: batch})[0]
+    assert np.array_equal(model.run(batch), whole)
+
+
+def test_a_hop_too_small_to_be_useful_is_refused(tmp_path: Path) -> None:
+    """--hop 1 (4096 frames per 4096 samples) reached 5.8 GB and a MemoryError."""
+    from tests.conftest import ROOT
+
+    code, _, err = run_cli("audio", "--file", str(ROOT / "samples" / "audio" / "bach.wav"), "--hop", "1",
+                           "--out", str(tmp_path / "o.wav"))
+    assert_one_line_error(code, err, "--hop", "between 64 and 2048")

@@ -179,8 +179,7 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 def too_large(width: int, height: int, max_pixels: int) -> str | None:
     """Why an image of this size is refused (more pixels than the cap), or None."""
     if width * height > max_pixels:
-        return (f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
-                f"{max_pixels / 1e6:.1f} allowed (--max-pixels raises it)")
+        return f"{width}x{height} is {width * height:,} pixels, more than the {max_pixels:,} allowed (--max-pixels)"
     return None
 
 
@@ -672,11 +671,11 @@ def check_declared(source: str | Path, shape: Sequence[int], max_pixels: int = M
     total = int(np.prod(dims[:3], dtype=np.int64))
     shown = "x".join(str(d) for d in dims)
     if per_image > max_pixels:
-        raise InputError(source, f"{what}: shape {shown} declares images of {per_image / 1e6:.1f} megapixels, "
-                                 f"more than the {max_pixels / 1e6:.1f} allowed (--max-pixels raises it)")
+        raise InputError(source, f"{what}: shape {shown} declares images of {per_image:,} pixels, more than the "
+                                 f"{max_pixels:,} allowed (--max-pixels)")
     if total > MAX_ARRAY_PIXELS:
-        raise InputError(source, f"{what}: shape {shown} declares {total / 1e6:.0f} megapixels in all, more than "
-                                 f"the {MAX_ARRAY_PIXELS / 1e6:.0f} one array file may hold (split the file)")
+        raise InputError(source, f"{what}: shape {shown} declares {total:,} pixels in all, more than the "
+                                 f"{MAX_ARRAY_PIXELS:,} one array file may hold (split the file)")
 
 
 def _npy_shape(f: Any) -> tuple[int, ...]:
