@@ -72,13 +72,25 @@ class WavSink:
             return
         if 2 * (self.frames + len(pcm)) > MAX_DATA_BYTES:
             raise StreamerError(f"{self.path}: WAV size limit (4 GiB) reached after {self.frames} samples")
+        before = self.frames
         try:
             _write_all(self.fd, pcm.tobytes())
             self.frames += len(pcm)
             os.pwrite(self.fd, wav_header(self.rate, self.frames), 0)
         except OSError as exc:
-            raise StreamerError(f"{self.path}: cannot write WAV ({exc.strerror})") from None
+            self._cut_back(before)
+            raise StreamerError(f"{self.path}: cannot write WAV ({exc.strerror}); the audio before this block "
+                                "is kept") from None
         self.clipped += clipped
+
+    def _cut_back(self, frames: int) -> None:
+        """After a failed write (disk full): the file ends with the last whole block, its header saying so."""
+        self.frames = frames
+        try:
+            os.ftruncate(self.fd, HEADER_BYTES + 2 * frames)  # type: ignore[arg-type]
+            os.pwrite(self.fd, wav_header(self.rate, frames), 0)  # type: ignore[arg-type]
+        except OSError:
+            pass  # the header was written last for `frames` samples: a player ignores what follows
 
     @property
     def duration_s(self) -> float:

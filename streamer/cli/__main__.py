@@ -1,5 +1,5 @@
 """`python -m streamer.cli ...` is the `streamer` command."""
 
-from streamer.cli.main import main
+from streamer.cli.entry import run
 
-main()
+run()

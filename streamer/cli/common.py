@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from streamer.cli.entry import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from streamer.core.errors import InputError, MissingExtraError, StreamerError
 
-EXIT_INTERRUPTED = 130
 F = TypeVar("F", bound=Callable[..., Any])
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -29,6 +29,9 @@ def one_line_errors(func: F) -> F:
         except StreamerError as exc:
             click.echo(f"streamer: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except Terminated:
+            click.echo("streamer: terminated", err=True)
+            sys.exit(EXIT_TERMINATED)
         except KeyboardInterrupt:
             click.echo("streamer: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -7,19 +7,17 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
+from streamer.cli.entry import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 from streamer.cli.options import RunOptions
 from streamer.core.errors import StreamerError
 from streamer.run.engine import Engine, RunPlan
 from streamer.run.pacing import Pacer
 from streamer.run.sinks import write_summary
 
-EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM: ends the run exactly like Ctrl-C (outputs flushed, summary written), exit code 143."""
+EXIT_OK, EXIT_INPUT = 0, 2
 
 
 @contextmanager
@@ -75,21 +73,31 @@ def execute(plan: RunPlan, opts: RunOptions) -> int:
         except KeyboardInterrupt as exc:  # arrived outside the engine's loop (dashboard teardown)
             engine.interruption = exc
     summary = engine.summary()
+    summary_error = None
     if opts.summary is not None and opts.report is not None:  # kept even if drawing fails
-        write_summary(opts.summary, summary)
+        summary_error = save_summary(opts.summary, summary)
     with sigterm_as_interrupt():  # SIGTERM while drawing gives up the report, not the summary
         report_error = write_run_report(plan, opts, summary, engine)
     if opts.summary is not None:
-        write_summary(opts.summary, summary)
+        summary_error = save_summary(opts.summary, summary)
     from streamer.ui.summary import print_summary
 
-    print_summary(summary)
-    if engine.error is not None or report_error is not None:
-        print(f"streamer: error: {engine.error or report_error}", file=sys.stderr)
+    print_summary(summary)  # also when the summary file could not be written: the terminal still has it
+    errors = [e for e in (engine.error, report_error, summary_error) if e is not None]
+    if errors:
+        print(f"streamer: error: {errors[0]}", file=sys.stderr)
         return EXIT_INPUT
     if engine.interruption is not None:
         return EXIT_TERMINATED if isinstance(engine.interruption, Terminated) else EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def save_summary(path: Path, summary: dict[str, Any]) -> StreamerError | None:
+    try:
+        write_summary(path, summary)
+    except StreamerError as exc:
+        return exc
+    return None
 
 
 def write_run_report(plan: RunPlan, opts: RunOptions, summary: dict[str, Any], engine: Engine

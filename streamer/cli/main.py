@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from streamer.cli.common import EXIT_INTERRUPTED, one_line_errors
+from streamer.cli.common import one_line_errors
+from streamer.cli.entry import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated
 
 
 class LazyGroup(click.Group):
@@ -33,7 +34,10 @@ class LazyGroup(click.Group):
         except click.ClickException as exc:
             click.echo(f"streamer: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt, outside any run
+        except click.exceptions.Abort as exc:  # Ctrl-C, SIGTERM or end of input at a prompt, outside any run
+            if isinstance(exc.__context__, Terminated):
+                click.echo("streamer: terminated", err=True)
+                sys.exit(EXIT_TERMINATED)
             click.echo("streamer: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
 

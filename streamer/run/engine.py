@@ -58,6 +58,7 @@ class Engine:
         self.metrics = metrics or Metrics(clock)
         self.interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM turned into one
         self.error: StreamerError | None = None
+        self.failed_sinks: list[Sink] = []  # sinks that raised: written to no more, closed at the end
         self.position = 0  # where the source is: the end of the last block processed (`Block.start` units)
 
     def run(self) -> dict[str, Any]:
@@ -78,6 +79,8 @@ class Engine:
                     if plan.source.timing is Timing.REPLAY:
                         self.pacer.wait_until((block.start + len(block.samples)) / plan.source.rate)
                     self._step(block)
+                    if self.error is not None:  # a sink failed (disk full): stop reading, keep what was written
+                        break
             except StreamerError as exc:
                 self.error = exc
             self._deliver(plan.stream.flush(), self.clock())
@@ -107,8 +110,13 @@ class Engine:
             self.metrics.batch(tick.rows, tick.model_s)
         if not events:
             return
-        for sink in self.plan.sinks:
-            sink.write(events)
+        for sink in list(self.plan.sinks):
+            try:
+                sink.write(events)
+            except StreamerError as exc:  # this sink is done (disk full, folder gone): the others go on
+                self.plan.sinks.remove(sink)
+                self.failed_sinks.append(sink)
+                self.error = self.error or exc
         self.plan.report.on_events(events)
         self.metrics.done_batch(self.clock() - arrival, len(events))
         if self.plan.recorder is not None:  # after the latency is taken: a report does not add to it
@@ -117,7 +125,7 @@ class Engine:
     def _close(self) -> None:
         """Close every sink and the source, each once, even if another one fails."""
         errors: list[StreamerError] = []
-        for closer in [s.close for s in self.plan.sinks] + [self.plan.source.close]:
+        for closer in [s.close for s in self.plan.sinks + self.failed_sinks] + [self.plan.source.close]:
             try:
                 closer()
             except StreamerError as exc:
@@ -129,7 +137,7 @@ class Engine:
         """Metrics with every drop merged in (what the dashboard shows)."""
         snap = self.metrics.snapshot()
         drops = {**snap["drops"], **self.plan.stream.counters(), **self.plan.source.drops()}
-        for sink in self.plan.sinks:
+        for sink in self.plan.sinks + self.failed_sinks:
             drops.update(sink.drops())
         snap.update(drops=drops, dropped=sum(drops.values()))
         return snap

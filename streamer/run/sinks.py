@@ -7,12 +7,13 @@ sinks (a WAV file, speakers, a folder of images, a video) live in their stream's
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from streamer.core.errors import StreamerError
 
@@ -49,37 +50,80 @@ def dumps(value: Any, **kwargs: Any) -> str:
 
 
 class JsonlSink:
-    """One JSON object per event (`event.to_dict()`), one per line, flushed per block so a killed run keeps
-    what it scored."""
+    """One JSON object per event (`event.to_dict()`), one per line, written per block so a killed run keeps
+    what it scored.
+
+    The file is locked (`flock`) before it is emptied: a second run given the same file is refused instead of
+    interleaving lines with the first. Each block's lines go in one write; if it fails (disk full), the file
+    is cut back to the end of the last whole block, so it always holds whole, valid lines.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.fd: int | None = None
+        self.written = 0  # bytes of whole blocks in the file
         try:
-            self.file: IO[str] | None = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)  # not O_TRUNC: locked first
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.path.isfile(self.path):  # a FIFO or /dev/stdout cannot be (nor need be) truncated
+                os.ftruncate(self.fd, 0)
+        except BlockingIOError:
+            self._release()
+            raise StreamerError(f"{self.path}: another run is writing events to this file") from None
         except OSError as exc:
+            self._release()
             raise StreamerError(f"{self.path}: cannot write events ({exc.strerror})") from None
 
     def write(self, events: Sequence[Any]) -> None:
-        if self.file is None or not events:
+        if self.fd is None or not events:
             return
-        self.file.write("".join(dumps(e.to_dict()) + "\n" for e in events))
-        self.file.flush()
+        data = "".join(dumps(e.to_dict()) + "\n" for e in events).encode("utf-8")
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            kept = self._cut_back()
+            self._release()
+            raise StreamerError(f"{self.path}: cannot write events ({exc.strerror}); {kept}") from None
+        self.written += len(data)
+
+    def _cut_back(self) -> str:
+        """Drop a partly written block; what the file keeps, for the message."""
+        try:
+            os.ftruncate(self.fd, self.written)  # type: ignore[arg-type]
+            return "the events before this block are kept, whole"
+        except OSError:
+            return "its last line may be cut"
 
     def drops(self) -> dict[str, int]:
         return {}
 
+    def _release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        self._release()
 
 
 def write_summary(path: str | Path, summary: dict[str, Any]) -> None:
-    """Atomic write (temp file + rename): readers never see half a summary."""
+    """Atomic write (temp file + rename) over a regular file: readers never see half a summary. Anything else
+    (`/dev/stdout`, a pipe, a device) is written to directly: renaming over it would replace it."""
     path = Path(path)
+    text = dumps(summary, indent=2) + "\n"
+    if path.exists() and not path.is_file() or path.is_symlink():
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            raise StreamerError(f"{path}: cannot write summary ({exc.strerror})") from None
+        return
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)  # a disk-full leftover
         raise StreamerError(f"{path}: cannot write summary ({exc.strerror})") from None
