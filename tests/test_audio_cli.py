@@ -157,7 +157,7 @@ def test_bad_options_and_models(tmp_path: Path, identity: Path, music_wav: Path)
               "--hop")
     # 0 is refused with the allowed range (never taken for the default), by the command and by the library
     _one_line(runner.invoke(main, ["audio", "--file", str(music_wav), "--model", str(identity), "--hop", "0"]),
-              "--hop", "4096 (no overlap) or between 1 and 2048", "not 0")
+              "--hop", "4096 (no overlap) or between 64 and 2048", "not 0")
     from streamer.core.errors import StreamError
     from streamer.core.model import load_model
 

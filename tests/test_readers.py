@@ -75,3 +75,57 @@ def test_find_records_in_folder_and_by_name(tmp_path: Path) -> None:
     assert find_records([folder / "106.hea"]) == [folder / "106"]
     with pytest.raises(InputError, match="no WFDB records"):
         find_records([tmp_path])
+
+
+def _real_digital(n: int = 3600 * 5) -> np.ndarray:
+    """Record 100's two leads (ADC values) for `n` samples, moved into 10-bit range (formats 310/311)."""
+    import wfdb
+
+    d = wfdb.rdrecord(str(mitdb_record("100")), sampto=n, physical=False).d_signal.astype(np.int64)
+    return np.clip(d - 1024, -512, 511)
+
+
+@pytest.mark.parametrize("fmt", ["8", "310", "311"])
+def test_wfdb_formats_the_numpy_reader_leaves_to_wfdb(tmp_path: Path, fmt: str) -> None:
+    """Valid records in formats 8 (first differences), 310 and 311 (three 10-bit samples in 4 bytes): read as
+    wfdb reads them. 310/311 were refused as "header disagrees with data" (their size counted at 10 bits per
+    sample), format 8 ended in a traceback."""
+    import wfdb
+
+    from .wfdb_formats import write_record
+
+    record = write_record(tmp_path, f"r{fmt}", _real_digital(), fmt)
+    for lead in ("MLII", "V5"):
+        rec = read_recording(record, lead=lead)
+        want = wfdb.rdrecord(str(record), channel_names=[lead]).p_signal[:, 0]
+        assert rec.fs == 360 and rec.lead == lead and np.allclose(rec.signal, want, atol=1e-9)
+    if fmt != "8":  # the values written are the values read
+        assert np.allclose(read_recording(record).signal * 200, _real_digital()[:, 0], atol=1e-6)
+
+
+def test_a_multi_segment_record_is_read_joined(tmp_path: Path) -> None:
+    """A multi-segment record (PhysioNet's long recordings): its segments joined, the lead picked by name. A
+    segment header that is missing is named in one line."""
+    import wfdb
+
+    d = _real_digital()
+    for i, part in enumerate((d[:9000], d[9000:])):
+        wfdb.wrsamp(f"seg{i}", fs=360, units=["mV", "mV"], sig_name=["MLII", "V5"], d_signal=part, fmt=["16", "16"],
+                    adc_gain=[200, 200], baseline=[0, 0], write_dir=str(tmp_path))
+    (tmp_path / "long.hea").write_text(f"long/2 2 360 {len(d)}\nseg0 9000\nseg1 {len(d) - 9000}\n")
+    rec = read_recording(tmp_path / "long", lead="V5")
+    assert rec.lead == "V5" and rec.lead_index == 1 and np.allclose(rec.signal * 200, d[:, 1])
+    (tmp_path / "seg1.hea").unlink()
+    with pytest.raises(InputError, match="seg1.hea: segment header missing"):
+        read_recording(tmp_path / "long")
+
+
+@pytest.mark.parametrize(("record_line", "problem"), [
+    ("x 2 360 1000", "header names 2 signals but describes 0"),
+    ("x 0 360 1000", "names 0 signals"),
+    ("x", "without a number of signals"),
+    ("x 1 360 -5", "names -5 samples")])
+def test_a_header_with_only_its_record_line(tmp_path: Path, record_line: str, problem: str) -> None:
+    (tmp_path / "x.hea").write_text(record_line + "\n")
+    with pytest.raises(InputError, match=problem):
+        read_recording(tmp_path / "x")

@@ -27,8 +27,13 @@ CSV_BLOCK = 65536  # rows converted to numbers at once
 FS_TOLERANCE = 0.01  # --fs and a CSV's time column may differ by this fraction (rounded time stamps)
 # file suffixes of each format (a WFDB record is also named without one: `106`)
 FORMAT_SUFFIXES = {"csv": (".csv", ".txt", ".tsv"), "edf": (".edf", ".bdf"), "wfdb": (".hea", ".dat", ".atr", "")}
-# WFDB storage formats -> bits per sample (https://physionet.org/physiotools/wag/signal-5.htm)
-WFDB_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16, "212": 12, "310": 10, "311": 10}
+# WFDB storage formats -> bytes per sample on disk (https://physionet.org/physiotools/wag/signal-5.htm): 212
+# packs two 12-bit samples in 3 bytes, 310 and 311 three 10-bit samples in 4; FLAC formats (508...) vary
+WFDB_BYTES = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "160": 2.0, "212": 1.5,
+              "310": 4 / 3, "311": 4 / 3}
+# the digital value WFDB writes for "no sample" in each format (format 8 stores differences: none)
+WFDB_INVALID = {"16": -32768, "24": -(2 ** 23), "32": -(2 ** 31), "61": -32768, "80": -128, "160": -32768,
+                "212": -2048, "310": -512, "311": -512}
 
 
 @dataclass
@@ -186,13 +191,16 @@ def read_wfdb(record: Path, lead: str | None = None) -> Recording:
 
 
 def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
-    """Everything the numpy reader leaves out, with the wfdb package (the `wfdb` extra)."""
+    """Everything the numpy reader leaves out, with the wfdb package (the `wfdb` extra): other storage formats
+    (8, 24, 32, 160, 310, 311, ...) and multi-segment records."""
     wfdb = need("wfdb", f"{record}: this WFDB record (format or layout)", "ecg")
     hea = record.with_suffix(".hea")
     try:
         header = wfdb.rdheader(str(record))
     except Exception as exc:  # wfdb raises several types for malformed headers
-        raise InputError(hea, f"unreadable WFDB header ({exc})") from None
+        raise InputError(hea, f"unreadable WFDB header ({_first_line(exc)})") from None
+    if getattr(header, "seg_name", None):
+        return _read_multi_segment(wfdb, record, header, lead)
     channel = _pick_channel(hea, list(header.sig_name or []), lead)
     if not header.fs or not MIN_FS <= header.fs <= MAX_FS:  # the rate is the header's: name it
         check_signal(hea, np.zeros(2), header.fs or None)
@@ -200,20 +208,49 @@ def _read_wfdb_package(record: Path, lead: str | None) -> Recording:
     formats: dict[str, list[str]] = {}
     for fname, fmt in zip(header.file_name, header.fmt):
         formats.setdefault(fname, []).append(str(fmt))
-    files = {f: (sum(WFDB_BITS[x] for x in fmts) / 8 if all(x in WFDB_BITS for x in fmts) else 0.0,
+    files = {f: (sum(WFDB_BYTES[x] for x in fmts) if all(x in WFDB_BYTES for x in fmts) else 0.0,
                  int(offsets.get(f) or 0)) for f, fmts in formats.items()}
     _check_dat_sizes(record, files, header.sig_len)
+    dat = record.parent / header.file_name[channel]
     try:
-        rec = wfdb.rdrecord(str(record), channels=[channel], return_res=64)
+        rec = wfdb.rdrecord(str(record), channels=[channel], physical=False, return_res=64)
     except Exception as exc:
-        raise InputError(record.with_suffix(".dat"), f"header disagrees with data ({exc})") from None
-    checksums = header.checksum
-    _check_checksum(record.with_suffix(".dat"), rec.adc()[:, 0].astype(np.int64),
-                    checksums[channel] if checksums else None)
-    x = rec.p_signal[:, 0].astype(np.float64)
-    check_signal(record.with_suffix(".dat"), x, float(rec.fs))
+        raise InputError(dat, f"header disagrees with data ({_first_line(exc)})") from None
+    digital = np.asarray(rec.d_signal[:, 0], dtype=np.int64)
+    _check_checksum(dat, digital, header.checksum[channel] if header.checksum else None)
+    x = (digital - float(rec.baseline[0])) / (float(rec.adc_gain[0]) or wfdb_format.DEFAULT_GAIN)
+    invalid = WFDB_INVALID.get(str(rec.fmt[0]))
+    if invalid is not None:
+        x[digital == invalid] = np.nan  # WFDB's "no sample here": a gap
+    check_signal(dat, x, float(rec.fs))
     atr = record.with_suffix(".atr")
     return Recording(record.name, x, float(rec.fs), rec.sig_name[0], atr if atr.is_file() else None, channel)
+
+
+def _read_multi_segment(wfdb: Any, record: Path, header: Any, lead: str | None) -> Recording:
+    """A multi-segment record (common on PhysioNet): its segments joined by wfdb, the lead picked by name among
+    the record's signals; a segment without that lead (a variable layout) becomes a gap (NaN)."""
+    hea = record.with_suffix(".hea")
+    if not header.fs or not MIN_FS <= header.fs <= MAX_FS:
+        check_signal(hea, np.zeros(2), header.fs or None)
+    for segment in header.seg_name:
+        if segment != "~" and not (record.parent / f"{segment}.hea").is_file():
+            raise InputError(record.parent / f"{segment}.hea", f"segment header missing (named by {hea.name})")
+    try:
+        rec = wfdb.rdrecord(str(record), m2s=True, return_res=64)
+    except Exception as exc:
+        raise InputError(hea, f"segments disagree with the header ({_first_line(exc)})") from None
+    names = [str(n) for n in rec.sig_name]
+    channel = _pick_channel(hea, names, lead)
+    x = np.asarray(rec.p_signal[:, channel], dtype=np.float64)
+    check_signal(hea, x, float(rec.fs))
+    atr = record.with_suffix(".atr")
+    return Recording(record.name, x, float(rec.fs), names[channel], atr if atr.is_file() else None, channel)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
 
 
 def _read_beats(atr: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ import numpy as np
 
 FORMATS = ("212", "16", "61", "80")  # read here; others go to the wfdb package
 DEFAULT_GAIN = 200.0  # ADC units per physical unit when the header gives 0 (WFDB's rule)
+MAX_SIGNALS = 1024  # signals in one record: far above any recorder's leads
 INVALID = {"212": -2048, "16": -32768, "61": -32768, "80": -128}  # WFDB's "no sample" value per format
 
 # "212+512" -> format 212, byte offset 512; "16x2" (samples per frame) or "16:3" (skew) are not matched
@@ -65,9 +66,15 @@ def parse_header(text: str) -> Header:
     fields = lines[0].split()
     if "/" in fields[0]:
         raise Unsupported("multi-segment record")
+    if len(fields) < 2:
+        raise ValueError("record line without a number of signals")
     n_sig = int(fields[1])
+    if not 1 <= n_sig <= MAX_SIGNALS:
+        raise ValueError(f"record line names {n_sig} signals (1 to {MAX_SIGNALS} expected)")
     fs = float(fields[2].split("/")[0].split("(")[0]) if len(fields) > 2 else None
     n_samples = int(fields[3]) if len(fields) > 3 else None
+    if n_samples is not None and n_samples < 0:
+        raise ValueError(f"record line names {n_samples} samples")
     if len(lines) < 1 + n_sig:
         raise ValueError(f"header names {n_sig} signals but describes {len(lines) - 1}")
     return Header(fields[0], fs, n_samples, tuple(_signal(line) for line in lines[1:1 + n_sig]))
