@@ -653,3 +653,36 @@ def test_a_hop_too_small_to_be_useful_is_refused(tmp_path: Path) -> None:
     code, _, err = run_cli("audio", "--file", str(ROOT / "samples" / "audio" / "bach.wav"), "--hop", "1",
                            "--out", str(tmp_path / "o.wav"))
     assert_one_line_error(code, err, "--hop", "between 64 and 2048")
+
+
+CODES_DAMAGE = [  # (what is changed in a real codes file, what the one line says)
+    (lambda z: {"values": z["values"][:0], "positions": z["positions"][:0]}, "codes of shape (0, 1024)"),
+    (lambda z: {"values": z["values"][0], "positions": z["positions"][0]}, "must have one 2-D shape"),
+    (lambda z: {"values": np.where(np.arange(z["values"].size).reshape(z["values"].shape) == 7, np.nan,
+                                   z["values"])}, "NaN or infinite"),
+    (lambda z: {"positions": np.full_like(z["positions"], 60000)}, "positions must be whole numbers in [0, 4608)"),
+    (lambda z: {"n_samples": np.array(10 ** 12)}, "cannot hold 1000000000000 samples"),
+    (lambda z: {"sample_rate_hz": np.array(10 ** 9)}, "at 1000000000 Hz is not an audio codec's"),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), CODES_DAMAGE, ids=[c[1][:20] for c in CODES_DAMAGE])
+def test_crafted_codes_files_are_refused_in_one_line(tmp_path: Path, change: Callable[[Any], Any],
+                                                     needle: str) -> None:
+    """Codes files with zero frames, 1-D codes, NaN, positions out of range, sizes that disagree: one line each
+    (they ended in tracebacks or a crash of the decoder graph)."""
+    from tests.conftest import ROOT
+
+    good = tmp_path / "good.npz"
+    code, _, err = run_cli("encode", str(ROOT / "samples" / "audio" / "bach.wav"), "-o", str(good))
+    assert code == 0, err
+    fields = dict(np.load(good))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{**fields, **change(fields)})
+    code, _, err = run_cli("decode", str(bad), "-o", str(tmp_path / "o.wav"))
+    assert_one_line_error(code, err, "bad.npz", needle)
+    assert not (tmp_path / "o.wav").exists()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    code, _, err = run_cli("decode", str(cut), "-o", str(tmp_path / "o.wav"))
+    assert_one_line_error(code, err, "cut.npz", "not a readable codes file")

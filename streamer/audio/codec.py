@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,14 @@ from typing import Any
 import numpy as np
 
 from streamer.core.errors import InputError, ModelError
+from streamer.core.limits import MAX_FS
 from streamer.core.model import Model
 from streamer.core.modelmeta import AUDIO_TASK
+from streamer.core.npz import npz_shapes
 from streamer.core.text import printable
 
 BATCH = 64  # frames per onnxruntime call
+MAX_CODE_VALUES = 1 << 28  # values in one codes file: ~10 days of audio at 8 kHz with the shipped codec
 MIX_PEAK = 0.89  # a mix is written peak-normalised to -1 dBFS
 
 
@@ -80,6 +84,7 @@ class Codes:
     frame: int
     latent: dict[str, Any]
     model: str
+    source: str = "codes"  # the file it was read from, for messages
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:  # a file object: numpy would add `.npz` to a name without it
@@ -97,19 +102,54 @@ class Codes:
 
     @classmethod
     def load(cls, path: Path) -> Codes:
+        """A codes file, every field checked: a crafted or damaged file is one line naming what is wrong."""
         _check_codes_file(path)
         try:
+            shapes = npz_shapes(path)  # sizes checked before anything is decompressed
+            for key in ("codes", "values", "positions"):
+                if key in shapes and int(np.prod(shapes[key], dtype=np.int64)) > MAX_CODE_VALUES:
+                    raise InputError(path, f"'{key}' declares shape {shapes[key]}: more than the "
+                                           f"{MAX_CODE_VALUES:,} values a codes file may hold")
             with np.load(path, allow_pickle=False) as z:
                 missing = [k for k in META_KEYS if k not in z.files]
                 if missing or not ("codes" in z.files or {"values", "positions"} <= set(z.files)):
                     raise InputError(path, "not a codes file made by `streamer encode` (an .npz without "
                                            f"{', '.join(missing) or 'codes'})")
-                codes = z["codes"].astype(np.float32) if "codes" in z.files else np.concatenate(
-                    [z["values"].astype(np.float32), z["positions"].astype(np.float32)], axis=1)
-                return cls(codes, int(z["n_samples"]), float(z["peak"]), int(z["sample_rate_hz"]), int(z["frame"]),
-                           json.loads(str(z["latent"])), str(z["model"]))
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                codes = z["codes"].astype(np.float32) if "codes" in z.files else _topk_codes(path, z)
+                latent = json.loads(str(z["latent"]))
+                loaded = cls(codes, int(z["n_samples"]), float(z["peak"]), int(z["sample_rate_hz"]),
+                             int(z["frame"]), latent if isinstance(latent, dict) else {}, str(z["model"]))
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
             raise InputError(path, f"not a readable codes file ({type(exc).__name__})") from None
+        loaded.source = str(path)
+        loaded.check(path)
+        return loaded
+
+    def check(self, path: Path) -> None:
+        """Consistent and finite: frames, samples, rate, peak and values as `streamer encode` writes them."""
+        c = self.codes
+        problem = None
+        if c.ndim != 2 or len(c) == 0 or c.shape[1] == 0:
+            problem = f"codes of shape {c.shape}, expected (frames >= 1, latent values)"
+        elif not np.isfinite(c).all():
+            problem = "codes hold NaN or infinite values"
+        elif not (0 < self.frame <= 1 << 16 and 0 < self.sample_rate_hz <= MAX_FS):
+            problem = f"frame of {self.frame} samples at {self.sample_rate_hz} Hz is not an audio codec's"
+        elif not (len(c) - 1) * self.frame < self.n_samples <= len(c) * self.frame:
+            problem = f"{len(c)} frames of {self.frame} samples cannot hold {self.n_samples} samples"
+        elif not (np.isfinite(self.peak) and self.peak >= 0):
+            problem = f"peak {self.peak} is not a level"
+        if problem:
+            raise InputError(path, problem)
+
+
+def _topk_codes(path: Path, z: Any) -> np.ndarray:
+    """A top-k latent's values and positions side by side, as the decoder takes them."""
+    values, positions = z["values"], z["positions"]
+    if values.shape != positions.shape or values.ndim != 2:
+        raise InputError(path, f"'values' {values.shape} and 'positions' {positions.shape} must have one 2-D shape "
+                               "(frames, k)")
+    return np.concatenate([values.astype(np.float32), positions.astype(np.float32)], axis=1)
 
 
 def _check_codes_file(path: Path) -> None:
@@ -153,6 +193,12 @@ def decode_codes(codes: Codes, model_path: Path, threads: int = 1) -> np.ndarray
     width = decoder.input_shape[-1]
     if isinstance(width, int) and codes.codes.shape[1] != width:
         raise ModelError(model_path, f"decoder takes {width} latent values, the codes have {codes.codes.shape[1]}")
+    latent = decoder.meta.get("latent", {})
+    if latent.get("kind") == "topk":  # positions index the coefficient map: out of range, the graph would fail
+        k, n_coef = int(latent["k"]), int(latent["coefficients"])
+        positions = codes.codes[:, k:2 * k]
+        if not (np.all(positions == np.rint(positions)) and positions.min() >= 0 and positions.max() < n_coef):
+            raise InputError(codes.source, f"positions must be whole numbers in [0, {n_coef}) for this decoder")
     audio = run_batched(decoder, codes.codes).reshape(-1)[:codes.n_samples]
     return audio.astype(np.float64) * (codes.peak if codes.peak > 0 else 1.0)
 

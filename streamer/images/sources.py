@@ -30,6 +30,7 @@ import numpy as np
 from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError
 from streamer.core.limits import BLOCK_PIXELS, MAX_ARRAY_PIXELS, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS
+from streamer.core.npz import npy_shape, npz_shapes
 from streamer.images.kind import frame_name
 from streamer.images.opencv import opencv
 from streamer.run.sources import Block, QuietSource, Timing
@@ -678,13 +679,6 @@ def check_declared(source: str | Path, shape: Sequence[int], max_pixels: int = M
                                  f"{MAX_ARRAY_PIXELS:,} one array file may hold (split the file)")
 
 
-def _npy_shape(f: Any) -> tuple[int, ...]:
-    """The shape in a .npy stream's header (the data is not read)."""
-    version = np.lib.format.read_magic(f)
-    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-    return tuple(read(f)[0])
-
-
 def as_images(array: np.ndarray, source: str | Path, what: str = "images") -> np.ndarray:
     """An image array of shape (n, H, W), (n, H, W, 1|3|4) (RGB order) or (n, H*W) with square H*W
     -> (n, H, W) float32 in [0, 1]. Integers are scaled by their type's maximum (uint8 / 255); the
@@ -721,10 +715,8 @@ def load_image_array(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np
     low = path.name.lower()
     if low.endswith(".npz"):
         try:
-            with zipfile.ZipFile(path) as archive:
-                for member in archive.namelist():
-                    with archive.open(member) as f:
-                        check_declared(path, _npy_shape(f), max_pixels, f"array {member.removesuffix('.npy')!r}")
+            for key, shape in npz_shapes(path).items():
+                check_declared(path, shape, max_pixels, f"array {key!r}")
             with np.load(path, allow_pickle=False) as npz:
                 keys = [k for k in npz.files if k != "clean"]
                 if not keys:
@@ -741,7 +733,7 @@ def load_image_array(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np
     if low.endswith(".npy"):
         try:
             with open(path, "rb") as f:
-                check_declared(path, _npy_shape(f), max_pixels)
+                check_declared(path, npy_shape(f), max_pixels)
             return as_images(np.load(path, allow_pickle=False), path), None
         except (OSError, ValueError, EOFError) as exc:
             raise InputError(path, f"not a readable .npy ({exc})") from None
