@@ -58,6 +58,21 @@ def _check_wav_complete(path: Path) -> None:
     raise InputError(path, f"truncated: header says {declared // align} frames, file holds {present // align}")
 
 
+OGG_TAIL = 1 << 16  # bytes read from an OGG file's end: the last page starts within them (pages <= 65 307 bytes)
+OGG_EOS = 0x04  # the page header's end-of-stream flag
+
+
+def _check_ogg_complete(path: Path) -> None:
+    """An OGG stream ends with a page flagged end-of-stream; a file cut short ends without one and libsndfile
+    plays what is there without complaint."""
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - OGG_TAIL))
+        tail = f.read()
+    last = tail.rfind(b"OggS")
+    if last < 0 or last + 5 >= len(tail) or not tail[last + 5] & OGG_EOS:
+        raise InputError(path, "truncated OGG (its last page does not end the stream)")
+
+
 def _check_path(path: Path) -> None:
     if not path.exists():
         raise InputError(path, "no such file")
@@ -87,6 +102,8 @@ def _decode(path: Path, rate: int) -> tuple[np.ndarray, float]:
                                    f"{decoded} ({exc.error_string.strip().rstrip('.')})") from None
     if kind in ("WAV", "WAVEX"):
         _check_wav_complete(path)
+    elif kind == "OGG":
+        _check_ogg_complete(path)
     elif stated > 0 and decoded < stated - (MP3_SLACK if kind == "MP3" else 0):
         raise InputError(path, f"truncated: header says {stated} frames, file holds {decoded}")
     if decoded == 0:

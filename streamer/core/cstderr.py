@@ -1,7 +1,8 @@
-"""Quieting what C libraries print on file descriptor 2 while a file or device is opened.
+"""Quieting what C libraries print while a file or device is opened or decoded.
 
-libsndfile, mpg123, ALSA, PortAudio, OpenCV and FFmpeg print notes and warnings straight to the
-process's stderr; they would break the CLI's one-line errors and the dashboard.
+libsndfile, mpg123, ALSA, PortAudio, libpng, OpenCV and FFmpeg print notes and warnings straight to the
+process's stderr (pyedflib even to stdout), and librosa's fallbacks raise Python warnings; all of it would
+break the CLI's one-line errors and the dashboard.
 """
 
 from __future__ import annotations
@@ -9,27 +10,35 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def silence_c_stderr() -> Iterator[None]:
-    """Send what C libraries print to stderr to /dev/null meanwhile.
+def silence_c_stderr(stdout: bool = False) -> Iterator[None]:
+    """Send what C libraries print to stderr (and, with `stdout`, to stdout) to /dev/null meanwhile, and ignore
+    Python warnings.
 
-    Their notes would break the CLI's one-line errors and the dashboard. Only for short calls (opening a
-    file or a device): it redirects the process's file descriptor 2.
+    Only for short calls (opening or decoding a file, opening a device): it redirects the process's file
+    descriptors.
     """
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    sys.stderr.flush()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    fds = (2, 1) if stdout else (2,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            saved = [os.dup(fd) for fd in fds]
+        except OSError:  # no stderr at all
+            yield
+            return
+        sys.stderr.flush()
+        sys.stdout.flush()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            for fd in fds:
+                os.dup2(devnull, fd)
+            yield
+        finally:
+            for fd, copy in zip(fds, saved):
+                os.dup2(copy, fd)
+                os.close(copy)
+            os.close(devnull)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.core.cstderr import silence_c_stderr
 from streamer.core.errors import InputError, need
 from streamer.core.limits import MAX_FS
 from streamer.ecg import wfdb_format
@@ -415,7 +416,8 @@ def read_edf(path: Path, lead: str | None = None) -> Recording:
     if not path.is_file():
         raise InputError(path, "no such file")
     try:
-        reader = pyedflib.EdfReader(str(path))
+        with silence_c_stderr(stdout=True):  # pyedflib prints its complaints on stdout
+            reader = pyedflib.EdfReader(str(path))
     except OSError as exc:
         raise InputError(path, f"not a readable EDF file ({exc})") from None
     try:

@@ -196,7 +196,8 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.nd
     reason = too_large(*size, max_pixels) if size else None
     if reason:
         return None, reason
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with silence_c_stderr():  # libpng and libjpeg print what they find wrong
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         return None, "not an image OpenCV can decode"
     reason = too_large(pixels.shape[1], pixels.shape[0], max_pixels)
