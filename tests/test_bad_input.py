@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -686,3 +687,19 @@ def test_crafted_codes_files_are_refused_in_one_line(tmp_path: Path, change: Cal
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     code, _, err = run_cli("decode", str(cut), "-o", str(tmp_path / "o.wav"))
     assert_one_line_error(code, err, "cut.npz", "not a readable codes file")
+
+
+def test_a_wide_image_on_the_dashboard(tmp_path: Path) -> None:
+    """An image 32 px high and 4800 wide is drawn (one row of half blocks), not a traceback from the dashboard."""
+    import cv2
+    from rich.console import Console
+
+    from streamer.ui.dashboard import pixel_art
+    from tests.conftest import ROOT
+
+    digit = cv2.imread(str(ROOT / "samples" / "images" / "test_00000.png"), cv2.IMREAD_GRAYSCALE) / 255.0
+    wide = np.tile(digit, (1, 150))
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(pixel_art(wide, 16))
+    lines = console.export_text().splitlines()
+    assert len(lines) == 1 and len(lines[0]) == 16

@@ -143,11 +143,7 @@ def _heat(v: float) -> str:
 def pixel_art(image: np.ndarray, max_cols: int = 16) -> Text:
     """A grayscale image in [0, 1] drawn with half blocks: one character per 1x2 pixels, top in the
     foreground colour and bottom in the background. Larger images are averaged down to `max_cols`."""
-    img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-    step = _image_step(img.shape[1], max_cols)
-    h, w = img.shape[0] // step * step or img.shape[0], img.shape[1] // step * step or img.shape[1]
-    if step > 1:
-        img = img[:h, :w].reshape(h // step, step, w // step, step).mean(axis=(1, 3))
+    img = _shrink(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0), _image_step(image.shape[1], max_cols))
     if len(img) % 2:
         img = np.vstack([img, np.zeros((1, img.shape[1]))])
     levels = (img * 255).round().astype(int)
@@ -160,14 +156,25 @@ def pixel_art(image: np.ndarray, max_cols: int = 16) -> Text:
     return text
 
 
+def _shrink(img: np.ndarray, step: int) -> np.ndarray:
+    """Each `step` x `step` block averaged (partial blocks at the edges too): an image 32 px high and 4800 wide
+    becomes 1 x 150, where whole blocks alone would leave no row at all."""
+    if step == 1:
+        return img
+    out_h, out_w = -(-img.shape[0] // step), -(-img.shape[1] // step)
+    cells = (np.arange(img.shape[0]) // step)[:, None] * out_w + (np.arange(img.shape[1]) // step)[None, :]
+    sums = np.bincount(cells.ravel(), img.ravel(), out_h * out_w)
+    counts = np.bincount(cells.ravel(), minlength=out_h * out_w)
+    return (sums / counts).reshape(out_h, out_w)
+
+
 def _image_step(width_px: int, max_cols: int) -> int:
     return max(1, int(np.ceil(width_px / max(1, max_cols))))
 
 
 def _image_rows(shape: tuple[int, ...], max_cols: int) -> int:
     """Text rows `pixel_art` takes for an image of `shape` drawn at most `max_cols` wide."""
-    step = _image_step(shape[1], max_cols)
-    h = shape[0] // step if shape[0] >= step else shape[0]
+    h = -(-shape[0] // _image_step(shape[1], max_cols))
     return (h + 1) // 2
 
 
@@ -182,7 +189,10 @@ def _bar(fraction: float, text: str, width: int) -> Text:
 
 
 def _num(v: Any) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.3g}"
+    """Three significant digits, whole numbers from 1 000 up (2180 ms, not 2.18e+03)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
 
 
 def _ms(d: dict[str, float], keys: Sequence[str] = ("p50", "p95", "p99")) -> str:
