@@ -176,3 +176,31 @@ def test_stdin_that_stalls_and_resumes_loses_nothing(tmp_path: Path) -> None:
     b = [json.loads(x)["r_sample"] for x in paused.read_text().splitlines()]
     assert a == b and len(a) > 40
     assert np.isclose(data["duration_s"], len(lines) / 360, atol=0.5)
+
+
+def test_an_audio_device_that_disappears_mid_stream(tmp_path: Path) -> None:
+    """A live capture on a real, paced device (JACK's dummy driver) whose server is killed mid-stream: the run
+    ends with one line naming the device, the WAV keeps what was reconstructed, the summary says why; the
+    process does not hang in PortAudio (closing a vanished stream never returns: it is left behind)."""
+    from .jack_device import JACKD, JackServer
+
+    if JACKD is None:
+        pytest.skip("needs jackd (apt-get install jackd2: the README's test command installs it)")
+    wav, summary = tmp_path / "o.wav", tmp_path / "s.json"
+    with JackServer(rate=8000) as server:
+        proc = subprocess.Popen([*CLI, "audio", "--device", "system", "--seconds", "60", "--no-dashboard",
+                                 "--out", str(wav), "--summary", str(summary)], env=server.env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=in_foreground)
+        deadline = time.monotonic() + 30
+        while (not wav.exists() or wav.stat().st_size < 44 + 2 * 8192) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        server.kill()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert _nonblank(err) == ["streamer: error: input device 'system' stopped: no audio for 5 s"]
+    samples, rate = sf.read(wav)
+    assert rate == 8000 and len(samples) >= 8192
+    data = json.loads(summary.read_text())
+    assert data["error"] == "input device 'system' stopped: no audio for 5 s"
+    assert data["device"]["hostapi"] == "JACK Audio Connection Kit"

@@ -119,7 +119,8 @@ class Codes:
                 latent = json.loads(str(z["latent"]))
                 loaded = cls(codes, int(z["n_samples"]), float(z["peak"]), int(z["sample_rate_hz"]),
                              int(z["frame"]), latent if isinstance(latent, dict) else {}, str(z["model"]))
-        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
+        except (OSError, ValueError, KeyError, EOFError, TypeError, OverflowError, zipfile.BadZipFile,
+                zlib.error) as exc:
             raise InputError(path, f"not a readable codes file ({type(exc).__name__})") from None
         loaded.source = str(path)
         loaded.check(path)

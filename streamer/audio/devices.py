@@ -27,6 +27,8 @@ COMMON_RATES = (48000, 44100, 32000, 22050, 16000, 8000)  # Hz, tried in order w
 MAX_CHANNELS = 2  # a device is opened with at most this many channels, then mixed to mono
 STALL_S = 5.0  # a live device that delivers nothing for this long has stopped: error, not a hang
 DRAIN_POLL_S = 0.01  # Player.close() checks this often whether the buffer has played out
+ABANDONED: list[Any] = []  # streams whose device went away and that would not close
+CLOSE_WAIT_S = 2.0  # s: closing a device that has disappeared may never return; the run does not wait longer
 PREBUFFER_S = 0.6  # playback starts with this much queued: more than one 512 ms model frame, so a steady
 # frame-by-frame writer does not run the device dry between frames
 HINT = "(run `streamer devices`)"
@@ -150,13 +152,23 @@ def _open_stream(factory: Any, info: dict[str, Any], kind: str, block_s: float,
 
 
 def _close_stream(stream: Any) -> None:
+    """Abort and close, waiting at most CLOSE_WAIT_S: PortAudio's abort never returns once the device (or its
+    sound server, e.g. JACK) has gone away; the stream is then left to the process's exit."""
     sd = _sd()
-    with silence_c_stderr():
+
+    def close() -> None:
         try:
             stream.abort()
         except sd.PortAudioError:
             pass
         stream.close(ignore_errors=True)
+
+    with silence_c_stderr():
+        closer = threading.Thread(target=close, name="close-audio-device", daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT_S)
+    if closer.is_alive():
+        ABANDONED.append(stream)  # PortAudio's own exit handler would hang on it too: see cli/entry.py
 
 
 class _OpenDevice:

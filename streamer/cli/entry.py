@@ -5,6 +5,7 @@ ends it with one line and the usual exit status, never a traceback or a silent k
 started, the engine turns both into a clean end with its outputs flushed and its summary written.
 """
 
+import os
 import signal
 import sys
 
@@ -21,13 +22,30 @@ def _terminate(signum: int, frame: object) -> None:
 
 def run() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    code: int | str | None = 0
     try:
         from streamer.cli.main import main
 
         main()
+    except SystemExit as exc:
+        code = exc.code
     except Terminated:
         print("streamer: terminated", file=sys.stderr)
-        sys.exit(EXIT_TERMINATED)
+        code = EXIT_TERMINATED
     except KeyboardInterrupt:
         print("streamer: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        code = EXIT_INTERRUPTED
+    _leave(code)
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit with `code`. After an audio device vanished mid-stream, PortAudio cannot be shut down (its exit
+    handler would wait forever for the dead stream): everything is flushed and the process ends at once."""
+    devices = sys.modules.get("streamer.audio.devices")
+    if devices is not None and getattr(devices, "ABANDONED", None):
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+    sys.exit(code)
