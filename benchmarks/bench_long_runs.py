@@ -110,7 +110,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         inputs = write_inputs(x, folder)
-        sizes = {k: sum(p.stat().st_size for p in folder.glob(p.name + "*")) for k, p in inputs.items()}
+        sizes = {"wfdb": sum(inputs["wfdb"].with_suffix(s).stat().st_size for s in (".hea", ".dat")),
+                 "csv": inputs["csv"].stat().st_size}
         rows.append({**run("WFDB (format 212)", [str(inputs["wfdb"])], folder / "w.jsonl"),
                      "file_mb": round(sizes["wfdb"] / 1e6)})
         rows.append({**run("CSV", [str(inputs["csv"]), "--fs", str(FS)], folder / "c.jsonl"),

@@ -129,3 +129,22 @@ def test_a_header_with_only_its_record_line(tmp_path: Path, record_line: str, pr
     (tmp_path / "x.hea").write_text(record_line + "\n")
     with pytest.raises(InputError, match=problem):
         read_recording(tmp_path / "x")
+
+
+def test_the_numpy_reader_equals_wfdb_on_every_shared_record(tmp_path: Path) -> None:
+    """Every shared record (format 16), and record 100 rewritten in formats 212 and 80: the numpy reader gives
+    wfdb.rdrecord's samples exactly."""
+    import wfdb
+
+    from .conftest import MITDB
+
+    for hea in sorted(MITDB.glob("*.hea")):
+        record = hea.with_suffix("")
+        want = wfdb.rdrecord(str(record), channels=[0]).p_signal[:, 0]
+        assert np.array_equal(read_recording(record).signal, want), record.name
+    d = wfdb.rdrecord(str(mitdb_record("100")), sampto=360 * 60, physical=False).d_signal
+    for fmt, digital in (("212", np.clip(d, -2048, 2047)), ("80", np.clip(d // 8, -127, 127))):
+        wfdb.wrsamp(f"r{fmt}", fs=360, units=["mV"], sig_name=["MLII"], d_signal=digital[:, :1], fmt=[fmt],
+                    adc_gain=[200], baseline=[0], write_dir=str(tmp_path))
+        want = wfdb.rdrecord(str(tmp_path / f"r{fmt}")).p_signal[:, 0]
+        assert np.array_equal(read_recording(tmp_path / f"r{fmt}").signal, want), fmt

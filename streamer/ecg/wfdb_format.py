@@ -104,7 +104,8 @@ def bytes_per_frame(signals: tuple[Signal, ...]) -> float:
 
 
 def read_digital(folder: Path, header: Header, channel: int) -> np.ndarray:
-    """The ADC values of one signal (int64), from its file (signals sharing a file are interleaved)."""
+    """The ADC values of one signal (int16: every format here fits), from its file (signals sharing a file are
+    interleaved). Decoded in 16-bit arithmetic: a 24-hour record peaked at 0.8 GB in int64."""
     sig = header.signals[channel]
     sharing = [s for s in header.signals if s.file == sig.file]
     if len({s.fmt for s in sharing}) != 1:
@@ -112,24 +113,22 @@ def read_digital(folder: Path, header: Header, channel: int) -> np.ndarray:
     k, position = len(sharing), sharing.index(sig)
     raw = np.fromfile(folder / sig.file, dtype=np.uint8, offset=sig.offset)
     n = header.n_samples
-    if sig.fmt == "212":
-        whole = (len(raw) // 3) * 3
-        b = raw[:whole].reshape(-1, 3).astype(np.int64)
-        pairs = np.empty((len(b), 2), dtype=np.int64)
-        pairs[:, 0] = b[:, 0] | ((b[:, 1] & 0x0F) << 8)
-        pairs[:, 1] = b[:, 2] | ((b[:, 1] & 0xF0) << 4)
-        values = pairs.reshape(-1)
+    if sig.fmt == "212":  # two 12-bit samples in 3 bytes: low byte, then the high nibbles of both, then low byte
+        r = raw[:len(raw) // 3 * 3].reshape(-1, 3)
+        values = np.empty(2 * len(r), dtype=np.int16)
+        values[0::2] = r[:, 0] | ((r[:, 1] & 0x0F).astype(np.int16) << 8)
+        values[1::2] = r[:, 2] | ((r[:, 1] & 0xF0).astype(np.int16) << 4)
         values[values > 2047] -= 4096
     elif sig.fmt in ("16", "61"):
-        values = raw[:len(raw) // 2 * 2].view("<i2" if sig.fmt == "16" else ">i2").astype(np.int64)
+        values = raw[:len(raw) // 2 * 2].view("<i2" if sig.fmt == "16" else ">i2").astype(np.int16)
     else:  # 80: offset binary
-        values = raw.astype(np.int64) - 128
+        values = (raw.astype(np.int16) - 128)
     frames = values[:len(values) // k * k].reshape(-1, k)[:, position]
     return frames[:n] if n is not None else frames
 
 
 def physical(digital: np.ndarray, sig: Signal) -> np.ndarray:
     """Physical units as wfdb computes them, (d - baseline) / gain; WFDB's invalid-sample value -> NaN."""
-    out = (digital - sig.baseline) / sig.gain
+    out = (digital.astype(np.float64) - sig.baseline) / sig.gain  # float first: int16 - baseline may overflow
     out[digital == INVALID[sig.fmt]] = np.nan
-    return out.astype(np.float64)
+    return out
