@@ -148,3 +148,12 @@ def test_the_numpy_reader_equals_wfdb_on_every_shared_record(tmp_path: Path) -> 
                     adc_gain=[200], baseline=[0], write_dir=str(tmp_path))
         want = wfdb.rdrecord(str(tmp_path / f"r{fmt}")).p_signal[:, 0]
         assert np.array_equal(read_recording(tmp_path / f"r{fmt}").signal, want), fmt
+
+
+def test_a_csv_whose_rows_are_wider_than_its_header(tmp_path: Path) -> None:
+    """A decimal comma in a comma-separated file makes a row one cell wider than the header (found by the
+    fuzzer: it was an IndexError)."""
+    path = tmp_path / "ecg.csv"
+    path.write_text("time,mlii\n0.000,1,5\n0.003,2.0\n")
+    with pytest.raises(InputError, match=r"ecg.csv \(line 2\): the header names 2 columns, the first data row has 3"):
+        read_recording(path)

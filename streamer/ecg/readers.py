@@ -357,6 +357,9 @@ def _read_csv_rows(path: Path, reader: Any, delimiter: str, lead: str | None, fs
     if head is None:
         raise InputError(path, "no data rows")
     width = len(head[1])
+    if names is not None and len(names) != width:
+        raise InputError(path, f"the header names {len(names)} columns, the first data row has {width}",
+                         f"line {head[0]}")
     names = names or [str(i) for i in range(width)]
     time_col = next((i for i, n in enumerate(names) if n.lower() in ("time", "t", "seconds", "time_s")), None)
     if time_col is None and width >= 2 and fs is None and names[0] == "0":
