@@ -236,12 +236,14 @@ AUDIO = Obj({
                    "coefficients": Num(1, 1 << 24, integer=True)}),
 })
 
+EVALUATED = {"evaluated_sizes": Seq(Seq(Num(1, SIDE, integer=True), min_len=2, max_len=2)),
+             "evaluated_sigmas": Seq(Num(0.0, 10.0))}  # what the card's figures cover
 IMAGE = Obj({
     "image": Either("size", "any",
-                    when=Obj({"max_side": Num(4, SIDE, integer=True), "multiple_of": Num(1, 256, integer=True)},
-                             required=("max_side", "multiple_of")),
-                    otherwise=Obj({"height": Num(1, SIDE, integer=True), "width": Num(1, SIDE, integer=True)},
-                                  required=("height", "width"))),
+                    when=Obj({"max_side": Num(4, SIDE, integer=True), "multiple_of": Num(1, 256, integer=True),
+                              **EVALUATED}, required=("max_side", "multiple_of")),
+                    otherwise=Obj({"height": Num(1, SIDE, integer=True), "width": Num(1, SIDE, integer=True),
+                                   **EVALUATED}, required=("height", "width"))),
     "noise": Obj({"sigma": Num(0.0, 10.0, null=True),
                   "sigma_range": Seq(Num(0.0, 10.0), min_len=2, max_len=2)}),
     "normalisation": Kind((dict,)),

@@ -20,6 +20,14 @@ MAX_SIZES_NAMED = 5  # distinct unevaluated image sizes named in the note (more 
 SIGMA_TOLERANCE = 1e-9
 
 
+def _sigma(key: Any) -> float | None:
+    """The noise level a metrics key such as `sigma_0.5` is about (None for other keys)."""
+    try:
+        return float(str(key)[len("sigma_"):]) if str(key).startswith("sigma_") else None
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Evaluated:
     """What a model's card says was evaluated: image sizes (h, w) and noise levels, from its metadata
@@ -33,8 +41,8 @@ class Evaluated:
     def from_meta(cls, meta: Mapping[str, Any]) -> Evaluated:
         image = meta.get("image") or {}
         sizes = image.get("evaluated_sizes") or ([[image["height"], image["width"]]] if "height" in image else [])
-        sigmas = image.get("evaluated_sigmas") or [float(k[len("sigma_"):]) for k in (meta.get("metrics") or {})
-                                                   if str(k).startswith("sigma_")]
+        sigmas = image.get("evaluated_sigmas") or [_sigma(k) for k in (meta.get("metrics") or {})
+                                                   if _sigma(k) is not None]
         return cls(tuple((int(h), int(w)) for h, w in sizes), tuple(sorted(float(g) for g in sigmas)))
 
     def size_note(self, outside: Sequence[tuple[int, int]], n_more: int) -> str | None:
