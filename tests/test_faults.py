@@ -204,3 +204,22 @@ def test_an_audio_device_that_disappears_mid_stream(tmp_path: Path) -> None:
     data = json.loads(summary.read_text())
     assert data["error"] == "input device 'system' stopped: no audio for 5 s"
     assert data["device"]["hostapi"] == "JACK Audio Connection Kit"
+
+
+def test_a_full_disk_under_the_denoised_video(tmp_path: Path) -> None:
+    """OpenCV's video writer reports a failed frame only by printing it: the run now stops with one line
+    naming the video (it went on silently, exit 0, the video holding 4 of 48 frames) and writes its summary."""
+    import cv2
+
+    images = tmp_path / "in"
+    images.mkdir()
+    for i, path in enumerate(sorted((ROOT / "samples" / "images").glob("test_*.png")) * 3):
+        cv2.imwrite(str(images / f"{i:03d}.png"), cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (256, 256)))
+    video, summary = tmp_path / "o.avi", tmp_path / "s.json"
+    proc = subprocess.run([*CLI, "images", str(images), "--out", str(video), "--no-dashboard",
+                           "--summary", str(summary)],
+                          capture_output=True, text=True, preexec_fn=_limit_file_size(60_000), timeout=120)
+    assert proc.returncode == 2
+    lines = _nonblank(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith(f"streamer: error: {video}: cannot write video frame ")
+    assert "cannot write video frame" in json.loads(summary.read_text())["error"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 
@@ -42,3 +43,21 @@ def silence_c_stderr(stdout: bool = False) -> Iterator[None]:
                 os.dup2(copy, fd)
                 os.close(copy)
             os.close(devnull)
+
+
+@contextlib.contextmanager
+def capture_c_stderr() -> Iterator[list[str]]:
+    """What C libraries print to stderr meanwhile, kept instead of shown: the list holds it once the block
+    ends. For libraries that report failures only by printing them (OpenCV's video writer)."""
+    captured: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read().decode(errors="replace"))

@@ -129,6 +129,8 @@ def read_digital(folder: Path, header: Header, channel: int) -> np.ndarray:
 
 def physical(digital: np.ndarray, sig: Signal) -> np.ndarray:
     """Physical units as wfdb computes them, (d - baseline) / gain; WFDB's invalid-sample value -> NaN."""
-    out = (digital.astype(np.float64) - sig.baseline) / sig.gain  # float first: int16 - baseline may overflow
+    out = digital.astype(np.float64)  # float first: int16 - baseline may overflow; then in place (no copies)
+    out -= sig.baseline
+    out /= sig.gain
     out[digital == INVALID[sig.fmt]] = np.nan
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.core.cstderr import capture_c_stderr
 from streamer.core.errors import StreamerError
 from streamer.images.events import ImageEvent
 from streamer.images.opencv import opencv
@@ -170,10 +171,15 @@ class VideoSink:
             shrink = frame.size > h * w
             frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             self.resized += 1
-        self.writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        with capture_c_stderr() as said:  # OpenCV reports a failed write (a full disk) only by printing it
+            self.writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+        if "Failed to write" in said[0]:
+            raise StreamerError(f"{self.path}: cannot write video frame {self.frames} (disk full?); the video is "
+                                "cut there and, without its index, may not play to the end")
         self.frames += 1
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.release()
+            with capture_c_stderr():  # finishing the file on a full disk prints the same complaints
+                self.writer.release()
             self.writer = None
