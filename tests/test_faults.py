@@ -223,3 +223,19 @@ def test_a_full_disk_under_the_denoised_video(tmp_path: Path) -> None:
     lines = _nonblank(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith(f"streamer: error: {video}: cannot write video frame ")
     assert "cannot write video frame" in json.loads(summary.read_text())["error"]
+
+
+def test_codes_go_to_a_missing_folder_or_to_stdout(tmp_path: Path) -> None:
+    """`encode -o` into a folder that does not exist is one line (it was a traceback); `-o /dev/stdout` writes
+    the codes there (the atomic rename is only for regular files: it would replace the link)."""
+    wav = ROOT / "samples" / "audio" / "bach.wav"
+    proc = subprocess.run([*CLI, "encode", str(wav), "-o", str(tmp_path / "no" / "x.npz")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert _nonblank(proc.stderr) == [f"streamer: error: {tmp_path / 'no' / 'x.npz'}: cannot write codes "
+                                      "(No such file or directory)"]
+    with open(tmp_path / "piped.npz", "wb") as out:
+        proc2 = subprocess.run([*CLI, "encode", str(wav), "-o", "/dev/stdout"], stdout=out,
+                               stderr=subprocess.PIPE, timeout=120)
+    assert proc2.returncode == 0 and Path("/dev/stdout").is_symlink()
+    assert len(np.load(tmp_path / "piped.npz")["values"]) == 59

@@ -8,6 +8,7 @@ files named in the autoencoder's metadata (`companions`).
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 import zlib
@@ -17,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from streamer.core.errors import InputError, ModelError
+from streamer.core.atomic import write_atomically
+from streamer.core.errors import InputError, ModelError, StreamerError
 from streamer.core.limits import MAX_FS
 from streamer.core.model import Model
 from streamer.core.modelmeta import AUDIO_TASK
@@ -86,12 +88,19 @@ class Codes:
     model: str
     source: str = "codes"  # the file it was read from, for messages
 
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as f:  # a file object: numpy would add `.npz` to a name without it
-            fields: dict[str, Any] = {**self._arrays(), "n_samples": self.n_samples, "peak": self.peak,
-                                      "sample_rate_hz": self.sample_rate_hz, "frame": self.frame,
-                                      "latent": json.dumps(self.latent), "model": self.model}
-            np.savez_compressed(f, **fields)
+    def save(self, path: Path) -> int:
+        """Written whole or not at all (`write_atomically`); returns the bytes written."""
+        fields: dict[str, Any] = {**self._arrays(), "n_samples": self.n_samples, "peak": self.peak,
+                                  "sample_rate_hz": self.sample_rate_hz, "frame": self.frame,
+                                  "latent": json.dumps(self.latent), "model": self.model}
+        buffer = io.BytesIO()  # a file object: numpy would add `.npz` to a name without it
+        np.savez_compressed(buffer, **fields)
+        data = buffer.getvalue()
+        try:
+            write_atomically(path, lambda f: f.write(data))
+        except OSError as exc:
+            raise StreamerError(f"{path}: cannot write codes ({exc.strerror})") from None
+        return len(data)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         if self.latent.get("kind") != "topk":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -153,12 +154,21 @@ def encode(source: str, out: Path, model_path: Path | None) -> None:
 
     refuse_overwriting_inputs({"--out": out}, [source, model_path])
     codes = encode_file(source, model_path or default_model(MODEL_FILE))
-    codes.save(out)
+    size = codes.save(out)
     pcm_bytes = 2 * codes.n_samples  # the same audio as 16-bit mono PCM at the model's rate
-    size = out.stat().st_size
     click.echo(f"wrote {out}: {len(codes.codes)} frames x {codes.codes.shape[1]} codes "
                f"({codes.n_samples / codes.sample_rate_hz:.1f} s at {codes.sample_rate_hz} Hz); {size:,} bytes, "
-               f"{pcm_bytes / size:.1f}x smaller than 16-bit PCM ({pcm_bytes:,} bytes)")
+               f"{pcm_bytes / size:.1f}x smaller than 16-bit PCM ({pcm_bytes:,} bytes)",
+               err=_is_stdout(out))  # codes written to stdout are not mixed with this line
+
+
+def _is_stdout(path: Path) -> bool:
+    """Whether `path` is where standard output goes (`/dev/stdout`, or the file stdout is redirected to)."""
+    try:
+        a, b = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @click.command()

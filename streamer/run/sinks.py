@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamer.core.atomic import write_atomically
 from streamer.core.errors import StreamerError
 
 
@@ -109,21 +110,9 @@ class JsonlSink:
 
 
 def write_summary(path: str | Path, summary: dict[str, Any]) -> None:
-    """Atomic write (temp file + rename) over a regular file: readers never see half a summary. Anything else
-    (`/dev/stdout`, a pipe, a device) is written to directly: renaming over it would replace it."""
-    path = Path(path)
-    text = dumps(summary, indent=2) + "\n"
-    if path.exists() and not path.is_file() or path.is_symlink():
-        try:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise StreamerError(f"{path}: cannot write summary ({exc.strerror})") from None
-        return
-    tmp = path.with_name(path.name + ".tmp")
+    """Written whole or not at all (`write_atomically`): readers never see half a summary."""
+    text = (dumps(summary, indent=2) + "\n").encode("utf-8")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomically(path, lambda f: f.write(text))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)  # a disk-full leftover
         raise StreamerError(f"{path}: cannot write summary ({exc.strerror})") from None
