@@ -102,8 +102,9 @@ def main() -> None:
              f"Stream {summary['duration_s']} s, frames {summary.get('frames')}, dropped {summary['dropped']} "
              f"{summary['drops'] or ''}, error {summary['error']}; latency over the whole run p50 "
              f"{lat['p50']} ms, p99 {lat['p99']} ms; SNR {summary.get('snr_db')} dB.",
-             "", "| window ends at s | frames | p50 ms | p99 ms |", "|---:|---:|---:|---:|"]
-    lines += [f"| {w['end_s']} | {w['frames']} | {w['p50_ms']} | {w['p99_ms']} |" for w in windows]
+             "", "| window ends at s | frames | drops | p50 ms | p99 ms |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {w['end_s']} | {w['frames']} | {w.get('drops', '-')} | {w['p50_ms']} | {w['p99_ms']} |"
+              for w in windows]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))  # noqa: T201
 
