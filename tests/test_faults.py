@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -239,3 +240,32 @@ def test_codes_go_to_a_missing_folder_or_to_stdout(tmp_path: Path) -> None:
                                stderr=subprocess.PIPE, timeout=120)
     assert proc2.returncode == 0 and Path("/dev/stdout").is_symlink()
     assert len(np.load(tmp_path / "piped.npz")["values"]) == 59
+
+
+@pytest.mark.parametrize(("raised", "code", "line"), [(KeyboardInterrupt, 130, "streamer: interrupted"),
+                                                      ("Terminated", 143, "streamer: terminated")])
+def test_an_interruption_a_library_turns_into_its_own_error(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str], raised: Any,
+                                                            code: int, line: str) -> None:
+    """onnxruntime catches a Ctrl-C that lands while it imports and raises `ImportError: initialization
+    failed` from it (seen once in a run of the signal test above): still an interruption, one line."""
+    import streamer.cli.main
+    from streamer.cli import entry
+
+    interruption = entry.Terminated if raised == "Terminated" else raised
+
+    def main() -> None:
+        try:
+            raise interruption()
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(streamer.cli.main, "main", main)
+    previous = signal.getsignal(signal.SIGTERM)  # entry.run installs its own: give pytest's back
+    try:
+        with pytest.raises(SystemExit) as ended:
+            entry.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ended.value.code == code
+    assert _nonblank(capsys.readouterr().err) == [line]

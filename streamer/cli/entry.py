@@ -35,6 +35,17 @@ def run() -> None:
     except KeyboardInterrupt:
         print("streamer: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
+    except Exception as exc:
+        # a library that catches the interruption while it imports and raises its own error from it
+        # (onnxruntime: `ImportError: initialization failed`) was still interrupted
+        from streamer.core.errors import interruption_of
+
+        interruption = interruption_of(exc)
+        if interruption is None:
+            raise
+        terminated = isinstance(interruption, Terminated)
+        print("streamer: terminated" if terminated else "streamer: interrupted", file=sys.stderr)
+        code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     _leave(code)
 
 

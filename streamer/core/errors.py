@@ -65,5 +65,22 @@ def need(module: str, what: str, extra: str) -> Any:
 
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ImportError as exc:
+        interruption = interruption_of(exc)
+        if interruption is not None:  # Ctrl-C while it was importing: not a missing extra
+            raise interruption from None
         raise MissingExtraError(what, extra, module) from None
+
+
+def interruption_of(exc: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM an exception was raised from, if any (its causes and contexts, followed): some
+    libraries catch the interruption while they import and raise their own error from it (onnxruntime:
+    `ImportError: initialization failed`)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
