@@ -703,3 +703,12 @@ def test_a_wide_image_on_the_dashboard(tmp_path: Path) -> None:
     console.print(pixel_art(wide, 16))
     lines = console.export_text().splitlines()
     assert len(lines) == 1 and len(lines[0]) == 16
+
+
+def test_the_schema_knows_every_beat_feature_the_framer_does() -> None:
+    """The metadata schema (core) lists the ECG beat features itself, not importing the ECG package: the two
+    lists must stay the same."""
+    from streamer.core.metaschema import BEAT_FEATURES
+    from streamer.ecg.beats import RR_FEATURES
+
+    assert set(BEAT_FEATURES) == {"beat", *RR_FEATURES}

@@ -212,8 +212,9 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.nd
 def read_image(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray | None, str]:
     """Read and decode one file (the bytes are read once, so a file being replaced cannot mix versions)."""
     try:
-        if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
-            return None, f"file of {path.stat().st_size / 1e6:.0f} MB, more than any image of the allowed size"
+        size = path.stat().st_size
+        if size > MAX_IMAGE_FILE_BYTES:
+            return None, f"file of {size / 1e6:.0f} MB, more than any image of the allowed size"
         data = path.read_bytes()
     except OSError as exc:
         return None, f"cannot read ({exc.strerror})"
