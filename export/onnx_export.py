@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 
 from streamer.core import metaschema, modelmeta
 from streamer.core.session import create_session
+from streamer.edge.quantise import QUANTISATION, quantise_int8  # noqa: F401  (the one int8 recipe)
 
 OPSET = 17  # tf2onnx 1.17 refuses opset >= 19 for these models; 17 is verified here
 PARITY_ATOL = 1e-5
@@ -117,51 +116,6 @@ def set_metadata(path: str | Path, meta: dict[str, Any]) -> None:
     for key, value in modelmeta.encode(meta).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
-
-
-QUANTISATION = ("onnxruntime quantize_static, QDQ: int8 weights and uint8 activations with fixed scales "
-                "(MinMax calibration on training inputs), MatMul only")
-CALIBRATION_BATCH = 100
-
-
-def quantise_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray) -> None:
-    """The project's one int8 recipe: onnxruntime's static quantisation of the MatMuls (QDQ), activation
-    scales fixed from `calibration` inputs (training data, never test data).
-
-    Static, not dynamic: a dynamic scale is taken over the whole batch, so an item's output would depend
-    on which other items share its batch (0.013 here on the image model); with fixed scales each item's
-    output depends on that item alone, as a stream in a pool must. Convolutions stay float (onnxruntime's
-    int8 convolutions were slower than float ones here)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    fp32_path, int8_path = Path(fp32_path).resolve(), Path(int8_path).resolve()  # the work below changes folder
-    name = create_session(fp32_path).get_inputs()[0].name
-    data = np.asarray(calibration, dtype=np.float32)
-
-    class Batches(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self.batches = iter([{name: data[i:i + CALIBRATION_BATCH]} for i in range(0, len(data), CALIBRATION_BATCH)])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.batches, None)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        here = os.getcwd()
-        os.chdir(tmp)  # symbolic shape inference leaves scratch files in the working folder
-        try:
-            # skip_optimization: the optimiser would fuse each MatMul + bias into a Gemm, which a MatMul-only
-            # quantisation then leaves in float (the largest layers of the image model)
-            try:
-                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True)
-            except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs)
-                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
-            quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["MatMul"], activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
-        finally:
-            os.chdir(here)
 
 
 def onnx_runner(path: str | Path, batch: int = 1024) -> Any:

@@ -1,0 +1,381 @@
+"""`export-edge`: one model -> a bundle folder (model, sidecar, conformance vectors, int8 variant, ORT file).
+
+The data the vectors and the int8 measurement run on is real and given by the user (`--input`), by default
+the shipped sample of the model's task. The int8 activation scales are calibrated on the first half of the
+model inputs made from it and the quality is measured on the second half, never on the calibration part.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import streamer
+from streamer.core.atomic import write_atomically
+from streamer.core.errors import InputError, ModelError, need
+from streamer.core.model import Model
+from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
+from streamer.edge import conformance, pipelines, quantise, sidecar
+from streamer.edge.conformance import sha256
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+DEFAULT_INPUT = {ECG_TASK: SAMPLES / "ecg" / "106", AUDIO_TASK: SAMPLES / "audio" / "bach.wav",
+                 IMAGE_TASK: SAMPLES / "images"}
+DEFAULT_SECONDS = {ECG_TASK: 120.0, AUDIO_TASK: 3.0}  # conformance data: enough beats or frames, files of ~1 MB
+INT8_SECONDS = {ECG_TASK: 1800.0, AUDIO_TASK: 60.0}  # data for the int8 calibration and measurement
+CONFORMANCE_IMAGES = 4
+ENGINE_BATCH = 64  # the batch the engine's calls reach under load (codec BATCH, image blocks, many streams)
+MAX_DECISION_CHANGES = 0.005  # int8 may change at most this fraction of a model's ECG decisions ...
+MAX_DB_LOSS = 0.1  # ... or lose at most this much SNR / PSNR against float, to be recommended
+
+
+@dataclass
+class TaskData:
+    """What a task's conformance and int8 measurement need from the input."""
+
+    source: dict[str, Any]
+    stages: list[dict[str, Any]]
+    events: list[dict[str, Any]] | None
+    inputs: np.ndarray  # model inputs in time order (calibration: first half; measurement: second half)
+    quality: Callable[[Callable[[np.ndarray], np.ndarray], np.ndarray], dict[str, Any]]  # (run, inputs) -> figures
+
+
+def _ecg(model: Model, path: Path, seconds: float) -> TaskData:
+    from streamer.ecg.readers import read_ecg
+
+    rec = read_ecg(path)
+    n = int(seconds * rec.fs)
+    if len(rec.signal) < min(n, int(30 * rec.fs)):
+        raise InputError(path, f"{len(rec.signal) / rec.fs:.1f} s of ECG: conformance needs at least 30 s")
+    stages, events = conformance.ecg_stages(model, rec.signal[:n], rec.fs)
+    long = rec.signal[:int(INT8_SECONDS[ECG_TASK] * rec.fs)]
+    inputs, r_samples = ecg_inputs(model, long, rec.fs)
+    ref = rec.reference_beats()
+
+    def quality(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict[str, Any]:
+        return ecg_quality(model, run, inputs, r_samples, len(inputs) - len(x), rec.fs, ref)
+
+    source = {"data": str(path), "record": rec.name, "lead": rec.lead, "rate_hz": rec.fs, "seconds": n / rec.fs}
+    return TaskData(source, stages, events, inputs, quality)
+
+
+def ecg_inputs(model: Model, x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """(model inputs, R peaks) of every beat of a whole record, framed offline (the streaming framer on one
+    block, so the engine's beats)."""
+    from streamer.ecg.beats import BeatSpec, extract_beats
+    from streamer.ecg.detector import DetectorBank
+
+    detector = DetectorBank(fs)
+    detector.clear(0)
+    peaks = detector.feed([0], x[None]).get(0, []) + detector.flush([0]).get(0, [])
+    beats = extract_beats(x, fs, peaks, BeatSpec.from_meta(model.meta))
+    return np.stack([b.features for b in beats]).astype(np.float32), np.array([b.r_sample for b in beats])
+
+
+def ecg_decisions(model: Model, inputs: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, alarm decisions) of one stream's beats in order: the score and shape gates (quality aside)."""
+    from streamer.ecg.scoring import ScoreBank, morphology_spec
+    from streamer.edge.conformance import one_stream
+
+    meta = model.meta
+    names = [str(f["name"]) for f in meta["features"]]
+    length = int(meta["beat"]["length"])
+    slots = np.zeros(len(inputs), np.int64)
+    scores = one_stream(ScoreBank(names, length, meta["score"])).score(slots, inputs, outputs)
+    alarm = scores > float(meta["threshold"]["value"])
+    shape = morphology_spec(meta["score"])
+    gate = (meta["threshold"].get("morphology") or {}).get("value")
+    if shape and gate is not None:
+        alarm &= one_stream(ScoreBank(names, length, shape)).score(slots, inputs, outputs) > float(gate)
+    return scores, alarm
+
+
+def ecg_quality(model: Model, run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray, r: np.ndarray,
+                first: int, fs: float, ref: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
+    """Figures of `run` on the beats from `first` on (scored as one stream from the record's start, so the
+    adaptive history is the same): decisions, and against annotated PVCs when the record has them."""
+    from streamer.ecg.evaluate import anomaly_scores, label_peaks
+
+    scores, alarm = ecg_decisions(model, inputs, run(inputs))
+    out: dict[str, Any] = {"beats": int(len(inputs) - first), "alarms": int(alarm[first:].sum()),
+                           "scores": scores[first:], "decisions": alarm[first:]}
+    if ref is not None:
+        pvc, annotated = label_peaks(r, ref[0], ref[1], fs)
+        keep = annotated[first:]
+        figures = anomaly_scores(scores[first:][keep], pvc[first:][keep], float(model.meta["threshold"]["value"]))
+        flagged = alarm[first:][keep]
+        positive = pvc[first:][keep]
+        tp = int((flagged & positive).sum())
+        out["pvc"] = {"n": int(positive.sum()), "auc": round(figures["auc"], 4),
+                      "sensitivity": round(tp / max(int(positive.sum()), 1), 4),
+                      "ppv": round(tp / max(int(flagged.sum()), 1), 4)}
+    return out
+
+
+def _audio(model: Model, path: Path, seconds: float, hop: int | None, codes: np.ndarray | None) -> TaskData:
+    import soxr
+
+    from streamer.audio.resample import mono
+
+    sf = need("soundfile", "reading audio", "audio")
+    try:
+        info = sf.info(str(path))
+        long, rate = sf.read(str(path), dtype="float32", always_2d=True,
+                             frames=int(INT8_SECONDS[AUDIO_TASK] * info.samplerate))
+    except (OSError, RuntimeError, sf.LibsndfileError) as exc:
+        raise InputError(path, f"cannot read audio ({str(exc).splitlines()[0][:120]})") from None
+    x = long[:int(seconds * rate)]
+    x = x[:, 0] if x.shape[1] == 1 else x
+    stages, info_ = conformance.audio_stages(model, x, float(rate), hop, codes)
+    meta = model.meta
+    frame = int(meta["frame"]["length"])
+
+    m = mono(long, long.shape[1])
+    y = soxr.resample(m, rate, float(meta["sample_rate_hz"]), quality="HQ") if rate != meta["sample_rate_hz"] else m
+    peak = float(np.max(np.abs(y))) or 1.0
+    frames = conformance_frames(y / peak, frame)
+    part = meta.get("part", "autoencoder")
+    inputs = codes_for(model, frames) if part == "decoder" else frames
+    source = {"data": str(path), "rate_hz": float(rate), "channels": int(long.shape[1]), "seconds": len(x) / rate,
+              **{k: v for k, v in info_.items() if k in ("hop", "peak")}}
+
+    def quality(run: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> dict[str, Any]:
+        return audio_quality(model, run, z, frames[-len(z):])
+
+    return TaskData(source, stages, None, inputs, quality)
+
+
+def conformance_frames(y: np.ndarray, frame: int) -> np.ndarray:
+    n = len(y) // frame
+    return np.asarray(y[:n * frame], np.float32).reshape(n, frame)
+
+
+def codes_for(decoder: Model, frames: np.ndarray) -> np.ndarray:
+    """The float encoder's codes of `frames` (the decoder's real inputs), from the decoder's companion."""
+    from streamer.audio.codec import companion, run_batched
+
+    encoder = companion(decoder.path, "encoder")
+    return run_batched(encoder, frames)
+
+
+def audio_quality(model: Model, run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray,
+                  frames: np.ndarray) -> dict[str, Any]:
+    """SNR (dB, over all samples) of the reconstruction against the input frames; the encoder's codes are
+    decoded by the float decoder."""
+    from streamer.audio.codec import companion, run_batched
+    from streamer.audio.quality import snr_db
+
+    out = run(inputs)
+    if model.meta.get("part") == "encoder":
+        out = run_batched(companion(model.path, "decoder"), out)
+    return {"frames": int(len(frames)), "snr_db": round(snr_db(frames, out), 3)}
+
+
+def _images(model: Model, path: Path) -> TaskData:
+    from streamer.images.sources import read_image
+
+    folder = path if path.is_dir() else path.parent
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".pgm"))
+    images, cleans = [], []
+    for p in files:
+        pixels, problem = read_image(p)
+        if pixels is None:
+            raise InputError(p, problem)
+        images.append(np.round(np.asarray(pixels) * 255).astype(np.uint8))
+        clean_path = folder / "clean" / p.name
+        clean, _ = read_image(clean_path) if clean_path.is_file() else (None, "")
+        cleans.append(None if clean is None else np.asarray(clean, np.float32))
+    if not images:
+        raise InputError(path, "no images (.png, .jpg, .bmp, .pgm) to make conformance vectors from")
+    shape = images[0].shape
+    same = [i for i, im in enumerate(images) if im.shape == shape]
+    stages = conformance.image_stages(model, [images[i] for i in same[:CONFORMANCE_IMAGES]])
+    pixels_all = np.stack([images[i] for i in same]).astype(np.float32) / np.float32(255)
+    refs = [cleans[i] for i in same]
+    inputs = model_inputs_of(model, pixels_all)
+
+    def quality(run: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> dict[str, Any]:
+        from streamer.images.quality import mean_psnr_db
+
+        k = len(z)
+        out = images_from(model, run(z), shape)
+        got = {"images": k}
+        if all(r is not None for r in refs[-k:]):
+            got["psnr_db"] = round(mean_psnr_db(np.stack(refs[-k:]), out), 3)
+        got["psnr_db_noisy"] = round(mean_psnr_db(np.stack(refs[-k:]), pixels_all[-k:]), 3) \
+            if "psnr_db" in got else None
+        return got
+
+    return TaskData({"data": str(folder), "images": [files[i].name for i in same[:CONFORMANCE_IMAGES]],
+                     "shape": list(shape)}, stages, None, inputs, quality)
+
+
+def model_inputs_of(model: Model, pixels: np.ndarray) -> np.ndarray:
+    from streamer.images import sizing
+
+    image = model.meta["image"]
+    if image.get("size") == "any":
+        return sizing.pad_to_multiple(pixels, int(image["multiple_of"]))
+    return sizing.to_model_many(pixels, sizing.plan(pixels.shape[1:], (int(image["height"]), int(image["width"]))))
+
+
+def images_from(model: Model, outputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    from streamer.images import sizing
+
+    image = model.meta["image"]
+    H, W = shape
+    if image.get("size") == "any":
+        return np.asarray(outputs[:, :H, :W], np.float32)
+    return sizing.from_model_many(outputs, sizing.plan((H, W), (int(image["height"]), int(image["width"]))))
+
+
+def task_data(model: Model, path: Path | None, seconds: float | None, hop: int | None) -> TaskData:
+    task = model.task
+    path = Path(path) if path is not None else DEFAULT_INPUT[task]
+    if task == ECG_TASK:
+        return _ecg(model, path, seconds or DEFAULT_SECONDS[task])
+    if task == AUDIO_TASK:
+        codes = _audio_encoder_codes(model, path, seconds or DEFAULT_SECONDS[task]) \
+            if model.meta.get("part") == "decoder" else None
+        return _audio(model, path, seconds or DEFAULT_SECONDS[task], hop, codes)
+    return _images(model, path)
+
+
+def _audio_encoder_codes(decoder: Model, path: Path, seconds: float) -> np.ndarray:
+    """The decoder's conformance input: the encoder's outputs on the same audio, side-by-side frames."""
+    from streamer.audio.codec import companion
+
+    encoder = companion(decoder.path, "encoder")
+    sf = need("soundfile", "reading audio", "audio")
+    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    x = x[:int(seconds * rate)]
+    _, info = conformance.audio_stages(encoder, x[:, 0] if x.shape[1] == 1 else x, float(rate))
+    return np.asarray(info["outputs"], np.float32)
+
+
+# --- int8 --------------------------------------------------------------------------------------------------
+
+def int8_variant(model: Model, data: TaskData, out: Path) -> dict[str, Any]:
+    """Quantise, measure against float on the held-out half, recommend one; writes NAME.int8.onnx (with the
+    model's metadata and its `quantisation` record)."""
+    if "quantisation" in model.meta:
+        return {"file": None, "note": "the model is already int8 (metadata `quantisation`): no second variant",
+                "recommended": "int8 (as shipped)"}
+    ops = quantise.quantisable_ops(model.path)
+    if not ops:
+        return {"file": None, "note": "no MatMul, Gemm or convolution to quantise", "recommended": "float32"}
+    half = len(data.inputs) // 2
+    calibration, held_out = data.inputs[:half], data.inputs[half:]
+    if half < 2:
+        raise InputError(data.source["data"], f"only {len(data.inputs)} model inputs: too few to calibrate int8")
+    path = out / (model.path.stem + ".int8.onnx")
+    quantise.quantise_int8(model.path, path, calibration, op_types=ops)
+    float_run, int8_run = quantise.session_runner(model.path), quantise.session_runner(path)
+    f_q, i_q = data.quality(float_run, held_out), data.quality(int8_run, held_out)
+    diff = float(np.max(np.abs(int8_run(held_out[:256]) - float_run(held_out[:256]))))
+    ok, loss = _acceptable(model.task, f_q, i_q)
+    speed = quantise.speeds({"float32": model.path, "int8": path}, held_out, (1, ENGINE_BATCH))
+    choice, why = quantise.recommend(speed, ok, loss)
+    record = {"method": quantise.QUANTISATION.replace("MatMul only", "+".join(ops)),
+              "calibration": f"the first {half} model inputs of {data.source['data']}",
+              "measured_on": f"the other {len(held_out)} (held out from calibration)",
+              "max_abs_diff_vs_float": round(diff, 6), "float": _public(f_q), "int8": _public(i_q)}
+    _write_meta(path, {**model.meta, "name": f"{model.meta.get('name')}-int8", "quantisation": record})
+    return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
+            "float_bytes": model.path.stat().st_size, "quantised_ops": ops, "quality": record,
+            "speed_1_thread": speed, "recommended": choice, "why": why}
+
+
+def _public(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in figures.items() if not isinstance(v, np.ndarray)}
+
+
+def _acceptable(task: str, f: dict[str, Any], i: dict[str, Any]) -> tuple[bool, str]:
+    if task == ECG_TASK:
+        changed = int((f["decisions"] != i["decisions"]).sum())
+        rel = float(np.max(np.abs(i["scores"] - f["scores"]) / np.maximum(np.abs(f["scores"]), 1e-9)))
+        i["changed_decisions"], i["max_rel_score_diff"] = changed, round(rel, 6)
+        ok = changed <= MAX_DECISION_CHANGES * max(f["beats"], 1)
+        return ok, f"it changes {changed} of {f['beats']} beat decisions (largest score change {rel:.2%})"
+    key = "snr_db" if task == AUDIO_TASK else "psnr_db"
+    if key not in f:
+        return False, "no clean reference to measure its quality on"
+    loss = f[key] - i[key]
+    return loss <= MAX_DB_LOSS, f"its {key.replace('_db', '')} is {i[key]:.2f} dB against float's {f[key]:.2f} dB"
+
+
+def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+    onnx = need("onnx", "writing metadata into an int8 model", "edge")
+    from streamer.core import modelmeta
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in modelmeta.encode(meta).items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def ort_file(model_path: Path, out: Path) -> dict[str, Any]:
+    """The ORT-format file (onnxruntime's minimal builds load only this) and the operators such a build needs."""
+    import tempfile
+
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    from streamer.core.cstderr import silence_c_stderr
+
+    stem = model_path.name[:-len(".onnx")]
+    with tempfile.TemporaryDirectory() as tmp:
+        with silence_c_stderr(stdout=True):
+            convert_onnx_models_to_ort(model_path, output_dir=Path(tmp), optimization_styles=[OptimizationStyle.Fixed])
+        made = Path(tmp) / f"{stem}.ort"
+        config = Path(tmp) / f"{stem}.required_operators.config"
+        if not made.is_file():
+            raise ModelError(model_path, "onnxruntime could not convert it to the ORT format")
+        shutil.move(str(made), out / made.name)
+        ops = [line for line in config.read_text().splitlines() if line and not line.startswith("#")]
+        (out / config.name).write_text(f"# operators {made.name} needs (onnxruntime reduced builds: "
+                                       f"--include_ops_by_config)\n" + "\n".join(ops) + "\n")
+    ort_path = out / made.name
+    return {"file": ort_path.name, "sha256": sha256(ort_path), "bytes": ort_path.stat().st_size,
+            "optimisation": "onnxruntime 'Fixed' style, level all (may hold onnxruntime-only fused operators)",
+            "required_operators": config.name, "operators": ops}
+
+
+def write_json(path: Path, doc: Any, indent: int | None = None) -> None:
+    text = (json.dumps(doc, indent=indent) + "\n").encode()
+    write_atomically(path, lambda f: f.write(text))
+
+
+# --- the bundle --------------------------------------------------------------------------------------------
+
+def export_edge(model_path: Path, out: Path, input_path: Path | None = None, seconds: float | None = None,
+                hop: int | None = None, int8: bool = True, ort: bool = True) -> dict[str, Any]:
+    """Write the bundle for `model_path` into `out`; returns the sidecar."""
+    model = Model(model_path)
+    out.mkdir(parents=True, exist_ok=True)
+    data = task_data(model, input_path, seconds, hop)
+    target = out / model_path.name
+    if target.resolve() != model_path.resolve():
+        shutil.copyfile(model_path, target)
+    files: dict[str, Any] = {"model": {"file": target.name, "sha256": sha256(target), "bytes": target.stat().st_size,
+                                       "inputs": model.meta.get("inputs"), "outputs": model.meta.get("outputs")}}
+    stem = target.name[:-len(".onnx")]
+    doc = conformance.document(target, model.meta, data.source, data.stages, data.events)
+    conf_path = out / f"{stem}.conformance.json"
+    write_json(conf_path, doc)
+    files["conformance"] = {"file": conf_path.name, "sha256": sha256(conf_path), "source": data.source}
+    if int8:
+        files["int8"] = int8_variant(model, data, out)
+    if ort:
+        files["ort"] = ort_file(target, out)
+    rates = [float(data.source["rate_hz"])] if model.task == ECG_TASK else []
+    side = sidecar.build(target, model.meta, pipelines.pipeline(model.meta, rates), files,
+                         f"aestream {streamer.__version__}")
+    write_json(sidecar.sidecar_path(target), side, indent=1)
+    return side
