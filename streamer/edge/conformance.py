@@ -139,7 +139,11 @@ def ecg_stages(model: Model, signal: np.ndarray, fs: float) -> tuple[list[dict[s
     morph = one_stream(ScoreBank(spec.feature_names, spec.length, shape_spec)).score(slots, inputs, outputs) \
         if shape_spec else None
 
-    events = [e.to_dict() for e in engine_events(model, x, fs)]
+    events = []
+    for e in engine_events(model, x, fs):  # t and rr_ms unrounded (the event log rounds them)
+        d = e.to_dict()
+        d.pop("stream")
+        events.append({**d, "t": e.r_sample / fs, "rr_ms": float(e.rr_ms)})
     got_r = np.array([e["r_sample"] for e in events], np.int64)
     if not np.array_equal(got_r, r_beat) or not np.allclose([e["score"] for e in events], scores, rtol=1e-12,
                                                              atol=0):
@@ -261,7 +265,7 @@ def audio_stages(model: Model, samples: np.ndarray, rate: float, hop: int | None
 def image_stages(model: Model, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
     """The image stages of 8-bit grayscale `images`, all of one size."""
     from streamer.images import sizing
-    from streamer.images.sinks import to_uint8
+    from streamer.images.sinks import to_u8
 
     meta = model.meta
     image = dict(meta["image"])
@@ -289,7 +293,7 @@ def image_stages(model: Model, images: Sequence[np.ndarray]) -> list[dict[str, A
     stages += [stage("model_inputs", inputs, FLOAT32_CAST, "to_model"),
                stage("model_outputs", outputs, MODEL_OUTPUT, "model: onnxruntime (Python, CPU) output"),
                stage("denoised", denoised, {"abs": 1e-5, "rel": 0.0}, "from_model"),
-               stage("image_out", np.stack([to_uint8(d) for d in denoised]), {"abs": 1.0, "rel": 0.0},
+               stage("image_out", np.stack([to_u8(d) for d in denoised]), {"abs": 1.0, "rel": 0.0},
                      "output: 8-bit (one level either way where a pixel sits on a rounding edge)")]
     return stages
 

@@ -9,6 +9,8 @@ wherever the measurement says int8 does not help (`recommend`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 import time
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from streamer.core.cstderr import silence_c_stderr
 from streamer.core.session import create_session
 
 QUANTISATION = ("onnxruntime quantize_static, QDQ: int8 weights and uint8 activations with fixed scales "
@@ -51,14 +54,17 @@ def quantise_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.
         os.chdir(tmp)  # symbolic shape inference leaves scratch files in the working folder
         try:
             # skip_optimization: the optimiser would fuse each MatMul + bias into a Gemm, which a MatMul-only
-            # quantisation then leaves in float (the largest layers of the image model)
-            try:
-                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True)
-            except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs)
-                quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
-            quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=list(op_types), activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8)
+            # quantisation then leaves in float (the largest layers of the image model). Symbolic shape
+            # inference prints what it cannot infer (harmless here): kept off the user's terminal.
+            with contextlib.redirect_stdout(io.StringIO()), silence_c_stderr():
+                try:
+                    quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True)
+                except Exception:  # noqa: BLE001  (symbolic shape inference gives up on some graphs)
+                    quant_pre_process(str(fp32_path), str(prepared), skip_optimization=True,
+                                      skip_symbolic_shape=True)
+                quantize_static(str(prepared), str(int8_path), Batches(), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=list(op_types), activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8)
         finally:
             os.chdir(here)
 
