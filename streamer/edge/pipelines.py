@@ -22,6 +22,14 @@ from streamer.core import dsp
 from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
 
 PIPELINE_VERSION = 1  # bump when a step's meaning changes; a port checks it with the sidecar's version
+CONVENTIONS = {
+    "indexing": "arrays index from 0; sample indices count from the stream's first sample",
+    "median": "of an even count: the mean of the two middle values",
+    "percentile": "percentile(v, q): sort v, position q / 100 * (n - 1), linear interpolation between the two "
+                  "closest ranks (numpy's default)",
+    "ptp": "max - min",
+    "arithmetic": "float64 unless a step says float32; model inputs and outputs are float32",
+}
 
 
 def constants(module: ModuleType) -> dict[str, Any]:
@@ -137,7 +145,7 @@ def ecg_pipeline(meta: Mapping[str, Any], rates: list[float]) -> list[dict[str, 
         "what": "e_c = |x_c - y_c| (mae) or (x_c - y_c)^2 (mse) per column c, in float64 (x: model input, y: "
                 "model output); raw = sum_c e_c * weight_c, where a feature's weight is spread evenly over its "
                 f"columns (the beat's {length} columns get weight/{length} each)",
-        "column_weights_nonzero": {"beat": float(weights[0]) if names[0] == "beat" else None},
+        "column_weights": [float(w) for w in weights],
         "conformance": "raw_scores"})
     adaptive = score.get("adaptive")
     if adaptive:

@@ -41,11 +41,11 @@ def sidecar_path(model_path: Path) -> Path:
 
 def build(model_path: Path, meta: Mapping[str, Any], pipeline: list[dict[str, Any]], files: Mapping[str, Any],
           created_by: str) -> dict[str, Any]:
-    from streamer.edge.pipelines import PIPELINE_VERSION, as_json
+    from streamer.edge.pipelines import CONVENTIONS, PIPELINE_VERSION, as_json
 
     return as_json({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "pipeline_version": PIPELINE_VERSION,
                     "created_by": created_by, "model": files["model"], "metadata": dict(meta),
-                    "pipeline": pipeline, "files": {k: v for k, v in files.items() if k != "model"},
+                    "conventions": CONVENTIONS, "pipeline": pipeline, "files": {k: v for k, v in files.items() if k != "model"},
                     "runtimes": RUNTIME_NOTES})
 
 
