@@ -58,6 +58,7 @@ STREAM_COMMANDS = {
     "encode": "streamer.cli.audio:encode", "decode": "streamer.cli.audio:decode", "mix": "streamer.cli.audio:mix",
     "images": "streamer.cli.images:images", "download": "streamer.cli.download:download",
     "serve": "streamer.cli.serve:serve", "publish": "streamer.cli.serve:publish", "watch": "streamer.cli.serve:watch",
+    "export-edge": "streamer.cli.edge:export_edge", "verify-edge": "streamer.cli.edge:verify_edge",
 }
 TRAIN_COMMANDS = {
     "ecg": "streamer.cli.ecg:train_ecg_cmd",

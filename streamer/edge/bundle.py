@@ -61,7 +61,7 @@ def _ecg(model: Model, path: Path, seconds: float) -> TaskData:
     def quality(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict[str, Any]:
         return ecg_quality(model, run, inputs, r_samples, len(inputs) - len(x), rec.fs, ref)
 
-    source = {"data": str(path), "record": rec.name, "lead": rec.lead, "rate_hz": rec.fs, "seconds": n / rec.fs}
+    source = {"data": path.name, "record": rec.name, "lead": rec.lead, "rate_hz": rec.fs, "seconds": n / rec.fs}
     return TaskData(source, stages, events, inputs, quality)
 
 
@@ -143,7 +143,7 @@ def _audio(model: Model, path: Path, seconds: float, hop: int | None, codes: np.
     frames = conformance_frames(y / peak, frame)
     part = meta.get("part", "autoencoder")
     inputs = codes_for(model, frames) if part == "decoder" else frames
-    source = {"data": str(path), "rate_hz": float(rate), "channels": int(long.shape[1]), "seconds": len(x) / rate,
+    source = {"data": path.name, "rate_hz": float(rate), "channels": int(long.shape[1]), "seconds": len(x) / rate,
               **{k: v for k, v in info_.items() if k in ("hop", "peak")}}
 
     def quality(run: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> dict[str, Any]:
@@ -206,14 +206,14 @@ def _images(model: Model, path: Path) -> TaskData:
 
         k = len(z)
         out = images_from(model, run(z), shape)
-        got = {"images": k}
-        if all(r is not None for r in refs[-k:]):
-            got["psnr_db"] = round(mean_psnr_db(np.stack(refs[-k:]), out), 3)
-        got["psnr_db_noisy"] = round(mean_psnr_db(np.stack(refs[-k:]), pixels_all[-k:]), 3) \
-            if "psnr_db" in got else None
+        got: dict[str, Any] = {"images": k}
+        clean = [r for r in refs[-k:] if r is not None]
+        if len(clean) == k:  # PSNR against the clean references (the sample folder's clean/)
+            got["psnr_db"] = round(mean_psnr_db(np.stack(clean), out), 3)
+            got["psnr_db_noisy"] = round(mean_psnr_db(np.stack(clean), pixels_all[-k:]), 3)
         return got
 
-    return TaskData({"data": str(folder), "images": [files[i].name for i in same[:CONFORMANCE_IMAGES]],
+    return TaskData({"data": folder.name, "images": [files[i].name for i in same[:CONFORMANCE_IMAGES]],
                      "shape": list(shape)}, stages, None, inputs, quality)
 
 

@@ -61,7 +61,10 @@ def within(got: np.ndarray, want: np.ndarray, tolerance: Mapping[str, float]) ->
 def rr_typical(peaks: Sequence[int], fs: float, history: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(R peaks with a successor, rr_prev_s, typical RR) for every peak of a stream, as the `rr_features` step
     describes (the conformance builder checks it against the framer's own features)."""
-    rs, prev_s, typical, hist = [], [], [], []
+    rs: list[int] = []
+    prev_s: list[float] = []
+    typical: list[float] = []
+    hist: list[float] = []
     prev_r = None
     for r, r_next in zip(peaks[:-1], peaks[1:]):
         after = (r_next - r) / fs

@@ -45,7 +45,8 @@ def build(model_path: Path, meta: Mapping[str, Any], pipeline: list[dict[str, An
 
     return as_json({"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, "pipeline_version": PIPELINE_VERSION,
                     "created_by": created_by, "model": files["model"], "metadata": dict(meta),
-                    "conventions": CONVENTIONS, "pipeline": pipeline, "files": {k: v for k, v in files.items() if k != "model"},
+                    "conventions": CONVENTIONS, "pipeline": pipeline,
+                    "files": {k: v for k, v in files.items() if k != "model"},
                     "runtimes": RUNTIME_NOTES})
 
 
