@@ -263,30 +263,38 @@ def _audio_encoder_codes(decoder: Model, path: Path, seconds: float) -> np.ndarr
 # --- int8 --------------------------------------------------------------------------------------------------
 
 def int8_variant(model: Model, data: TaskData, out: Path) -> dict[str, Any]:
-    """Quantise, measure against float on the held-out half, recommend one; writes NAME.int8.onnx (with the
-    model's metadata and its `quantisation` record)."""
+    """The int8 variant of `model` calibrated on the first half of the task data's model inputs and measured
+    on the second half; writes NAME.int8.onnx."""
+    half = len(data.inputs) // 2
+    if half < 2:
+        raise InputError(data.source["data"], f"only {len(data.inputs)} model inputs: too few to calibrate int8")
+    return measured_int8(model, out, data.inputs[:half], data.inputs[half:], data.quality,
+                         f"the first {half} model inputs of {data.source['data']}",
+                         f"the other {len(data.inputs) - half} (held out from calibration)")
+
+
+def measured_int8(model: Model, out: Path, calibration: np.ndarray, held_out: np.ndarray,
+                  quality: Callable[[Callable[[np.ndarray], np.ndarray], np.ndarray], dict[str, Any]],
+                  calibrated_on: str, measured_on: str) -> dict[str, Any]:
+    """Quantise with `calibration`, measure float and int8 with `quality` on `held_out` (never calibrated on),
+    time both, recommend one; writes NAME.int8.onnx (the model's metadata plus its `quantisation` record)."""
     if "quantisation" in model.meta:
         return {"file": None, "note": "the model is already int8 (metadata `quantisation`): no second variant",
                 "recommended": "int8 (as shipped)"}
     ops = quantise.quantisable_ops(model.path)
     if not ops:
         return {"file": None, "note": "no MatMul, Gemm or convolution to quantise", "recommended": "float32"}
-    half = len(data.inputs) // 2
-    calibration, held_out = data.inputs[:half], data.inputs[half:]
-    if half < 2:
-        raise InputError(data.source["data"], f"only {len(data.inputs)} model inputs: too few to calibrate int8")
     path = out / (model.path.stem + ".int8.onnx")
     quantise.quantise_int8(model.path, path, calibration, op_types=ops)
     float_run, int8_run = quantise.session_runner(model.path), quantise.session_runner(path)
-    f_q, i_q = data.quality(float_run, held_out), data.quality(int8_run, held_out)
+    f_q, i_q = quality(float_run, held_out), quality(int8_run, held_out)
     diff = float(np.max(np.abs(int8_run(held_out[:256]) - float_run(held_out[:256]))))
     ok, loss = _acceptable(model.task, f_q, i_q)
     speed = quantise.speeds({"float32": model.path, "int8": path}, held_out, (1, ENGINE_BATCH))
     choice, why = quantise.recommend(speed, ok, loss)
     record = {"method": f"onnxruntime quantize_static, QDQ: int8 weights and uint8 activations with fixed scales "
                         f"(MinMax calibration), {', '.join(ops)}",
-              "calibration": f"the first {half} model inputs of {data.source['data']}",
-              "measured_on": f"the other {len(held_out)} (held out from calibration)",
+              "calibration": calibrated_on, "measured_on": measured_on,
               "max_abs_diff_vs_float": round(diff, 6), "float": _public(f_q), "int8": _public(i_q)}
     _write_meta(path, {**model.meta, "name": f"{model.meta.get('name')}-int8", "quantisation": record})
     return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
