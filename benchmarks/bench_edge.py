@@ -14,7 +14,8 @@ float on held-out data.
      changed against float, annotated PVCs found; these records trained the float model, so this is int8
      against float, not held-out accuracy: that is the README's leave-records-out table);
    - music: calibrated on a training recording, measured on the held-out test recordings (SNR);
-   - images: calibrated on 512 MNIST training digits, measured on 1 000 test digits at sigma 0.5 (PSNR).
+   - images: calibrated on 512 MNIST training digits (noise over the trained sigmas), measured on 1 000 test
+     digits at sigma 0.5 (PSNR).
    Size, speed (batch 1 and 64, 1 thread) and quality in one table, and the variant the measurement picks.
 Writes results_edge.md and results_edge.json.
 """
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -150,6 +152,7 @@ def music_int8(name: str, out: Path) -> dict[str, Any]:
 
 def image_int8(name: str, out: Path) -> dict[str, Any]:
     from export import mnist
+    from export.edge_int8 import calibration_digits
     from streamer.edge.bundle import images_from, model_inputs_of
     from streamer.images.quality import mean_psnr_db
 
@@ -159,14 +162,14 @@ def image_int8(name: str, out: Path) -> dict[str, Any]:
     rng = np.random.default_rng(mnist.noise_seed("test", sigma))
     clean = native.test[:1000]
     noisy = mnist.add_noise(clean, sigma, rng)
-    calibration = model_inputs_of(model, mnist.add_noise(native.train[:512], sigma, 7))
+    calibration = model_inputs_of(model, calibration_digits(model.meta))  # training digits, the trained sigmas
     held = model_inputs_of(model, noisy)
 
     def quality(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict[str, Any]:
         y = np.concatenate([run(x[i:i + 64]) for i in range(0, len(x), 64)])
         return {"images": len(x), "psnr_db": round(mean_psnr_db(clean, images_from(model, y, clean.shape[1:])), 3)}
 
-    return measured_int8(model, out, calibration, held, quality, "512 MNIST training digits (sigma 0.5)",
+    return measured_int8(model, out, calibration, held, quality, "512 MNIST training digits",
                          "1 000 MNIST test digits (sigma 0.5)")
 
 
@@ -229,6 +232,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timing per (model, runtime, batch)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results_edge")
     parser.add_argument("--skip-int8", action="store_true")
+    parser.add_argument("--keep-int8", type=Path, metavar="DIR",
+                        help="copy each int8 file the measurement recommends into DIR (samples/models ships them)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         bundles = {}
@@ -243,6 +248,8 @@ def main() -> None:
             for name in SHIPPED:
                 int8[name] = INT8[name](name, Path(tmp)) if name in INT8 else \
                     {"file": None, "recommended": "int8 (as shipped)", "note": "shipped int8 (its metadata)"}
+                if args.keep_int8 and int8[name].get("recommended") == "int8":
+                    shutil.copyfile(Path(tmp) / int8[name]["file"], args.keep_int8 / int8[name]["file"])
     lines = [f"Machine: {machine()}; 1 thread per runtime; median / p99 ms per call; inputs: each model's "
              "conformance inputs (real data) repeated to the batch.", "", *runtime_table(rows)]
     if int8:

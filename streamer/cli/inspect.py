@@ -111,7 +111,12 @@ def compact_rows(meta: Mapping[str, Any]) -> Rows:
         ("input", _io(meta.get("inputs"))),
         ("output", _io(meta.get("outputs"))),
     ]
-    rows += TASK_ROWS.get(task, _no_rows)(meta)
+    rows += [(label, value) for label, value in TASK_ROWS.get(task, _no_rows)(meta) if value]
+    metrics = meta.get("metrics")
+    if isinstance(metrics, dict) and "measured_on" in metrics:  # a variant from export-edge: its own figures
+        figures = ", ".join(f"{clean(str(k))} {num(v) if isinstance(v, (int, float)) else clean(str(v))}"
+                            for k, v in metrics.items() if k != "measured_on" and not isinstance(v, (dict, list)))
+        rows.append(("measured", f"{figures} (on {clean(str(metrics['measured_on']))})"))
     if "training_data" in meta:
         rows.append(("training data", _training_data(meta["training_data"])))
     if "parity" in meta:

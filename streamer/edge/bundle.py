@@ -296,7 +296,10 @@ def measured_int8(model: Model, out: Path, calibration: np.ndarray, held_out: np
                         f"(MinMax calibration), {', '.join(ops)}",
               "calibration": calibrated_on, "measured_on": measured_on,
               "max_abs_diff_vs_float": round(diff, 6), "float": _public(f_q), "int8": _public(i_q)}
-    _write_meta(path, {**model.meta, "name": f"{model.meta.get('name')}-int8", "quantisation": record})
+    # the int8 file's own figures are what it was measured to do; the float model's stay beside them
+    _write_meta(path, {**model.meta, "name": f"{model.meta.get('name')}-int8",
+                       "metrics": {"measured_on": measured_on, **_public(i_q)},
+                       "quantisation": {**record, "float_metrics": model.meta.get("metrics")}})
     return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
             "float_bytes": model.path.stat().st_size, "quantised_ops": ops, "quality": record,
             "speed_1_thread": speed, "recommended": choice, "why": why}

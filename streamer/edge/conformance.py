@@ -6,8 +6,8 @@ stage, and the last stages are checked against a run of the library's stream API
 below), so they are what the engine does, not what a second implementation thinks it does.
 
 Tolerance of a stage: `|port - reference| <= abs + rel * |reference|`, elementwise. Integer stages (R peaks,
-positions) are exact. Events match field by field, with one allowance: a beat whose score is within the scores'
-tolerance of the threshold may be judged either way.
+positions) are exact. Events match field by field, with one allowance: a beat whose score (or morphology score)
+is within the scores' tolerance of its threshold may be judged either way.
 """
 
 from __future__ import annotations
@@ -315,8 +315,8 @@ def document(model_path: Path, meta: Mapping[str, Any], source: Mapping[str, Any
     if events is not None:
         doc["events"] = events
         doc["events_rule"] = ("fields equal (t, rr_ms to 1e-6; score, morphology within the scores' tolerance); "
-                              "a beat whose score is within that tolerance of the threshold may be judged either "
-                              "way")
+                              "a beat whose score (or morphology score) is within that tolerance of its threshold may "
+                              "be judged either way")
     return doc
 
 
