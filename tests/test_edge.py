@@ -125,7 +125,7 @@ def test_int8_variant_is_measured_and_loads_in_the_engine(bundles: dict[str, Pat
 def test_ort_file_gives_the_models_outputs(bundles: dict[str, Path]) -> None:
     from streamer.core.session import create_session
 
-    for name in ("ecg", "denoise", "music.decoder"):
+    for name in SHIPPED:
         side = read_json(bundles[name] / f"{name}.edge.json")
         stages = conformance.stages_by_name(read_json(bundles[name] / f"{name}.conformance.json"))
         sess = create_session(bundles[name] / side["files"]["ort"]["file"])

@@ -261,6 +261,11 @@ def test_an_interruption_a_library_turns_into_its_own_error(monkeypatch: pytest.
             raise ImportError("initialization failed") from exc
 
     monkeypatch.setattr(streamer.cli.main, "main", main)
+
+    def exit_now(code: int, run_atexit: bool = False) -> None:  # not the test process itself
+        raise SystemExit(code)
+
+    monkeypatch.setattr(entry, "_exit_now", exit_now)
     previous = signal.getsignal(signal.SIGTERM)  # entry.run installs its own: give pytest's back
     try:
         with pytest.raises(SystemExit) as ended:
