@@ -274,10 +274,12 @@ def image_pipeline(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def pipeline(meta: Mapping[str, Any], rates: list[float] | None = None) -> list[dict[str, Any]]:
-    """The steps of the model's task; `rates`: the sampling rates whose filter coefficients are written out."""
+    """The steps of the model's task, with the ECG filters' coefficients at the common ECG rates, the model's
+    and `rates` (a port at another rate designs them from the step's `design`)."""
     task = meta.get("task")
     if task == ECG_TASK:
-        return ecg_pipeline(meta, sorted(set(rates or []) | {float(meta["sample_rate_hz"])}))
+        common = {float(r) for r in dsp.TABLE_RATES}
+        return ecg_pipeline(meta, sorted(set(rates or []) | common | {float(meta["sample_rate_hz"])}))
     if task == AUDIO_TASK:
         return audio_pipeline(meta)
     if task == IMAGE_TASK:
