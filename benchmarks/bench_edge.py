@@ -153,7 +153,7 @@ def music_int8(name: str, out: Path) -> dict[str, Any]:
 def image_int8(name: str, out: Path) -> dict[str, Any]:
     from export import mnist
     from export.edge_int8 import calibration_digits
-    from streamer.edge.bundle import images_from, model_inputs_of
+    from streamer.edge.conformance import from_model, to_model
     from streamer.images.quality import mean_psnr_db
 
     model = Model(MODELS / f"{name}.onnx")
@@ -162,12 +162,12 @@ def image_int8(name: str, out: Path) -> dict[str, Any]:
     rng = np.random.default_rng(mnist.noise_seed("test", sigma))
     clean = native.test[:1000]
     noisy = mnist.add_noise(clean, sigma, rng)
-    calibration = model_inputs_of(model, calibration_digits(model.meta))  # training digits, the trained sigmas
-    held = model_inputs_of(model, noisy)
+    calibration = to_model(model.meta, calibration_digits(model.meta))  # training digits, the trained sigmas
+    held = to_model(model.meta, noisy)
 
     def quality(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict[str, Any]:
         y = np.concatenate([run(x[i:i + 64]) for i in range(0, len(x), 64)])
-        return {"images": len(x), "psnr_db": round(mean_psnr_db(clean, images_from(model, y, clean.shape[1:])), 3)}
+        return {"images": len(x), "psnr_db": round(mean_psnr_db(clean, from_model(model.meta, y, clean.shape[1:])), 3)}
 
     return measured_int8(model, out, calibration, held, quality, "512 MNIST training digits",
                          "1 000 MNIST test digits (sigma 0.5)")

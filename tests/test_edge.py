@@ -255,3 +255,22 @@ def test_javascript_port_refuses_an_unknown_sidecar_version(bundles: dict[str, P
     edit_json(folder / "ecg.edge.json", lambda d: d.update(version=99))
     code, _, err = node_script("ecg_port.mjs", ["--runtime", "node", str(folder)])
     assert code == 1 and len(err.strip().splitlines()) == 1 and "version 99" in err, err
+
+
+@pytest.mark.parametrize("name, tiles", [("denoise", 9), ("denoise-unet", 441)])
+def test_a_large_image_goes_through_tiles(tmp_path: Path, name: str, tiles: int) -> None:
+    """A real 512x512 photograph (scikit-image's `camera`, CC0) is tiled on the way in and blended on the way
+    out: the vectors give the tiles, the window, and the engine's own denoised image; tract agrees on the
+    tiles. One image cannot calibrate int8 and measure it too, which the bundle says."""
+    data = pytest.importorskip("skimage.data")
+    cv2 = pytest.importorskip("cv2")
+    photo = tmp_path / "camera.png"
+    cv2.imwrite(str(photo), data.camera())
+    side = export_edge(MODELS / f"{name}.onnx", tmp_path / "b", photo, ort=False)
+    stages = conformance.stages_by_name(read_json(tmp_path / "b" / f"{name}.conformance.json"))
+    assert {"tile_rows", "tile_cols", "tile_window", "tile_inv_weight"} <= set(stages)
+    inputs, _ = stages["model_inputs"]
+    assert inputs.shape[0] == tiles and stages["denoised"][0].shape == (1, 512, 512)
+    ok, diff = conformance.within(tract_runner(MODELS / f"{name}.onnx")(inputs), *stages["model_outputs"])
+    assert ok, diff
+    assert side["files"]["int8"]["file"] is None and "too little data" in side["files"]["int8"]["note"]

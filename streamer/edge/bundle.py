@@ -30,9 +30,20 @@ DEFAULT_INPUT = {ECG_TASK: SAMPLES / "ecg" / "106", AUDIO_TASK: SAMPLES / "audio
 DEFAULT_SECONDS = {ECG_TASK: 120.0, AUDIO_TASK: 3.0}  # conformance data: enough beats or frames, files of ~1 MB
 INT8_SECONDS = {ECG_TASK: 1800.0, AUDIO_TASK: 60.0}  # data for the int8 calibration and measurement
 CONFORMANCE_IMAGES = 4
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
 ENGINE_BATCH = 64  # the batch the engine's calls reach under load (codec BATCH, image blocks, many streams)
 MAX_DECISION_CHANGES = 0.005  # int8 may change at most this fraction of a model's ECG decisions ...
 MAX_DB_LOSS = 0.1  # ... or lose at most this much SNR / PSNR against float, to be recommended
+
+
+@dataclass
+class Split:
+    """Model inputs that calibrate int8 and model inputs it is measured on (never calibrated on)."""
+
+    calibration: np.ndarray
+    held_out: np.ndarray
+    calibrated_on: str
+    measured_on: str
 
 
 @dataclass
@@ -44,6 +55,7 @@ class TaskData:
     events: list[dict[str, Any]] | None
     inputs: np.ndarray  # model inputs in time order (calibration: first half; measurement: second half)
     quality: Callable[[Callable[[np.ndarray], np.ndarray], np.ndarray], dict[str, Any]]  # (run, inputs) -> figures
+    split: Split | None = None  # how int8 is calibrated and measured, when not the two halves of `inputs`
 
 
 def _ecg(model: Model, path: Path, seconds: float) -> TaskData:
@@ -179,10 +191,11 @@ def audio_quality(model: Model, run: Callable[[np.ndarray], np.ndarray], inputs:
 
 
 def _images(model: Model, path: Path) -> TaskData:
+    """An image file, or a folder of them (with clean references in its `clean/`, when it has them)."""
     from streamer.images.sources import read_image
 
     folder = path if path.is_dir() else path.parent
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".pgm"))
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if path.is_dir() else [path]
     images, cleans = [], []
     for p in files:
         pixels, problem = read_image(p)
@@ -193,47 +206,31 @@ def _images(model: Model, path: Path) -> TaskData:
         clean, _ = read_image(clean_path) if clean_path.is_file() else (None, "")
         cleans.append(None if clean is None else np.asarray(clean, np.float32))
     if not images:
-        raise InputError(path, "no images (.png, .jpg, .bmp, .pgm) to make conformance vectors from")
+        raise InputError(path, f"no images ({', '.join(IMAGE_SUFFIXES)}) to make conformance vectors from")
     shape = images[0].shape
     same = [i for i, im in enumerate(images) if im.shape == shape]
     stages = conformance.image_stages(model, [images[i] for i in same[:CONFORMANCE_IMAGES]])
     pixels_all = np.stack([images[i] for i in same]).astype(np.float32) / np.float32(255)
     refs = [cleans[i] for i in same]
-    inputs = model_inputs_of(model, pixels_all)
+    half = len(same) // 2  # int8: calibrated on the first images, measured on the others (whole images)
+    calibration = conformance.to_model(model.meta, pixels_all[:half])
+    held_out = conformance.to_model(model.meta, pixels_all[half:])
 
     def quality(run: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> dict[str, Any]:
         from streamer.images.quality import mean_psnr_db
 
-        k = len(z)
-        out = images_from(model, run(z), shape)
-        got: dict[str, Any] = {"images": k}
-        clean = [r for r in refs[-k:] if r is not None]
-        if len(clean) == k:  # PSNR against the clean references (the sample folder's clean/)
+        out = conformance.from_model(model.meta, run(z), shape)
+        got: dict[str, Any] = {"images": len(out)}
+        clean = [r for r in refs[half:] if r is not None]
+        if len(clean) == len(out):  # PSNR against the clean references (the sample folder's clean/)
             got["psnr_db"] = round(mean_psnr_db(np.stack(clean), out), 3)
-            got["psnr_db_noisy"] = round(mean_psnr_db(np.stack(clean), pixels_all[-k:]), 3)
+            got["psnr_db_noisy"] = round(mean_psnr_db(np.stack(clean), pixels_all[half:]), 3)
         return got
 
-    return TaskData({"data": folder.name, "images": [files[i].name for i in same[:CONFORMANCE_IMAGES]],
-                     "shape": list(shape)}, stages, None, inputs, quality)
-
-
-def model_inputs_of(model: Model, pixels: np.ndarray) -> np.ndarray:
-    from streamer.images import sizing
-
-    image = model.meta["image"]
-    if image.get("size") == "any":
-        return sizing.pad_to_multiple(pixels, int(image["multiple_of"]))
-    return sizing.to_model_many(pixels, sizing.plan(pixels.shape[1:], (int(image["height"]), int(image["width"]))))
-
-
-def images_from(model: Model, outputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    from streamer.images import sizing
-
-    image = model.meta["image"]
-    H, W = shape
-    if image.get("size") == "any":
-        return np.asarray(outputs[:, :H, :W], np.float32)
-    return sizing.from_model_many(outputs, sizing.plan((H, W), (int(image["height"]), int(image["width"]))))
+    source = {"data": path.name, "images": [files[i].name for i in same[:CONFORMANCE_IMAGES]], "shape": list(shape)}
+    split = Split(calibration, held_out, f"the first {half} images of {path.name}",
+                  f"the other {len(same) - half} (held out from calibration)")
+    return TaskData(source, stages, None, held_out, quality, split)
 
 
 def task_data(model: Model, path: Path | None, seconds: float | None, hop: int | None) -> TaskData:
@@ -266,11 +263,15 @@ def int8_variant(model: Model, data: TaskData, out: Path) -> dict[str, Any]:
     """The int8 variant of `model` calibrated on the first half of the task data's model inputs and measured
     on the second half; writes NAME.int8.onnx."""
     half = len(data.inputs) // 2
-    if half < 2:
-        raise InputError(data.source["data"], f"only {len(data.inputs)} model inputs: too few to calibrate int8")
-    return measured_int8(model, out, data.inputs[:half], data.inputs[half:], data.quality,
-                         f"the first {half} model inputs of {data.source['data']}",
-                         f"the other {len(data.inputs) - half} (held out from calibration)")
+    split = data.split or Split(data.inputs[:half], data.inputs[half:],
+                                f"the first {half} model inputs of {data.source['data']}",
+                                f"the other {len(data.inputs) - half} (held out from calibration)")
+    if len(split.calibration) == 0 or len(split.held_out) == 0:
+        return {"file": None, "recommended": "float32",
+                "note": f"{data.source['data']} is too little data to calibrate int8 on one part and measure it on "
+                        "another (--input more of it)"}
+    return measured_int8(model, out, split.calibration, split.held_out, data.quality, split.calibrated_on,
+                         split.measured_on)
 
 
 def measured_int8(model: Model, out: Path, calibration: np.ndarray, held_out: np.ndarray,

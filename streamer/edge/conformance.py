@@ -265,39 +265,71 @@ def audio_stages(model: Model, samples: np.ndarray, rate: float, hop: int | None
 
 # --- images ------------------------------------------------------------------------------------------------
 
+def image_layout(meta: Mapping[str, Any], shape: tuple[int, int]) -> Any:
+    """How images of `shape` reach the model, as the engine does it (`streamer.images.kind`): None for an
+    any-size model's image at its own size (mirror-padded to the side multiple), else the `sizing.Plan`
+    (resize for a fixed-size model's small image, tiles for a large one)."""
+    from streamer.images import sizing
+
+    image = dict(meta["image"])
+    if image.get("size") == "any":
+        side = int(image["max_side"])
+        return None if max(shape) <= side else sizing.plan(tuple(shape), (side, side), resize=False)
+    return sizing.plan(tuple(shape), (int(image["height"]), int(image["width"])))
+
+
+def to_model(meta: Mapping[str, Any], pixels: np.ndarray) -> np.ndarray:
+    """(n, H, W) float32 pixels -> model inputs (a tiled image's tiles in row-major order, image by image)."""
+    from streamer.images import sizing
+
+    plan = image_layout(meta, pixels.shape[1:])
+    if plan is None:
+        return sizing.pad_to_multiple(pixels, int(meta["image"]["multiple_of"]))
+    return sizing.to_model_many(pixels, plan)
+
+
+def from_model(meta: Mapping[str, Any], outputs: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Model outputs -> (n, H, W) float32 images of `shape`."""
+    from streamer.images import sizing
+
+    plan = image_layout(meta, shape)
+    if plan is None:
+        return np.ascontiguousarray(outputs[:, :shape[0], :shape[1]], np.float32)
+    return sizing.from_model_many(outputs, plan)
+
+
 def image_stages(model: Model, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
     """The image stages of 8-bit grayscale `images`, all of one size."""
-    from streamer.images import sizing
     from streamer.images.sinks import to_u8
 
     meta = model.meta
-    image = dict(meta["image"])
     u8 = np.stack([np.asarray(i, np.uint8) for i in images])
     pixels = (u8.astype(np.float32) / np.float32(255)).astype(np.float32)
-    H, W = u8.shape[1:]
+    shape = (int(u8.shape[1]), int(u8.shape[2]))
     stages = [stage("image", u8, EXACT, "input: 8-bit grayscale, (n, H, W)"),
               stage("pixels", pixels, FLOAT32_CAST, "input: value / 255")]
-    if image.get("size") == "any":
-        side = int(image["max_side"])
-        if max(H, W) > side:
-            raise ValueError(f"conformance images must be at most {side} px a side")
-        inputs = sizing.pad_to_multiple(pixels, int(image["multiple_of"]))
-        outputs = model.run(inputs)
-        denoised = np.ascontiguousarray(outputs[:, :H, :W], np.float32)
-    else:
-        p = sizing.plan((H, W), (int(image["height"]), int(image["width"])))
-        if p.kind != "resize":
-            raise ValueError("conformance images for a fixed-size model must be at most twice its size")
+    plan = image_layout(meta, shape)
+    if plan is not None and plan.kind == "resize":
         stages += [stage(name, m, FLOAT32_CAST, f"to_model / from_model: {name}")
-                   for name, m in zip(("resize_rows", "resize_cols", "back_rows", "back_cols"), p.resize)]
-        inputs = sizing.to_model_many(pixels, p)
-        outputs = model.run(inputs)
-        denoised = sizing.from_model_many(outputs, p)
+                   for name, m in zip(("resize_rows", "resize_cols", "back_rows", "back_cols"), plan.resize)]
+    elif plan is not None:  # tiles: where each starts, the blending window and its per-pixel normalisation
+        stages += [stage("tile_rows", np.array(plan.ys, np.int64), EXACT, "to_model: tile row origins"),
+                   stage("tile_cols", np.array(plan.xs, np.int64), EXACT, "to_model: tile column origins"),
+                   stage("tile_window", plan.window, FLOAT32_CAST, "from_model: the sine window"),
+                   stage("tile_inv_weight", plan.inv_weight, FLOAT32_CAST,
+                         "from_model: 1 / the sum of the windows per (padded) pixel")]
+    inputs = to_model(meta, pixels)
+    outputs = model.run(inputs)
+    denoised = from_model(meta, outputs, shape)
     stages += [stage("model_inputs", inputs, FLOAT32_CAST, "to_model"),
                stage("model_outputs", outputs, MODEL_OUTPUT, "model: onnxruntime (Python, CPU) output"),
                stage("denoised", denoised, {"abs": 1e-5, "rel": 0.0}, "from_model"),
                stage("image_out", np.stack([to_u8(d) for d in denoised]), {"abs": 1.0, "rel": 0.0},
                      "output: 8-bit (one level either way where a pixel sits on a rounding edge)")]
+    stream = model.stream()  # the engine on the same images: its denoised images are the vectors'
+    events = stream.feed(pixels) + stream.flush()
+    if not np.allclose(np.stack([e.image for e in events]), denoised, rtol=0, atol=1e-6):
+        raise AssertionError("the staged images differ from the stream API's")
     return stages
 
 
