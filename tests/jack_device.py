@@ -15,24 +15,33 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 
 JACKD = shutil.which("jackd")
+NAME_SLOTS = 4
 
 
 class JackServer:
     def __init__(self, rate: int = 8000, period: int = 256) -> None:
         if JACKD is None:
             raise RuntimeError("jackd is not installed (apt-get install jackd2)")
-        self.name = f"aestream-{uuid.uuid4().hex[:8]}"
         self.rate = rate
-        self.proc = subprocess.Popen([JACKD, "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(rate),
-                                      "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=self.env())
-        self._wait_ready()
+        # A few fixed names, not a fresh one each time: JACK's shared registry holds at most 16 servers and frees
+        # a dead server's entry (a server the tests SIGKILL) only when a server of the same name starts again;
+        # with fresh names, runs of the suite on one machine filled it ("Too many servers already active").
+        for slot in range(NAME_SLOTS):
+            self.name = f"aestream-{slot}"
+            self.proc = subprocess.Popen([JACKD, "-n", self.name, "--no-realtime", "-d", "dummy", "-r", str(rate),
+                                          "-p", str(period)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         env=self.env())
+            try:
+                self._wait_ready()
+                return
+            except RuntimeError:  # that name is taken by a live server (another test's): the next one
+                self.kill(signal.SIGTERM)
+        raise RuntimeError(f"jackd would not start under any of {NAME_SLOTS} names")
 
     def env(self) -> dict[str, str]:
         """The environment of a client (a subprocess, or this process) that must reach this server."""

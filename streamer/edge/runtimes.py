@@ -78,6 +78,23 @@ def static_graph(path: Path, batch: int, folder: Path) -> Path:
     return folded
 
 
+def openvino_runner(path: Path, precision: str | None = "f32") -> Callable[[np.ndarray], np.ndarray]:
+    """A function running the .onnx in OpenVINO on the CPU, 1 thread. `precision` "f32" sets
+    INFERENCE_PRECISION_HINT, which these models need: OpenVINO's default on CPUs with bf16 or f16 units
+    computes in those. None keeps OpenVINO's default."""
+    ov = need("openvino", "running a model in OpenVINO", "dev")
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": 1}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = ov.Core().compile_model(str(path), "CPU", config)
+    request = compiled.create_infer_request()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return np.asarray(request.infer({0: np.ascontiguousarray(x, np.float32)})[0])
+
+    return run
+
+
 def node_available() -> str | None:
     """Why the node runtimes cannot run here (None when they can)."""
     if shutil.which("node") is None:
