@@ -6,8 +6,8 @@ float on held-out data.
 1. Every shipped model is exported with `export-edge` (on the shipped samples; music on a real 22.05 kHz
    recording) and timed on its own conformance inputs, 1 thread, at batch 1 and 64 (the batch the engine's
    calls reach: the codec's batch, an image block, many ECG streams), in onnxruntime (Python, the .onnx and
-   the .ort file), tract (Python bindings of the Rust runtime), onnxruntime-node and onnxruntime-web (wasm),
-   both in node. Median and p99 per call.
+   the .ort file), tract (Python bindings of the Rust runtime), OpenVINO at f32 when it is installed, and
+   onnxruntime-node and onnxruntime-web (wasm), both in node. Median and p99 per call.
 2. int8 (the project's static QDQ recipe on MatMul/Gemm/Conv/ConvTranspose) against float, calibrated on
    training-side data and measured on data it never saw:
    - ECG models: calibrated on record 106's beats, measured on the 7 other shared MIT-BIH records (decisions
@@ -23,6 +23,7 @@ Writes results_edge.md and results_edge.json.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -41,7 +42,13 @@ sys.path.insert(0, str(ROOT))
 from streamer.core.model import Model  # noqa: E402
 from streamer.edge import conformance, quantise  # noqa: E402
 from streamer.edge.bundle import ENGINE_BATCH, ecg_inputs, ecg_quality, export_edge, measured_int8  # noqa: E402
-from streamer.edge.runtimes import NODE_RUNTIMES, node_available, node_script, tract_runner  # noqa: E402
+from streamer.edge.runtimes import (  # noqa: E402
+    NODE_RUNTIMES,
+    node_available,
+    node_script,
+    openvino_runner,
+    tract_runner,
+)
 
 MODELS = ROOT / "samples" / "models"
 SHIPPED = ("ecg", "ecg5000", "music", "music.encoder", "music.decoder", "denoise", "denoise-dense", "denoise-unet")
@@ -67,6 +74,8 @@ def runtime_latencies(bundles: dict[str, Path], seconds: float) -> list[dict[str
             "onnxruntime (Python)": quantise.session_runner(folder / f"{name}.onnx"),
             "onnxruntime (Python, .ort)": quantise.session_runner(folder / side["files"]["ort"]["file"]),
             "tract (Python)": tract_runner(folder / f"{name}.onnx")}
+        if importlib.util.find_spec("openvino") is not None:  # optional; at f32, which these models need
+            runners["OpenVINO f32 (Python)"] = openvino_runner(folder / f"{name}.onnx")
         sizes = {"onnx": side["model"]["bytes"], "ort": side["files"]["ort"]["bytes"]}
         for batch in BATCHES:
             x = np.resize(inputs, (batch, *inputs.shape[1:])).astype(np.float32)

@@ -214,6 +214,18 @@ def test_tract_gives_the_reference_outputs(bundles: dict[str, Path], name: str) 
     assert bool(run.prepared) == (name == "denoise-dense")
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_openvino_at_f32_gives_the_reference_outputs(bundles: dict[str, Path], name: str) -> None:
+    """Optional (OpenVINO is not in the dev extra): with INFERENCE_PRECISION_HINT=f32, as the sidecar says."""
+    pytest.importorskip("openvino")
+    from streamer.edge.runtimes import openvino_runner
+
+    stages = conformance.stages_by_name(read_json(bundles[name] / f"{name}.conformance.json"))
+    ok, diff = conformance.within(openvino_runner(bundles[name] / f"{name}.onnx")(stages["model_inputs"][0]),
+                                  *stages["model_outputs"])
+    assert ok, f"{name}: OpenVINO differs by {diff}"
+
+
 def need_node() -> None:
     why = node_available()
     if why:
