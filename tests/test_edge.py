@@ -286,3 +286,18 @@ def test_a_large_image_goes_through_tiles(tmp_path: Path, name: str, tiles: int)
     ok, diff = conformance.within(tract_runner(MODELS / f"{name}.onnx")(inputs), *stages["model_outputs"])
     assert ok, diff
     assert side["files"]["int8"]["file"] is None and "too little data" in side["files"]["int8"]["note"]
+
+
+def test_too_little_or_gapped_ecg_is_one_line(tmp_path: Path) -> None:
+    from streamer.ecg.readers import read_ecg
+
+    rec = read_ecg(SAMPLE_RECORD)
+    short, gapped = tmp_path / "short.csv", tmp_path / "gapped.csv"
+    short.write_text("mV\n" + "\n".join(f"{v:.4f}" for v in rec.signal[:int(10 * rec.fs)]) + "\n")
+    rows = [f"{i / rec.fs:.6f},{v:.4f}" for i, v in enumerate(rec.signal[:int(60 * rec.fs)])]
+    rows[int(40 * rec.fs)] = f"{40.0:.6f},nan"  # one missing sample at 40 s (the CSV reader's gap)
+    gapped.write_text("time_s,mV\n" + "\n".join(rows) + "\n")
+    one_line_error(cli("export-edge", str(MODELS / "ecg.onnx"), str(tmp_path / "a"), "--input", str(short),
+                       "--fs", "360", "--no-int8", "--no-ort"), "short.csv", "at least 30 s")
+    one_line_error(cli("export-edge", str(MODELS / "ecg.onnx"), str(tmp_path / "b"), "--input", str(gapped),
+                       "--no-int8", "--no-ort"), "gapped.csv", "missing samples from 40.00 s")

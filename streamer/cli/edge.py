@@ -33,11 +33,13 @@ def _size(n: int) -> str:
               help="Length of the ECG or audio the conformance vectors cover (default 120 s ECG, 3 s audio).")
 @click.option("--hop", type=click.IntRange(min=1), help="Audio autoencoder: the hop of the vectors (default: the "
                                                           "frame, no overlap).")
+@click.option("--fs", type=click.FloatRange(min=1.0, max=100000.0), metavar="HZ",
+              help="The sampling rate of an ECG CSV without a time column.")
 @click.option("--no-int8", is_flag=True, help="Skip the int8 variant.")
 @click.option("--no-ort", is_flag=True, help="Skip the ORT-format file.")
 @one_line_errors
 def export_edge(model_path: Path, out: Path, input_path: Path | None, seconds: float | None, hop: int | None,
-                no_int8: bool, no_ort: bool) -> None:
+                fs: float | None, no_int8: bool, no_ort: bool) -> None:
     """Write MODEL's portable bundle into OUT/: the model, its sidecar (NAME.edge.json: metadata and every
     pre- and post-processing step), conformance vectors for every stage on real data, an int8 variant with its
     quality beside float's, and an ORT-format file."""
@@ -49,7 +51,7 @@ def export_edge(model_path: Path, out: Path, input_path: Path | None, seconds: f
         _need_onnx()
     if out.exists() and not out.is_dir():
         raise InputError(out, "OUT must be a folder")
-    side = run(model_path, out, input_path, seconds, hop, int8=not no_int8, ort=not no_ort)
+    side = run(model_path, out, input_path, seconds, hop, int8=not no_int8, ort=not no_ort, fs=fs)
     files = side["files"]
     console = Console(highlight=False)
     m = side["model"]

@@ -29,6 +29,7 @@ DEFAULT_INPUT = {ECG_TASK: SAMPLES / "ecg" / "106", AUDIO_TASK: SAMPLES / "audio
                  IMAGE_TASK: SAMPLES / "images"}
 DEFAULT_SECONDS = {ECG_TASK: 120.0, AUDIO_TASK: 3.0}  # conformance data: enough beats or frames, files of ~1 MB
 INT8_SECONDS = {ECG_TASK: 1800.0, AUDIO_TASK: 60.0}  # data for the int8 calibration and measurement
+MIN_ECG_SECONDS = 30.0  # fewer beats than this holds say little (the template and score level are warming up)
 CONFORMANCE_IMAGES = 4
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
 ENGINE_BATCH = 64  # the batch the engine's calls reach under load (codec BATCH, image blocks, many streams)
@@ -58,16 +59,23 @@ class TaskData:
     split: Split | None = None  # how int8 is calibrated and measured, when not the two halves of `inputs`
 
 
-def _ecg(model: Model, path: Path, seconds: float) -> TaskData:
+def _ecg(model: Model, path: Path, seconds: float, fs: float | None = None) -> TaskData:
     from streamer.ecg.readers import read_ecg
 
-    rec = read_ecg(path)
-    n = int(seconds * rec.fs)
-    if len(rec.signal) < min(n, int(30 * rec.fs)):
-        raise InputError(path, f"{len(rec.signal) / rec.fs:.1f} s of ECG: conformance needs at least 30 s")
-    stages, events = conformance.ecg_stages(model, rec.signal[:n], rec.fs)
+    rec = read_ecg(path, fs=fs)
+    n = min(int(seconds * rec.fs), len(rec.signal))
+    if n < int(MIN_ECG_SECONDS * rec.fs):
+        raise InputError(path, f"{len(rec.signal) / rec.fs:.1f} s of ECG: conformance needs at least "
+                               f"{MIN_ECG_SECONDS:g} s")
     long = rec.signal[:int(INT8_SECONDS[ECG_TASK] * rec.fs)]
+    if not np.isfinite(long).all():  # the vectors follow one uninterrupted stretch (gaps are the engine's job)
+        at = int(np.flatnonzero(~np.isfinite(long))[0])
+        raise InputError(path, f"missing samples from {at / rec.fs:.2f} s: conformance vectors need a record "
+                               "without gaps (--seconds shorter than that, or another record)")
+    stages, events = conformance.ecg_stages(model, rec.signal[:n], rec.fs)
     inputs, r_samples = ecg_inputs(model, long, rec.fs)
+    if len(inputs) < 4:
+        raise InputError(path, f"only {len(inputs)} beats found: conformance vectors need a real ECG")
     ref = rec.reference_beats()
 
     def quality(run: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> dict[str, Any]:
@@ -87,7 +95,9 @@ def ecg_inputs(model: Model, x: np.ndarray, fs: float) -> tuple[np.ndarray, np.n
     detector.clear(0)
     peaks = detector.feed([0], x[None]).get(0, []) + detector.flush([0]).get(0, [])
     beats = extract_beats(x, fs, peaks, BeatSpec.from_meta(model.meta))
-    return np.stack([b.features for b in beats]).astype(np.float32), np.array([b.r_sample for b in beats])
+    width = BeatSpec.from_meta(model.meta).n_inputs
+    features = np.stack([b.features for b in beats]) if beats else np.zeros((0, width))
+    return features.astype(np.float32), np.array([b.r_sample for b in beats], np.int64)
 
 
 def ecg_decisions(model: Model, inputs: np.ndarray, outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +154,10 @@ def _audio(model: Model, path: Path, seconds: float, hop: int | None, codes: np.
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
         raise InputError(path, f"cannot read audio ({str(exc).splitlines()[0][:120]})") from None
     x = long[:int(seconds * rate)]
+    frame_s = int(model.meta["frame"]["length"]) / float(model.meta["sample_rate_hz"])
+    if len(x) < 2 * frame_s * rate:
+        raise InputError(path, f"{len(x) / rate:.2f} s of audio: conformance needs at least two frames "
+                               f"({2 * frame_s:.2f} s)")
     x = x[:, 0] if x.shape[1] == 1 else x
     stages, info_ = conformance.audio_stages(model, x, float(rate), hop, codes)
     meta = model.meta
@@ -233,11 +247,12 @@ def _images(model: Model, path: Path) -> TaskData:
     return TaskData(source, stages, None, held_out, quality, split)
 
 
-def task_data(model: Model, path: Path | None, seconds: float | None, hop: int | None) -> TaskData:
+def task_data(model: Model, path: Path | None, seconds: float | None, hop: int | None,
+              fs: float | None = None) -> TaskData:
     task = model.task
     path = Path(path) if path is not None else DEFAULT_INPUT[task]
     if task == ECG_TASK:
-        return _ecg(model, path, seconds or DEFAULT_SECONDS[task])
+        return _ecg(model, path, seconds or DEFAULT_SECONDS[task], fs)
     if task == AUDIO_TASK:
         codes = _audio_encoder_codes(model, path, seconds or DEFAULT_SECONDS[task]) \
             if model.meta.get("part") == "decoder" else None
@@ -371,11 +386,12 @@ def write_json(path: Path, doc: Any, indent: int | None = None) -> None:
 # --- the bundle --------------------------------------------------------------------------------------------
 
 def export_edge(model_path: Path, out: Path, input_path: Path | None = None, seconds: float | None = None,
-                hop: int | None = None, int8: bool = True, ort: bool = True) -> dict[str, Any]:
+                hop: int | None = None, int8: bool = True, ort: bool = True, fs: float | None = None
+                ) -> dict[str, Any]:
     """Write the bundle for `model_path` into `out`; returns the sidecar."""
     model = Model(model_path)
     out.mkdir(parents=True, exist_ok=True)
-    data = task_data(model, input_path, seconds, hop)
+    data = task_data(model, input_path, seconds, hop, fs)
     target = out / model_path.name
     if target.resolve() != model_path.resolve():
         shutil.copyfile(model_path, target)
