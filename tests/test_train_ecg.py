@@ -122,6 +122,7 @@ def test_cli_shows_epochs_and_ends_with_the_card_figures(tmp_path: Path) -> None
     assert proc.stderr == ""
 
 
+@pytest.mark.slow  # a whole training run for a logging switch (~10 s); the quiet run stays in CI
 def test_verbose_lets_tensorflow_speak() -> None:
     """`--verbose` passes verbose=True here: TensorFlow's start-up lines then reach stderr unfiltered."""
     code = "from export.quiet import import_tensorflow; import_tensorflow(verbose=True)"

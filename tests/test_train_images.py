@@ -297,6 +297,7 @@ def test_short_run_says_which_epochs_ran(short_run: dict[str, Any]) -> None:
     assert training["preset_epochs"] == 50
 
 
+@pytest.mark.slow  # the U-Net preset (not the default): about 20 s; the default preset's short run stays in CI
 def test_unet_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
     """The conv U-Net preset (not quantised: int8 convolutions were slower here) keeps its float export."""
     pytest.importorskip("tensorflow")
@@ -316,6 +317,7 @@ def test_unet_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> No
     assert "ConvTranspose" in {n.op_type for n in onnx.load(str(result["onnx"])).graph.node}
 
 
+@pytest.mark.slow  # the dense preset (not the default): about 16 s; the default preset's short run stays in CI
 def test_fast_dense_preset_trains_and_exports(tmp_path: Path, data: mnist.Split) -> None:
     """The dense `fast` preset goes through the same pipeline: plain (n, 32, 32) in and out, parity, Dense MACs."""
     pytest.importorskip("tensorflow")
