@@ -3,7 +3,7 @@
 //   node bench.mjs --runtime node|web [--batches 1,64] [--seconds 1.0] [--model-file NAME] MODEL_OR_DIR [...]
 //
 // Each argument is a bundle folder (its sidecar's model file, or --model-file; NAME stands for the model's
-// name, e.g. NAME.ort) or a model file inside a bundle folder (e.g. /tmp/edge/ecg/ecg.onnx). The input is
+// name, e.g. NAME.ort) or a model file inside a bundle folder (e.g. edge/ecg/ecg.onnx). The input is
 // not random: the bundle's conformance `model_inputs` rows, repeated or cut to the batch size. Per (model,
 // batch): 2 warm-up calls, then calls timed with process.hrtime.bigint until at least 20 calls and at least
 // --seconds have passed. One JSON line each: {"model", "runtime", "batch", "median_ms", "p99_ms", "calls"}.
