@@ -301,3 +301,12 @@ def test_too_little_or_gapped_ecg_is_one_line(tmp_path: Path) -> None:
                        "--fs", "360", "--no-int8", "--no-ort"), "short.csv", "at least 30 s")
     one_line_error(cli("export-edge", str(MODELS / "ecg.onnx"), str(tmp_path / "b"), "--input", str(gapped),
                        "--no-int8", "--no-ort"), "gapped.csv", "missing samples from 40.00 s")
+
+
+def test_options_that_do_not_apply_are_one_line(tmp_path: Path) -> None:
+    for model, option, words in (("music.onnx", ["--hop", "1"], "--hop: hop must be"),
+                                 ("music.encoder.onnx", ["--hop", "2048"], "audio autoencoder only"),
+                                 ("denoise.onnx", ["--seconds", "10"], "--seconds applies"),
+                                 ("music.onnx", ["--fs", "360"], "--fs applies to ECG")):
+        one_line_error(cli("export-edge", str(MODELS / model), str(tmp_path / "x"), *option, "--no-int8",
+                           "--no-ort"), words)

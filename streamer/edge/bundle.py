@@ -18,7 +18,7 @@ import numpy as np
 
 import streamer
 from streamer.core.atomic import write_atomically
-from streamer.core.errors import InputError, ModelError, need
+from streamer.core.errors import InputError, ModelError, StreamerError, need
 from streamer.core.model import Model
 from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
 from streamer.edge import conformance, pipelines, quantise, sidecar
@@ -250,6 +250,7 @@ def _images(model: Model, path: Path) -> TaskData:
 def task_data(model: Model, path: Path | None, seconds: float | None, hop: int | None,
               fs: float | None = None) -> TaskData:
     task = model.task
+    check_options(model, seconds, hop, fs)
     path = Path(path) if path is not None else DEFAULT_INPUT[task]
     if task == ECG_TASK:
         return _ecg(model, path, seconds or DEFAULT_SECONDS[task], fs)
@@ -258,6 +259,25 @@ def task_data(model: Model, path: Path | None, seconds: float | None, hop: int |
             if model.meta.get("part") == "decoder" else None
         return _audio(model, path, seconds or DEFAULT_SECONDS[task], hop, codes)
     return _images(model, path)
+
+
+def check_options(model: Model, seconds: float | None, hop: int | None, fs: float | None) -> None:
+    """Options that do not apply to the model's task, or a hop the framer cannot take: one line each."""
+    from streamer.audio.framer import check_hop
+
+    task, part = model.task, model.meta.get("part", "autoencoder")
+    if fs is not None and task != ECG_TASK:
+        raise StreamerError("--fs applies to ECG models only (the rate of a CSV without a time column)")
+    if seconds is not None and task == IMAGE_TASK:
+        raise StreamerError("--seconds applies to ECG and audio models (images are taken whole)")
+    if hop is not None:
+        if task != AUDIO_TASK or part != "autoencoder":
+            raise StreamerError("--hop applies to the audio autoencoder only (the codec's encoder and decoder "
+                                "take side-by-side frames)")
+        try:
+            check_hop(int(model.meta["frame"]["length"]), hop)
+        except ValueError as exc:
+            raise StreamerError(f"--hop: {exc}") from None
 
 
 def _audio_encoder_codes(decoder: Model, path: Path, seconds: float) -> np.ndarray:
