@@ -241,6 +241,15 @@ def test_onnxruntime_node_and_web_give_the_reference_outputs(bundles: dict[str, 
     assert all(line["ok"] and line["max_abs_diff"] <= line["tolerance"]["abs"] for line in lines), lines
 
 
+def test_onnxruntime_node_runs_the_ort_files(bundles: dict[str, Path]) -> None:
+    """The ORT-format files, the ones a reduced build loads, in onnxruntime-node on the same vectors."""
+    need_node()
+    code, lines, err = node_script("conformance.mjs", ["--runtime", "node", "--model-file", "NAME.ort",
+                                                       *map(str, bundles.values())])
+    assert code == 0, err
+    assert len(lines) == len(SHIPPED) and all(line["ok"] for line in lines), lines
+
+
 @pytest.mark.parametrize("runtime", NODE_RUNTIMES)
 @pytest.mark.parametrize("name", ("ecg", "ecg5000"))
 def test_javascript_port_of_the_ecg_path_from_the_sidecar_alone(bundles: dict[str, Path], runtime: str,
