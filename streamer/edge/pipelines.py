@@ -74,10 +74,10 @@ def ecg_pipeline(meta: Mapping[str, Any], rates: list[float]) -> list[dict[str, 
                                   f"the model's windows are defined in seconds, its training data was at "
                                   f"{fs_model:g} Hz)", "conformance": "samples"},
         {"step": "r_peaks", "what": "causal streaming R-peak detector (Pan-Tompkins family with real-time "
-                                    "decision rules); output: increasing R-peak sample indices. Any detector "
-                                    "within 150 ms of these peaks gives the same beats up to the peak's "
-                                    "position; conformance `r_peaks` lets a port start from the reference's "
-                                    "peaks", "algorithm": inspect.getdoc(detector),
+                                    "decision rules); output: increasing R-peak sample indices. Another "
+                                    "detector's beats are cut around its own peaks, so its windows shift with "
+                                    "them; conformance `r_peaks` lets a port start from the reference's peaks "
+                                    "and check everything after them", "algorithm": inspect.getdoc(detector),
          "constants": constants(detector), "filters": {
              "qrs": butterworth(detector.QRS_FILTER_ORDER, detector.QRS_BAND_HZ, "bandpass", rates),
              "locator": butterworth(detector.LOCATOR_ORDER, detector.LOCATOR_BAND_HZ, "bandpass", rates)},

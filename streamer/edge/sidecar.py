@@ -28,7 +28,10 @@ RUNTIME_NOTES = {
                    "the ORT format (minimal builds: only that) and the operators listed beside it",
     "onnxruntime-node / onnxruntime-web": "cannot read metadata_props (onnxruntime issue 16547): read this "
                                           "sidecar; -web runs in node or a browser (WebAssembly)",
-    "tract": "pip install tract (Rust, with a C API); loads the .onnx as is; a free batch axis is a symbol",
+    "tract": "pip install tract (Rust, with a C API); give the input's concrete shape (set_input_fact) before "
+             "optimising, since several graphs compute shapes at run time; a quantised graph whose Reshape targets "
+             "tract cannot analyse (denoise-dense.onnx) needs its shapes folded first (streamer/edge/runtimes.py, "
+             "static_graph)",
     "openvino": "set INFERENCE_PRECISION_HINT=f32: its default CPU precision (bf16/f16 where the CPU has it) "
                 "gave errors up to 1.8e-2 and different top-k positions in music.encoder",
 }
