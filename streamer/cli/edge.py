@@ -9,14 +9,7 @@ from typing import Any
 import click
 
 from streamer.cli.common import one_line_errors
-from streamer.core.errors import InputError, MissingExtraError
-
-
-def _need_onnx() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("onnx") is None:
-        raise MissingExtraError("export-edge (int8 variant, ORT file)", "edge", "onnx")
+from streamer.core.errors import InputError, need
 
 
 def _size(n: int) -> str:
@@ -48,7 +41,7 @@ def export_edge(model_path: Path, out: Path, input_path: Path | None, seconds: f
     from streamer.edge.bundle import export_edge as run
 
     if not no_int8 or not no_ort:
-        _need_onnx()
+        need("onnx", "export-edge (the int8 variant, the ORT file)", "edge")
     if out.exists() and not out.is_dir():
         raise InputError(out, "OUT must be a folder")
     side = run(model_path, out, input_path, seconds, hop, int8=not no_int8, ort=not no_ort, fs=fs)

@@ -141,67 +141,66 @@ def ecg_quality(model: Model, run: Callable[[np.ndarray], np.ndarray], inputs: n
     return out
 
 
-def _audio(model: Model, path: Path, seconds: float, hop: int | None, codes: np.ndarray | None) -> TaskData:
-    import soxr
-
-    from streamer.audio.resample import mono
-
+def read_audio_at_its_rate(path: Path) -> tuple[np.ndarray, float]:
+    """(samples (n, channels) float32, rate) of the first INT8_SECONDS of an audio file, at the file's own rate
+    (the engine's reader converts to the model's rate; the vectors start before that); errors as one line."""
     sf = need("soundfile", "reading audio", "audio")
     try:
         info = sf.info(str(path))
-        long, rate = sf.read(str(path), dtype="float32", always_2d=True,
-                             frames=int(INT8_SECONDS[AUDIO_TASK] * info.samplerate))
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=True,
+                                frames=int(INT8_SECONDS[AUDIO_TASK] * info.samplerate))
     except (OSError, RuntimeError, sf.LibsndfileError) as exc:
         raise InputError(path, f"cannot read audio ({str(exc).splitlines()[0][:120]})") from None
-    x = long[:int(seconds * rate)]
-    frame_s = int(model.meta["frame"]["length"]) / float(model.meta["sample_rate_hz"])
-    if len(x) < 2 * frame_s * rate:
-        raise InputError(path, f"{len(x) / rate:.2f} s of audio: conformance needs at least two frames "
-                               f"({2 * frame_s:.2f} s)")
-    x = x[:, 0] if x.shape[1] == 1 else x
-    stages, info_ = conformance.audio_stages(model, x, float(rate), hop, codes)
-    meta = model.meta
-    frame = int(meta["frame"]["length"])
+    return samples, float(rate)
 
-    m = mono(long, long.shape[1])
-    y = soxr.resample(m, rate, float(meta["sample_rate_hz"]), quality="HQ") if rate != meta["sample_rate_hz"] else m
-    peak = float(np.max(np.abs(y))) or 1.0
-    frames = conformance_frames(y / peak, frame)
+
+def _audio(model: Model, path: Path, seconds: float, hop: int | None) -> TaskData:
+    """The audio vectors at the file's own rate; the codec's encoder and decoder come with their companion
+    (the decoder's input is the encoder's codes; the encoder's quality is measured through the decoder)."""
+    import soxr
+
+    from streamer.audio.codec import companion, run_batched
+    from streamer.audio.quality import snr_db
+    from streamer.audio.resample import mono
+
+    meta = model.meta
+    frame, fs = int(meta["frame"]["length"]), float(meta["sample_rate_hz"])
+    long, rate = read_audio_at_its_rate(path)
+    x = long[:int(seconds * rate)]
+    if len(x) < 2 * frame / fs * rate:
+        raise InputError(path, f"{len(x) / rate:.2f} s of audio: conformance needs at least two frames "
+                               f"({2 * frame / fs:.2f} s)")
+    x = x[:, 0] if x.shape[1] == 1 else x
     part = meta.get("part", "autoencoder")
-    inputs = codes_for(model, frames) if part == "decoder" else frames
-    source = {"data": path.name, "rate_hz": float(rate), "channels": int(long.shape[1]), "seconds": len(x) / rate,
-              **{k: v for k, v in info_.items() if k in ("hop", "peak")}}
+    other = companion(model.path, "encoder" if part == "decoder" else "decoder") if part != "autoencoder" else None
+    codes = None
+    if part == "decoder" and other is not None:
+        _, encoded = conformance.audio_stages(other, x, rate)
+        codes = np.asarray(encoded["outputs"], np.float32)
+    stages, info = conformance.audio_stages(model, x, rate, hop, codes)
+
+    # int8: the whole read (up to INT8_SECONDS), peak-normalised as in training, side-by-side frames
+    m = mono(long, long.shape[1])
+    y = soxr.resample(m, rate, fs, quality="HQ") if rate != fs else m
+    frames = conformance_frames(y / (float(np.max(np.abs(y))) or 1.0), frame)
+    inputs = run_batched(other, frames) if part == "decoder" and other is not None else frames
 
     def quality(run: Callable[[np.ndarray], np.ndarray], z: np.ndarray) -> dict[str, Any]:
-        return audio_quality(model, run, z, frames[-len(z):])
+        """SNR (dB, over all samples) of the reconstruction against its frames (codes decoded by float)."""
+        out = run(z)
+        if part == "encoder" and other is not None:
+            out = run_batched(other, out)
+        reference = frames[-len(z):]
+        return {"frames": int(len(reference)), "snr_db": round(snr_db(reference, out), 3)}
 
+    source = {"data": path.name, "rate_hz": rate, "channels": int(long.shape[1]), "seconds": len(x) / rate,
+              **{k: v for k, v in info.items() if k in ("hop", "peak")}}
     return TaskData(source, stages, None, inputs, quality)
 
 
 def conformance_frames(y: np.ndarray, frame: int) -> np.ndarray:
     n = len(y) // frame
     return np.asarray(y[:n * frame], np.float32).reshape(n, frame)
-
-
-def codes_for(decoder: Model, frames: np.ndarray) -> np.ndarray:
-    """The float encoder's codes of `frames` (the decoder's real inputs), from the decoder's companion."""
-    from streamer.audio.codec import companion, run_batched
-
-    encoder = companion(decoder.path, "encoder")
-    return run_batched(encoder, frames)
-
-
-def audio_quality(model: Model, run: Callable[[np.ndarray], np.ndarray], inputs: np.ndarray,
-                  frames: np.ndarray) -> dict[str, Any]:
-    """SNR (dB, over all samples) of the reconstruction against the input frames; the encoder's codes are
-    decoded by the float decoder."""
-    from streamer.audio.codec import companion, run_batched
-    from streamer.audio.quality import snr_db
-
-    out = run(inputs)
-    if model.meta.get("part") == "encoder":
-        out = run_batched(companion(model.path, "decoder"), out)
-    return {"frames": int(len(frames)), "snr_db": round(snr_db(frames, out), 3)}
 
 
 def _images(model: Model, path: Path) -> TaskData:
@@ -255,9 +254,7 @@ def task_data(model: Model, path: Path | None, seconds: float | None, hop: int |
     if task == ECG_TASK:
         return _ecg(model, path, seconds or DEFAULT_SECONDS[task], fs)
     if task == AUDIO_TASK:
-        codes = _audio_encoder_codes(model, path, seconds or DEFAULT_SECONDS[task]) \
-            if model.meta.get("part") == "decoder" else None
-        return _audio(model, path, seconds or DEFAULT_SECONDS[task], hop, codes)
+        return _audio(model, path, seconds or DEFAULT_SECONDS[task], hop)
     return _images(model, path)
 
 
@@ -278,18 +275,6 @@ def check_options(model: Model, seconds: float | None, hop: int | None, fs: floa
             check_hop(int(model.meta["frame"]["length"]), hop)
         except ValueError as exc:
             raise StreamerError(f"--hop: {exc}") from None
-
-
-def _audio_encoder_codes(decoder: Model, path: Path, seconds: float) -> np.ndarray:
-    """The decoder's conformance input: the encoder's outputs on the same audio, side-by-side frames."""
-    from streamer.audio.codec import companion
-
-    encoder = companion(decoder.path, "encoder")
-    sf = need("soundfile", "reading audio", "audio")
-    x, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    x = x[:int(seconds * rate)]
-    _, info = conformance.audio_stages(encoder, x[:, 0] if x.shape[1] == 1 else x, float(rate))
-    return np.asarray(info["outputs"], np.float32)
 
 
 # --- int8 --------------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from streamer.core.model import Model
-from streamer.core.modelmeta import AUDIO_TASK, ECG_TASK, IMAGE_TASK
 from streamer.edge import arrays
 
 FORMAT = "aestream-conformance"
@@ -355,5 +354,3 @@ def document(model_path: Path, meta: Mapping[str, Any], source: Mapping[str, Any
 def stages_by_name(doc: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, dict[str, float]]]:
     return {str(s["name"]): (arrays.decode(s["array"]), dict(s["tolerance"])) for s in doc["stages"]}
 
-
-TASKS = (ECG_TASK, AUDIO_TASK, IMAGE_TASK)

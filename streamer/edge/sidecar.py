@@ -99,8 +99,8 @@ def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | 
             if found:
                 return found
         return None
-    return None if a == b and type(a) is type(b) or (a == b and isinstance(a, (int, float))
-                                                      and isinstance(b, (int, float))) else (where, a, b)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))  # 1 and 1.0 agree
+    return None if a == b and (type(a) is type(b) or numbers) else (where, a, b)
 
 
 def check_agreement(path: Path, doc: Mapping[str, Any], model_path: Path, model_meta: Mapping[str, Any]) -> None:

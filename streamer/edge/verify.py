@@ -65,9 +65,8 @@ def model_stage(path: Path, model: Model, doc: Mapping[str, Any]) -> dict[str, A
         want, tol = stages["model_outputs"]
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(path, f"stage model_inputs or model_outputs missing or damaged ({exc})") from None
-    item = [d for d in model.input_shape[1:]]
     if inputs.ndim != len(model.input_shape) or any(isinstance(d, int) and d != g
-                                                    for d, g in zip(item, inputs.shape[1:])):
+                                                    for d, g in zip(model.input_shape[1:], inputs.shape[1:])):
         raise InputError(path, f"model_inputs of shape {list(inputs.shape)} do not fit {model.path.name}'s input "
                                f"{['batch' if not isinstance(d, int) else d for d in model.input_shape]}")
     got = model.run(inputs)

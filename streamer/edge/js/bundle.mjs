@@ -122,15 +122,19 @@ export function findSidecar(dir) {
   return join(dir, found[0]);
 }
 
-/** Check a sidecar's `format` and `version`; `name` is its file name, for messages. */
+/** Check a document's `format` and `version` (`what`: sidecar or conformance); `name` is its file name. */
+function checkKind(doc, name, format, versions, what) {
+  if (doc === null || typeof doc !== 'object' || doc.format !== format) {
+    fail(`${name}: not an ${format} ${what === 'sidecar' ? 'sidecar' : 'file'} (format ${JSON.stringify(doc?.format)})`);
+  }
+  if (!versions.includes(doc.version)) {
+    fail(`${name}: ${what} version ${JSON.stringify(doc.version)} is not one this port knows (${versions.join(', ')})`);
+  }
+}
+
+/** Check a sidecar's `format` and `version` and the files it names; `name` is its file name, for messages. */
 export function checkSidecar(sidecar, name) {
-  if (sidecar === null || typeof sidecar !== 'object' || sidecar.format !== SIDECAR_FORMAT) {
-    fail(`${name}: not an ${SIDECAR_FORMAT} sidecar (format ${JSON.stringify(sidecar?.format)})`);
-  }
-  if (!KNOWN_SIDECAR_VERSIONS.includes(sidecar.version)) {
-    fail(`${name}: sidecar version ${JSON.stringify(sidecar.version)} is not one this port knows ` +
-      `(${KNOWN_SIDECAR_VERSIONS.join(', ')})`);
-  }
+  checkKind(sidecar, name, SIDECAR_FORMAT, KNOWN_SIDECAR_VERSIONS, 'sidecar');
   if (typeof sidecar.model?.file !== 'string' || typeof sidecar.model?.sha256 !== 'string') {
     fail(`${name}: no model.file and model.sha256`);
   }
@@ -139,13 +143,7 @@ export function checkSidecar(sidecar, name) {
 
 /** Check a conformance document's `format` and `version`; `name` is its file name. */
 export function checkConformance(doc, name) {
-  if (doc === null || typeof doc !== 'object' || doc.format !== CONFORMANCE_FORMAT) {
-    fail(`${name}: not an ${CONFORMANCE_FORMAT} file (format ${JSON.stringify(doc?.format)})`);
-  }
-  if (!KNOWN_CONFORMANCE_VERSIONS.includes(doc.version)) {
-    fail(`${name}: conformance version ${JSON.stringify(doc.version)} is not one this port knows ` +
-      `(${KNOWN_CONFORMANCE_VERSIONS.join(', ')})`);
-  }
+  checkKind(doc, name, CONFORMANCE_FORMAT, KNOWN_CONFORMANCE_VERSIONS, 'conformance');
   if (!Array.isArray(doc.stages)) fail(`${name}: no stages`);
 }
 
