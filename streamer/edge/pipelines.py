@@ -204,7 +204,8 @@ def audio_pipeline(meta: Mapping[str, Any]) -> list[dict[str, Any]]:
          "what": f"RATE -> {fs:g} Hz, streaming, filter delay compensated (the output sample k is the input "
                  f"at time k / {fs:g} s); identity when RATE is {fs:g}. Another resampler departs by more than "
                  "the stage's tolerance (on 10 s of a 22.05 kHz recording: 8.5e-4 for soxr's VHQ preset, 1.4e-2 "
-                 "for scipy's resample_poly): the following stages are given on the reference's output",
+                 "for scipy's resample_poly; benchmarks/bench_edge_parity.py): the following stages are given on "
+                 "the reference's output",
          "conformance": "resampled"},
         {"step": "frames", "length": frame, "hop": "HOP (a stream option): frame (default, no overlap) or "
                                                    f"{framer.min_hop(frame)}..{frame // 2} (overlap-add)",
