@@ -28,7 +28,7 @@ class JackServer:
         if JACKD is None:
             raise RuntimeError("jackd is not installed (apt-get install jackd2)")
         self.rate = rate
-        # A few fixed names, not a fresh one each time: JACK's shared registry holds at most 16 servers and frees
+        # A few fixed names, not a fresh one each time: JACK's shared registry holds a fixed number of servers and frees
         # a dead server's entry (a server the tests SIGKILL) only when a server of the same name starts again;
         # with fresh names, runs of the suite on one machine filled it ("Too many servers already active").
         for slot in range(NAME_SLOTS):

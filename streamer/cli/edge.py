@@ -12,6 +12,15 @@ from streamer.cli.common import one_line_errors
 from streamer.core.errors import InputError, need
 
 
+def terminal_console() -> Any:
+    """A console that wraps long lines at word boundaries on a terminal, and never into a pipe or file."""
+    from rich.console import Console
+
+    console = Console(highlight=False)  # file names are text, never markup
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 def _size(n: int) -> str:
     return f"{n / 1024:,.1f} KiB" if n < 1 << 20 else f"{n / (1 << 20):,.2f} MiB"
 
@@ -36,8 +45,6 @@ def export_edge(model_path: Path, out: Path, input_path: Path | None, seconds: f
     """Write MODEL's portable bundle into OUT/: the model, its sidecar (NAME.edge.json: metadata and every
     pre- and post-processing step), conformance vectors for every stage on real data, an int8 variant with its
     quality beside float's, and an ORT-format file."""
-    from rich.console import Console
-
     from streamer.edge.bundle import export_edge as run
 
     if not no_int8 or not no_ort:
@@ -46,7 +53,7 @@ def export_edge(model_path: Path, out: Path, input_path: Path | None, seconds: f
         raise InputError(out, "OUT must be a folder")
     side = run(model_path, out, input_path, seconds, hop, int8=not no_int8, ort=not no_ort, fs=fs)
     files = side["files"]
-    console = Console(highlight=False)
+    console = terminal_console()
     m = side["model"]
     console.print(f"{out / m['file']}  {_size(m['bytes'])}")
     console.print(f"{out / Path(m['file']).stem}.edge.json  sidecar v{side['version']}, "
@@ -72,13 +79,14 @@ def verify_edge(paths: tuple[Path, ...]) -> None:
     conformance file against model, and the model stage of the vectors in onnxruntime."""
     from streamer.edge.verify import sidecars, verify
 
+    console = terminal_console()
     failed = 0
     for path in sidecars(list(paths)):
         report = verify(path)
         stage = report["model_stage"]
         verdict = "ok" if stage["ok"] else "FAILED"
-        click.echo(f"{path}: sidecar v{report['sidecar_version']}, metadata agrees with {report['model']}, "
-                   f"model stage {verdict} on {stage['rows']} rows (max |diff| {stage['max_abs_diff']:.2g}, "
-                   f"tolerance {stage['tolerance']['abs']:g})")
+        console.print(f"{path}: sidecar v{report['sidecar_version']}, metadata agrees with {report['model']}, "
+                      f"model stage {verdict} on {stage['rows']} rows (max |diff| {stage['max_abs_diff']:.2g}, "
+                      f"tolerance {stage['tolerance']['abs']:g})")
         failed += not stage["ok"]
     sys.exit(1 if failed else 0)

@@ -116,7 +116,7 @@ def compact_rows(meta: Mapping[str, Any]) -> Rows:
     if isinstance(metrics, dict) and "measured_on" in metrics:  # a variant from export-edge: its own figures
         figures = ", ".join(f"{clean(str(k))} {num(v) if isinstance(v, (int, float)) else clean(str(v))}"
                             for k, v in metrics.items() if k != "measured_on" and not isinstance(v, (dict, list)))
-        rows.append(("measured", f"{figures} (on {clean(str(metrics['measured_on']))})"))
+        rows.append(("measured", f"{figures}; on {clean(str(metrics['measured_on']))}"))
     if "training_data" in meta:
         rows.append(("training data", _training_data(meta["training_data"])))
     if "parity" in meta:
