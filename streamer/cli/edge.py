@@ -16,7 +16,7 @@ def terminal_console() -> Any:
     """A console that wraps long lines at word boundaries on a terminal, and never into a pipe or file."""
     from rich.console import Console
 
-    console = Console(highlight=False)  # file names are text, never markup
+    console = Console(highlight=False, markup=False)  # file names are text, never markup
     console.soft_wrap = not console.is_terminal
     return console
 
