@@ -319,3 +319,11 @@ def test_options_that_do_not_apply_are_one_line(tmp_path: Path) -> None:
                                  ("music.onnx", ["--fs", "360"], "--fs applies to ECG")):
         one_line_error(cli("export-edge", str(MODELS / model), str(tmp_path / "x"), *option, "--no-int8",
                            "--no-ort"), words)
+
+
+def test_unreadable_audio_for_the_decoder_is_one_line(tmp_path: Path) -> None:
+    """The decoder's vectors start from the encoder's codes of the same audio: a damaged file is one line."""
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
+    one_line_error(cli("export-edge", str(MODELS / "music.decoder.onnx"), str(tmp_path / "x"), "--input", str(bad),
+                       "--no-int8", "--no-ort"), "bad.wav", "cannot read audio")
